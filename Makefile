@@ -1,0 +1,42 @@
+# pairwatch: set-up, run, test, bench.
+# `make run` and `make test` do all the set-up a fresh Debian 12 machine needs.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces.
+DEB_PACKAGES := bsdutils rsyslog isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2
+
+.PHONY: install deps run test lab bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+run: install
+	$(BIN)/pairwatch serve
+
+test: deps install
+	$(BIN)/python -m pytest
+
+lab:
+	@echo "make lab: the dhcpd/Kea pair lab is not implemented yet" >&2; exit 2
+
+bench: install
+	$(BIN)/python bench/parse.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,154 @@
+"""`pairwatch` command line: parse arguments, call library functions, return an exit code.
+
+Exit codes (DESIGN.md): 0 ok, 1 runtime failure, 2 usage or config error, each
+with one line on stderr naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import BinaryIO, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from collector import __version__
+from parsers import LineParser, ParseOptions, event_to_dict
+
+NOT_IMPLEMENTED = ("serve", "analyze", "ingest", "status", "timeline", "check-config")
+
+
+class UsageError(Exception):
+    """A bad argument: exit 2 with the message."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pairwatch",
+        description="Syslog correlation for DHCP failover pairs (ISC dhcpd, Kea HA).",
+    )
+    parser.add_argument("--version", action="version", version=f"pairwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="receive syslog, correlate, store and export metrics")
+    serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    serve.add_argument("--udp", action="append", metavar="HOST:PORT", default=[], help="UDP listener (repeatable)")
+    serve.add_argument("--tcp", action="append", metavar="HOST:PORT", default=[], help="TCP listener (repeatable)")
+    serve.add_argument("--tls", action="append", metavar="HOST:PORT", default=[], help="TLS listener (repeatable)")
+    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP API and /metrics address")
+    serve.add_argument("--store", metavar="URL", help="embedded:PATH or clickhouse://USER:PASS@HOST:8123/DB")
+
+    parse = sub.add_parser("parse", help="print one JSON object per input line (no store)")
+    _add_input_options(parse)
+
+    analyze = sub.add_parser("analyze", help="replay logs through the correlator; print states and incidents")
+    analyze.add_argument("files", nargs="*", metavar="FILE|-")
+    analyze.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+    ingest = sub.add_parser("ingest", help="backfill old logs into the store")
+    ingest.add_argument("files", nargs="*", metavar="FILE|-")
+    ingest.add_argument("--store", metavar="URL")
+
+    status = sub.add_parser("status", help="current state of every pair, from a running service")
+    status.add_argument("--api", metavar="URL")
+    status.add_argument("--json", action="store_true")
+
+    timeline = sub.add_parser("timeline", help="the merged timeline of a pair or of hosts")
+    timeline.add_argument("--pair", metavar="NAME")
+    timeline.add_argument("--host", action="append", metavar="NAME", default=[])
+    timeline.add_argument("--since", metavar="DURATION")
+    timeline.add_argument("--json", action="store_true")
+    timeline.add_argument("--api", metavar="URL")
+    timeline.add_argument("--store", metavar="URL")
+
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("--config", metavar="FILE")
+    return parser
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", metavar="FILE|-", help="log files; '-' or none for standard input")
+    p.add_argument(
+        "--tz",
+        metavar="ZONE",
+        default="UTC",
+        help="IANA zone of timestamps that carry none (RFC 3164, Kea); default UTC",
+    )
+    p.add_argument(
+        "--reference",
+        metavar="ISO8601",
+        help="instant that fixes the year of yearless timestamps; default: the file's mtime (stdin: now)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in NOT_IMPLEMENTED:
+        print(f"pairwatch {args.command}: not implemented yet", file=sys.stderr)
+        return 2
+    try:
+        return run_parse(args, sys.stdout)
+    except UsageError as exc:
+        print(f"pairwatch {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"pairwatch {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def run_parse(args: argparse.Namespace, out: TextIO) -> int:
+    zone = _zone(args.tz)
+    fixed = _instant(args.reference) if args.reference else None
+    for name in args.files or ["-"]:
+        if name == "-":
+            reference = fixed or datetime.now(UTC)
+            _emit(sys.stdin.buffer, ParseOptions(reference=reference, tz=zone), out)
+        else:
+            with open(name, "rb") as f:
+                reference = fixed or datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC)
+                _emit(f, ParseOptions(reference=reference, tz=zone), out)
+    out.flush()
+    return 0
+
+
+def read_lines(stream: BinaryIO) -> Iterator[str]:
+    """Lines split on LF only (a CR, VT or FF inside a message is not a line break),
+    trailing CR removed, invalid UTF-8 replaced."""
+    for raw in stream:
+        if raw.endswith(b"\n"):
+            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        yield raw.decode("utf-8", errors="replace")
+
+
+def _emit(stream: BinaryIO, options: ParseOptions, out: TextIO) -> None:
+    parser = LineParser(options)
+    write = out.write
+    dumps = json.dumps
+    for line in read_lines(stream):
+        write(dumps(event_to_dict(parser.parse(line)), ensure_ascii=False))
+        write("\n")
+
+
+def _zone(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UsageError(f"--tz: unknown time zone {name!r}") from exc
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"--reference: not an ISO 8601 instant: {text!r}") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

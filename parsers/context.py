@@ -1,0 +1,74 @@
+"""Stream context: what a line means can depend on the line before it.
+
+Two cases, both keyed by the sender (host, program) so interleaved senders do
+not disturb each other:
+
+* ``last message repeated N times`` (sysklogd) stands for the sender's previous
+  line: the event takes that line's payload and keeps ``repeated = N``. sysklogd
+  writes it without a tag, so a repeat without a program falls back to the
+  host's last line of any program.
+* a dhcpd parse error (``<file> line <n>: <msg>``) is followed by the offending
+  input line as read so far; that line is a continuation whatever it says. (The
+  caret line after it, and the fixed trailer and help texts, are recognised
+  without state by `parsers.dhcpd.is_continuation`.)
+
+`LineParser` holds a bounded amount of state (`max_senders`) and never reads a
+clock or does I/O: lines in, events out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from parsers.dhcpd import is_parse_error
+from parsers.dispatch import classify, is_bare_repeat
+from parsers.events import DhcpdOther, Event, SyslogOther
+from parsers.syslog import DEFAULT_OPTIONS, HeaderDecoder, ParseOptions
+
+Sender = tuple[str | None, str | None]
+
+
+class LineParser:
+    """Parse a stream of lines; `parse()` returns exactly one Event per line."""
+
+    def __init__(self, options: ParseOptions = DEFAULT_OPTIONS, *, max_senders: int = 4096) -> None:
+        self.options = options
+        self._decode = HeaderDecoder(options).decode
+        self._max = max_senders
+        self._last: dict[Sender, Event] = {}
+        self._last_of_host: dict[str | None, Event] = {}
+        self._source_line_due: set[Sender] = set()
+
+    def parse(self, text: str) -> Event:
+        event = classify(self._decode(text))
+        record = event.record
+        sender = (record.host, record.program)
+        if event.repeated is not None and is_bare_repeat(record.message):
+            previous = self._last.get(sender) if record.program is not None else None
+            if previous is None:
+                previous = self._last_of_host.get(record.host)
+            if previous is not None:
+                return replace(event, payload=previous.payload, continuation=previous.continuation)
+            return event
+        if sender in self._source_line_due:
+            self._source_line_due.discard(sender)
+            payload = event.payload
+            if isinstance(payload, SyslogOther) and record.program is None:
+                # header-less foreground output: the input line can say anything
+                payload = DhcpdOther(message=payload.message)
+            if isinstance(payload, DhcpdOther):
+                event = replace(event, payload=payload, continuation=True)
+        elif isinstance(event.payload, DhcpdOther) and is_parse_error(record.message):
+            self._source_line_due.add(sender)
+        self._remember(sender, event)
+        return event
+
+    def _remember(self, sender: Sender, event: Event) -> None:
+        last, of_host = self._last, self._last_of_host
+        last[sender] = event
+        of_host[sender[0]] = event
+        if len(last) > self._max or len(of_host) > self._max or len(self._source_line_due) > self._max:
+            # a flood of distinct senders: forget them all rather than grow without bound
+            last.clear()
+            of_host.clear()
+            self._source_line_due.clear()

@@ -1,0 +1,308 @@
+"""The event vocabulary: one frozen, slotted dataclass per DESIGN.md kind.
+
+Every input line becomes exactly one `Event`: the decoded syslog header
+(`Record`) plus one payload whose class names the kind. The payload classes and
+their field names are a contract (`pairwatch parse` prints them, scripts read
+them); this module is the only place that defines them, and
+`tests/parsers/test_events.py` checks them against DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+DHCPD_STATES: frozenset[str] = frozenset(
+    {
+        "unknown-state",
+        "partner-down",
+        "normal",
+        "communications-interrupted",
+        "resolution-interrupted",
+        "potential-conflict",
+        "recover",
+        "recover-done",
+        "shutdown",
+        "paused",
+        "startup",
+        "recover-wait",
+        "conflict-done",
+    }
+)
+"""The 13 names `dhcp_failover_state_name_print()` can print (log-messages.md section 2)."""
+
+KEA_STATES: frozenset[str] = frozenset(
+    {
+        "backup",
+        "communication-recovery",
+        "hot-standby",
+        "load-balancing",
+        "in-maintenance",
+        "partner-down",
+        "partner-in-maintenance",
+        "passive-backup",
+        "ready",
+        "syncing",
+        "terminated",
+        "waiting",
+        "unavailable",
+        "undefined",
+    }
+)
+"""Kea HA state labels, lowercased (log-messages.md section 8)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Record:
+    """A decoded syslog header; `message` is the text after every header layer.
+
+    `ts` is timezone-aware UTC or None when the line carries no timestamp.
+    For Kea lines `msgid` is Kea's message id (`HA_STATE_TRANSITION`) and
+    `message` starts at that id, whatever layout carried it.
+    """
+
+    ts: datetime | None = None
+    host: str | None = None
+    program: str | None = None
+    pid: int | None = None
+    facility: int | None = None
+    severity: int | None = None
+    msgid: str | None = None
+    structured_data: str | None = None
+    message: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class Payload:
+    """Base of all payloads; `kind` is the DESIGN.md kind name of the subclass."""
+
+    kind: ClassVar[str] = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class FailoverState(Payload):
+    """A state transition, of the logging server (`self`) or as it sees its partner (`peer`).
+
+    `ha_name` is Kea's this-server-name when the line names it. `partner_state`
+    is the partner state a Kea HA_STATE_TRANSITION reports alongside the local
+    transition; `expand()` turns it into the separate `peer` event.
+    """
+
+    kind: ClassVar[str] = "failover.state"
+    relationship: str | None
+    side: str
+    from_state: str | None
+    to_state: str
+    ha_name: str | None = None
+    partner_state: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class FailoverPairNormal(Payload):
+    kind: ClassVar[str] = "failover.pair_normal"
+    relationship: str
+
+
+@dataclass(slots=True, kw_only=True)
+class FailoverConnection(Payload):
+    """Failover link life-cycle: `status` is a closed word, `reason` the text dhcpd gave."""
+
+    kind: ClassVar[str] = "failover.connection"
+    relationship: str | None
+    status: str
+    reason: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class FailoverUpdate(Payload):
+    """Bulk resync progress (UPDREQ / UPDREQALL / UPDDONE)."""
+
+    kind: ClassVar[str] = "failover.update"
+    relationship: str | None
+    phase: str
+
+
+@dataclass(slots=True, kw_only=True)
+class FailoverBindRejected(Payload):
+    kind: ClassVar[str] = "failover.bind_rejected"
+    ip: str
+    relationship: str
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class FailoverPool(Payload):
+    """One pool-balancing line; `balanced` is None for the `balancing pool` pass itself."""
+
+    kind: ClassVar[str] = "failover.pool"
+    pool: str
+    network: str
+    total: int
+    free: int
+    backup: int
+    lts: int
+    balanced: bool | None
+
+
+@dataclass(slots=True, kw_only=True)
+class FailoverHA(Payload):
+    """A Kea HA message other than a state transition; `detail` keeps the variable text."""
+
+    kind: ClassVar[str] = "failover.ha"
+    event: str
+    partner: str | None = None
+    ha_name: str | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Lease(Payload):
+    """Fields shared by every `lease.*` kind; the subclass fixes the kind.
+
+    `refused` says why this server did not answer the client (a failover or
+    policy reason, normalised so it can label a counter); `detail` keeps any
+    other suffix the server printed.
+    """
+
+    ip: str | None = None
+    mac: str | None = None
+    client_name: str | None = None
+    via: str | None = None
+    server_id: str | None = None
+    refused: str | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseDiscover(Lease):
+    kind: ClassVar[str] = "lease.discover"
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseOffer(Lease):
+    kind: ClassVar[str] = "lease.offer"
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseRequest(Lease):
+    kind: ClassVar[str] = "lease.request"
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseAck(Lease):
+    kind: ClassVar[str] = "lease.ack"
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseNak(Lease):
+    kind: ClassVar[str] = "lease.nak"
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseRelease(Lease):
+    kind: ClassVar[str] = "lease.release"
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseDecline(Lease):
+    kind: ClassVar[str] = "lease.decline"
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseInform(Lease):
+    kind: ClassVar[str] = "lease.inform"
+
+
+@dataclass(slots=True, kw_only=True)
+class LeaseNoFree(Payload):
+    kind: ClassVar[str] = "lease.no_free"
+    network: str | None
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ServerLifecycle(Payload):
+    kind: ClassVar[str] = "server.lifecycle"
+    event: str
+    version: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class DhcpdOther(Payload):
+    kind: ClassVar[str] = "dhcpd.other"
+    message: str
+
+
+@dataclass(slots=True, kw_only=True)
+class KeaOther(Payload):
+    kind: ClassVar[str] = "kea.other"
+    message: str
+
+
+@dataclass(slots=True, kw_only=True)
+class SyslogOther(Payload):
+    kind: ClassVar[str] = "syslog.other"
+    message: str
+
+
+PAYLOAD_TYPES: tuple[type[Payload], ...] = (
+    FailoverState,
+    FailoverPairNormal,
+    FailoverConnection,
+    FailoverUpdate,
+    FailoverBindRejected,
+    FailoverPool,
+    FailoverHA,
+    LeaseDiscover,
+    LeaseOffer,
+    LeaseRequest,
+    LeaseAck,
+    LeaseNak,
+    LeaseRelease,
+    LeaseDecline,
+    LeaseInform,
+    LeaseNoFree,
+    ServerLifecycle,
+    DhcpdOther,
+    KeaOther,
+    SyslogOther,
+)
+"""Every payload class, one per DESIGN.md kind."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    """One input line: its header, its payload and the two stream markers of DESIGN.md.
+
+    `continuation` marks a line that only continues a multi-line message;
+    `repeated` carries N of `last message repeated N times` (the payload is then
+    the repeated line's payload when a stream context knew it).
+    """
+
+    record: Record
+    payload: Payload
+    continuation: bool = False
+    repeated: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.payload.kind
+
+
+def expand(event: Event) -> tuple[Event, ...]:
+    """The state events a line stands for: Kea's HA_STATE_TRANSITION also reports the
+    partner's state, which becomes a second, `peer`-side event. Everything else is
+    itself. The correlator consumes this; `pairwatch parse` prints one object per line.
+    """
+    payload = event.payload
+    if isinstance(payload, FailoverState) and payload.partner_state is not None:
+        peer = FailoverState(
+            relationship=payload.relationship,
+            side="peer",
+            from_state=None,
+            to_state=payload.partner_state,
+            ha_name=None,
+        )
+        return (event, Event(record=event.record, payload=peer, repeated=event.repeated))
+    return (event,)

@@ -1,0 +1,49 @@
+"""Event -> the JSON object `pairwatch parse` prints (DESIGN.md "Events").
+
+Keys: `ts` (ISO 8601 UTC with a `Z`, or null), `host`, `program`, `pid`, `kind`,
+the kind's fields in declaration order, then `message` (the text after every
+header). `continuation` and `repeated` appear only when set, and so do the Kea
+extras `ha_name` and `partner_state`, which dhcpd lines never have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from parsers.events import PAYLOAD_TYPES, Event, Payload
+
+_OPTIONAL = frozenset({"ha_name", "partner_state"})
+_FIELDS: dict[type[Payload], tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in PAYLOAD_TYPES}
+
+
+def iso_utc(ts: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a trailing Z; the timestamps are aware UTC already."""
+    if ts is None:
+        return None
+    text = ts.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    record = event.record
+    payload = event.payload
+    out: dict[str, Any] = {
+        "ts": iso_utc(record.ts),
+        "host": record.host,
+        "program": record.program,
+        "pid": record.pid,
+        "kind": payload.kind,
+    }
+    for name in _FIELDS[type(payload)]:
+        value = getattr(payload, name)
+        if value is None and name in _OPTIONAL:
+            continue
+        out[name] = value
+    out.setdefault("message", record.message)
+    if event.continuation:
+        out["continuation"] = True
+    if event.repeated is not None:
+        out["repeated"] = event.repeated
+    return out
