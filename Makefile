@@ -36,6 +36,7 @@ lab:
 	@echo "make lab: the dhcpd/Kea pair lab is not implemented yet" >&2; exit 2
 
 bench: install
+	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/parse.py
 
 clean:

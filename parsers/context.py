@@ -50,8 +50,9 @@ class LineParser:
             if previous is not None:
                 return replace(event, payload=previous.payload, continuation=previous.continuation)
             return event
-        if sender in self._source_line_due:
-            self._source_line_due.discard(sender)
+        due = self._source_line_due
+        if due and sender in due:
+            due.discard(sender)
             payload = event.payload
             if isinstance(payload, SyslogOther) and record.program is None:
                 # header-less foreground output: the input line can say anything
@@ -59,16 +60,13 @@ class LineParser:
             if isinstance(payload, DhcpdOther):
                 event = replace(event, payload=payload, continuation=True)
         elif isinstance(event.payload, DhcpdOther) and is_parse_error(record.message):
-            self._source_line_due.add(sender)
-        self._remember(sender, event)
-        return event
-
-    def _remember(self, sender: Sender, event: Event) -> None:
-        last, of_host = self._last, self._last_of_host
+            due.add(sender)
+        last = self._last
         last[sender] = event
-        of_host[sender[0]] = event
-        if len(last) > self._max or len(of_host) > self._max or len(self._source_line_due) > self._max:
+        self._last_of_host[record.host] = event
+        if len(last) > self._max or len(due) > self._max:
             # a flood of distinct senders: forget them all rather than grow without bound
             last.clear()
-            of_host.clear()
-            self._source_line_due.clear()
+            self._last_of_host.clear()
+            due.clear()
+        return event

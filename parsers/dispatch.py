@@ -59,7 +59,7 @@ def classify(record: Record) -> Event:
     else:
         payload = SyslogOther(message=message)
     continuation = isinstance(payload, DhcpdOther) and is_continuation(message)
-    return Event(record=record, payload=payload, continuation=continuation, repeated=repeated)
+    return Event(record, payload, continuation, repeated)
 
 
 def is_bare_repeat(message: str) -> bool:

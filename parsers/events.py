@@ -1,10 +1,16 @@
-"""The event vocabulary: one frozen, slotted dataclass per DESIGN.md kind.
+"""The event vocabulary: one slotted dataclass per DESIGN.md kind.
 
 Every input line becomes exactly one `Event`: the decoded syslog header
 (`Record`) plus one payload whose class names the kind. The payload classes and
 their field names are a contract (`pairwatch parse` prints them, scripts read
 them); this module is the only place that defines them, and
 `tests/parsers/test_events.py` checks them against DESIGN.md.
+
+Events are values: nothing changes one after it is built (`dataclasses.replace`
+makes a new one). They are not `frozen`, because a frozen dataclass sets each
+field through `object.__setattr__` and that tripled construction cost on the
+parse hot path (three objects per line); for the same reason `Record` and
+`Event`, built on every line, also accept positional arguments.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ KEA_STATES: frozenset[str] = frozenset(
 """Kea HA state labels, lowercased (log-messages.md section 8)."""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Record:
     """A decoded syslog header; `message` is the text after every header layer.
 
@@ -271,7 +277,7 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
 """Every payload class, one per DESIGN.md kind."""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Event:
     """One input line: its header, its payload and the two stream markers of DESIGN.md.
 

@@ -64,10 +64,12 @@ _RFC3164_TS = re.compile(
     r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?: +|$)"
 )
 
-# The common RFC 3164 shape in one match, tried first: "[<PRI>]Mmm dd hh:mm:ss HOST TAG[PID]: "
-# (a host without colons or brackets; anything else takes the general path).
-_FAST_3164 = re.compile(
-    r"(?:<(\d{1,3})>)?((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d) +"
+# The common shape in one match, tried first: "[<PRI>]TIMESTAMP HOST TAG[PID]: " with an
+# RFC 3164 or an RFC 3339 timestamp and a host without colons or brackets (anything else
+# takes the general path, layer by layer).
+_FAST_HEADER = re.compile(
+    r"(?:<(\d{1,3})>)?(?:((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d)"
+    r"|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d))) +"
     r"([^\s:\[\]]+) +([^\s\[\]:]{1,64})(?:\[(\d{1,10})\])?:(?: |(?=\S)|$)"
 )
 # PRI VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP STRUCTURED-DATA [SP MSG]
@@ -162,34 +164,32 @@ class HeaderDecoder:
 
     def decode(self, text: str) -> Record:
         """Decode every header layer of one line (no trailing newline) into a Record."""
-        m = _FAST_3164.match(text)
-        if m:
-            pri, stamp, host, tag, pid = m.groups()
-            key = (stamp, host)
+        if text.startswith("<"):
+            m5 = _FAST_5424.match(text)
+            if m5:
+                return _from_rfc5424(m5, self.options)
+        m = _FAST_HEADER.match(text)
+        if m is None:
+            return _decode_general(text, self.options)
+        pri, old_stamp, new_stamp, host, tag, pid = m.groups()
+        if old_stamp is not None:
+            key = (old_stamp, host)
             stamps = self._stamps
             if key in stamps:
                 ts = stamps[key]
             else:
                 if len(stamps) >= 512:
                     stamps.clear()
-                ts = stamps[key] = _resolve(_rfc3164_fields(_RFC3164_TS.match(stamp)), host, self.options)  # type: ignore[arg-type]
-            facility = severity = None
-            if pri is not None and int(pri) <= 191:
-                facility, severity = divmod(int(pri), 8)
-            program = _program(tag) if "/" in tag else tag
-            pos = m.end()
-            if program.startswith("kea") or text.startswith("[ID ", pos):
-                return _finish(text, pos, ts, host, program, int(pid) if pid else None, facility, severity, self.options)
-            return Record(
-                ts=ts,
-                host=host,
-                program=program,
-                pid=int(pid) if pid else None,
-                facility=facility,
-                severity=severity,
-                message=text[pos:],
-            )
-        return _decode_general(text, self.options)
+                fields = _rfc3164_fields(_RFC3164_TS.match(old_stamp))  # type: ignore[arg-type]
+                ts = stamps[key] = _resolve(fields, host, self.options)
+        else:
+            parsed = _isoformat(new_stamp)
+            ts = None if parsed is None else _utc(parsed)
+        facility = severity = None
+        if pri is not None and int(pri) <= 191:
+            facility, severity = divmod(int(pri), 8)
+        program = _program(tag) if "/" in tag else tag
+        return _finish(text, m.end(), ts, host, program, int(pid) if pid else None, facility, severity, self.options)
 
 
 def decode(text: str, options: ParseOptions = DEFAULT_OPTIONS) -> Record:
@@ -411,6 +411,9 @@ def _finish(
     structured_data: str | None = None,
 ) -> Record:
     """The layers inside the message: Solaris ``[ID ...]`` and Kea's own layout."""
+    if program is not None and not program.startswith("kea") and not text.startswith("[ID ", pos):
+        # positional: this is the hot path, and keywords cost a third of the call here
+        return Record(ts, host, program, pid, facility, severity, msgid, structured_data, text[pos:] if pos else text)
     if text.startswith("[ID ", pos):
         m = _SOLARIS_ID.match(text, pos)
         if m:
