@@ -16,9 +16,10 @@ from typing import BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector import __version__
+from collector.config import ConfigError, load_config
 from parsers import LineParser, ParseOptions, event_to_dict
 
-NOT_IMPLEMENTED = ("serve", "analyze", "ingest", "status", "timeline", "check-config")
+NOT_IMPLEMENTED = ("serve", "analyze", "ingest", "status", "timeline")
 
 
 class UsageError(Exception):
@@ -90,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in NOT_IMPLEMENTED:
         print(f"pairwatch {args.command}: not implemented yet", file=sys.stderr)
         return 2
+    if args.command == "check-config":
+        return run_check_config(args)
     try:
         return run_parse(args, sys.stdout)
     except UsageError as exc:
@@ -98,6 +101,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"pairwatch {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def run_check_config(args: argparse.Namespace) -> int:
+    """Load the configuration as `serve` would and say in one line whether it is usable."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"pairwatch check-config: {exc}", file=sys.stderr)
+        return 2
+    count = len(config.pairs)
+    summary = f"{count} pair" if count == 1 else f"{count} pairs"
+    if config.pairs:
+        summary += f" ({', '.join(pair.name for pair in config.pairs)})"
+    strip_domain = "true" if config.hosts.strip_domain else "false"
+    print(f"config ok: {summary}, strip_domain={strip_domain}")
+    return 0
 
 
 def run_parse(args: argparse.Namespace, out: TextIO) -> int:

@@ -1,0 +1,846 @@
+"""The correlator: both servers' events in, pair states, conditions and incidents out.
+
+Pure and single-threaded: `feed(event, now, line)` and `tick(now)` take the
+time as an argument and return the changes they caused (`StateChanged`,
+`IncidentOpened`, `IncidentClosed`); nothing here reads a clock or does I/O, so
+`pairwatch analyze` (time = log timestamps) and `pairwatch serve` (time = the
+receive clock) run the very same logic.
+
+How it thinks (DESIGN.md "Pairs and conditions", log-messages.md section 4):
+
+* A *pair* is found by the dhcpd relationship name both servers log, by Kea
+  servers naming each other in HA messages, or declared in the config. State is
+  kept per (pair, host): a dhcpd host in two relationships runs two state
+  machines. What a host does for clients (refusals, answers, pool counts, last
+  line) is kept once per host and shared by its pairs.
+* Per server: its own state and since when, its view of the partner (valid
+  only while the failover link is up for dhcpd; for Kea only until the partner
+  moves again), and whether it serves clients, from the state machine.
+* Each condition is a small function of a pair and the time that says whether
+  it holds, since when, for which servers and with which evidence lines.
+  Conditions are re-evaluated when an event concerns them and at the instants
+  where the passing of time alone can change them (a per-pair deadline kept in
+  a heap), so "recover-wait lasted too long" opens without any new line, at the
+  exact instant the limit passed.
+* An incident opens when its condition has held for the condition's hold time
+  (zero for most; `split_brain_hold` for one side partner-down while the other
+  serves, because two hosts' clocks and logs are never perfectly in step) and
+  starts at the instant the condition became true; it closes when the
+  condition no longer holds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from collector.config import Config, Limits, PairConfig, host_key, load_config
+from parsers.events import (
+    Event,
+    FailoverConnection,
+    FailoverHA,
+    FailoverPool,
+    FailoverState,
+    FailoverUpdate,
+    Lease,
+    LeaseAck,
+    LeaseNoFree,
+    LeaseOffer,
+    ServerLifecycle,
+)
+
+CONDITIONS = (
+    "partner_down",
+    "communications_interrupted",
+    "stuck",
+    "split_brain",
+    "views_disagree",
+    "not_serving",
+    "server_silent",
+    "sync_slow",
+    "pool_exhausted",
+)
+
+DHCPD_SERVING = frozenset({"normal", "communications-interrupted", "partner-down"})
+"""dhcpd states that answer clients (log-messages.md section 2)."""
+PEER_DEMANDS_SILENCE = frozenset({"partner-down", "potential-conflict", "conflict-done", "resolution-interrupted"})
+"""Partner states that stop a connected dhcpd server from answering ("peer demands: ...")."""
+KEA_SERVING = frozenset(
+    {"communication-recovery", "load-balancing", "hot-standby", "partner-down", "partner-in-maintenance", "passive-backup", "terminated"}
+)
+"""Kea HA states with the DHCP service enabled (`HAService::adjustNetworkState`)."""
+NORMAL_SERVING = frozenset({"normal", "load-balancing", "hot-standby"})
+INTERRUPTED = frozenset({"communications-interrupted", "communication-recovery"})
+COUNT_HOLD = 5.0
+"""Seconds a pool count of zero must stand: the first balancing pass after a start
+logs the pre-move split (e.g. `backup 0`) and the balanced one right after."""
+
+# state -> the Limits attribute that bounds it (recover-wait is MCLT + grace, apart)
+_DHCPD_STUCK = {
+    "startup": "startup",
+    "recover": "recover",
+    "recover-done": "recover_done",
+    "potential-conflict": "potential_conflict",
+    "resolution-interrupted": "resolution_interrupted",
+    "conflict-done": "conflict_done",
+}
+_KEA_STUCK = {"waiting": "kea_waiting", "syncing": "kea_syncing", "ready": "kea_ready"}
+# states no server leaves by itself: stuck the moment they are entered
+_DHCPD_DEAD_ENDS = frozenset({"shutdown", "paused"})
+_KEA_DEAD_ENDS = frozenset({"terminated"})
+_UNKNOWN_VIEW = frozenset({"unavailable", "undefined", "unknown-state"})
+
+
+# --- outputs ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class Incident:
+    """One stretch of time during which a condition held for a pair."""
+
+    condition: str
+    pair: str
+    servers: tuple[str, ...]
+    start: float
+    end: float | None = None
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class StateChanged:
+    ts: float
+    pair: str
+    server: str
+    side: str
+    state: str
+    previous: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class IncidentOpened:
+    incident: Incident
+
+
+@dataclass(slots=True, frozen=True)
+class IncidentClosed:
+    incident: Incident
+
+
+Change = StateChanged | IncidentOpened | IncidentClosed
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class ServerView:
+    """What the snapshot tells about one server of a pair."""
+
+    host: str
+    state: str | None
+    since: float | None
+    peer_state: str | None
+    peer_since: float | None
+    serving: bool | None
+    last_seen: float | None
+    ha_name: str | None
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class PairView:
+    name: str
+    implementation: str
+    relationship: str | None
+    servers: tuple[ServerView, ...]
+    conditions: tuple[tuple[str, bool], ...]
+
+
+# --- internal state --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Activity:
+    """Per host, shared by its pairs: what it did for clients and when it last spoke."""
+
+    host: str
+    last_seen: float | None = None
+    last_line: str = ""
+    last_refusal: float | None = None
+    refusal_line: str = ""
+    last_answer: float | None = None
+    last_no_free: float | None = None
+    no_free_line: str = ""
+    pools: dict[str, tuple[int, int, int, str]] = field(default_factory=dict)  # key -> free, backup, total, line
+    pools_empty_since: float | None = None
+    ha_name: str | None = None
+
+
+@dataclass(slots=True)
+class _Server:
+    activity: _Activity
+    state: str | None = None
+    since: float | None = None
+    state_line: str = ""
+    peer_state: str | None = None
+    peer_since: float | None = None
+    peer_line: str = ""
+    peer_valid: bool = False
+    ha_interrupted: float | None = None
+    ha_line: str = ""
+    sync_started: float | None = None
+    sync_line: str = ""
+    last_sync_duration: float | None = None
+    partner_spoke: float | None = None  # first partner line since this server's last one
+
+    @property
+    def host(self) -> str:
+        return self.activity.host
+
+
+@dataclass(slots=True)
+class _Truth:
+    since: float
+    servers: tuple[str, ...]
+    evidence: tuple[str, ...]
+    hold: float = 0.0
+
+
+@dataclass(slots=True)
+class _Pair:
+    name: str
+    implementation: str
+    relationship: str | None
+    limits: Limits
+    mclt: float
+    configured: bool
+    servers: dict[str, _Server] = field(default_factory=dict)
+    open: dict[str, Incident] = field(default_factory=dict)
+    pending: dict[str, _Truth] = field(default_factory=dict)
+    deadline: float = math.inf
+
+
+# --- the correlator --------------------------------------------------------------------
+
+
+class Correlator:
+    """Pair state machine over events from many hosts; see the module docstring."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or load_config(None)
+        self._strip = self.config.hosts.strip_domain
+        self._activity: dict[str, _Activity] = {}
+        self._pairs_of_host: dict[str, list[_Pair]] = {}
+        self._pairs: dict[str, _Pair] = {}  # by name
+        self._dhcpd_pairs: dict[tuple[str, str], _Pair] = {}  # (host, relationship) -> pair
+        self._kea_pair: dict[str, _Pair] = {}  # host -> its Kea pair
+        self._ha_hosts: dict[str, str] = {}  # Kea this-server-name -> host
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._seq = 0
+        for pc in self.config.pairs:
+            self._declare(pc)
+
+    # -- public -----------------------------------------------------------------------
+
+    def feed(self, event: Event, now: float, line: str = "") -> list[Change]:
+        """Apply one event seen at `now`; `line` is the raw text kept as evidence."""
+        host_name = event.record.host
+        if host_name is None:
+            return []
+        host = host_key(host_name, self._strip)
+        activity = self._activity.get(host)
+        if activity is None:
+            activity = self._activity[host] = _Activity(host)
+        activity.last_seen = now
+        activity.last_line = line
+        out: list[Change] = []
+        for pair in self._pairs_of_host.get(host, ()):
+            self._spoke(pair, host, now, line, out)
+        payload = event.payload
+        if isinstance(payload, Lease):
+            self._lease(activity, payload, now, line, event.repeated, out)
+        elif isinstance(payload, LeaseNoFree):
+            activity.last_no_free = now
+            activity.no_free_line = line
+            self._reevaluate(host, now, line, ("pool_exhausted", "not_serving"), out)
+        elif isinstance(payload, FailoverState):
+            self._state(host, activity, payload, now, line, out)
+        elif isinstance(payload, FailoverConnection):
+            self._connection(host, payload, now, line, out)
+        elif isinstance(payload, FailoverUpdate):
+            self._update(host, payload, now, line, out)
+        elif isinstance(payload, FailoverHA):
+            self._ha(host, activity, payload, now, line, out)
+        elif isinstance(payload, FailoverPool):
+            self._pool(host, activity, payload, now, line, out)
+        elif isinstance(payload, ServerLifecycle) and payload.event == "start":
+            for pair in self._pairs_of_host.get(host, ()):
+                pair.servers[host].peer_valid = False
+        # while a pair has something open or pending, each of its hosts' lines re-checks
+        # it (a silent server speaking, a view finally confirmed by its holder's next line)
+        for pair in self._pairs_of_host.get(host, ()):
+            if pair.open or pair.pending:
+                self._evaluate(pair, now, line, tuple(pair.open.keys() | pair.pending.keys()), out)
+        return out
+
+    def tick(self, now: float) -> list[Change]:
+        """Re-evaluate every pair whose deadline has come (time alone changes conditions)."""
+        out: list[Change] = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            due, _, name = heapq.heappop(heap)
+            pair = self._pairs.get(name)
+            if pair is not None and pair.deadline == due:
+                pair.deadline = math.inf
+                self._evaluate(pair, now, "", CONDITIONS, out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest instant at which `tick` could change something."""
+        heap = self._deadlines
+        while heap:
+            due, _, name = heap[0]
+            pair = self._pairs.get(name)
+            if pair is not None and pair.deadline == due:
+                return due
+            heapq.heappop(heap)
+        return None
+
+    def open_incidents(self) -> list[Incident]:
+        return [i for pair in self._pairs.values() for i in pair.open.values()]
+
+    def snapshot(self) -> tuple[PairView, ...]:
+        """An immutable picture of every pair, for metrics and the API."""
+        views = []
+        for pair in self._pairs.values():
+            servers = tuple(
+                ServerView(
+                    host=s.host,
+                    state=s.state,
+                    since=s.since,
+                    peer_state=s.peer_state if s.peer_valid else None,
+                    peer_since=s.peer_since if s.peer_valid else None,
+                    serving=_serving(pair, s),
+                    last_seen=s.activity.last_seen,
+                    ha_name=s.activity.ha_name,
+                )
+                for s in pair.servers.values()
+            )
+            conditions = tuple((c, c in pair.open) for c in CONDITIONS)
+            views.append(PairView(name=pair.name, implementation=pair.implementation, relationship=pair.relationship,
+                                  servers=servers, conditions=conditions))
+        return tuple(views)
+
+    # -- pairs ------------------------------------------------------------------------
+
+    def _declare(self, pc: PairConfig) -> _Pair:
+        implementation = pc.implementation or ("dhcpd" if pc.relationship else "unknown")
+        pair = _Pair(
+            name=pc.name,
+            implementation=implementation,
+            relationship=pc.relationship,
+            limits=pc.limits,
+            mclt=pc.mclt if pc.mclt is not None else pc.limits.mclt,
+            configured=True,
+        )
+        self._pairs[pair.name] = pair
+        for raw in pc.hosts:
+            host = host_key(raw, self._strip)
+            self._join(pair, host)
+            if pc.relationship is not None:
+                self._dhcpd_pairs[(host, pc.relationship)] = pair
+            if implementation != "dhcpd":
+                self._kea_pair.setdefault(host, pair)
+        return pair
+
+    def _join(self, pair: _Pair, host: str) -> _Server:
+        activity = self._activity.get(host)
+        if activity is None:
+            activity = self._activity[host] = _Activity(host)
+        server = pair.servers.get(host)
+        if server is None:
+            server = pair.servers[host] = _Server(activity)
+            self._pairs_of_host.setdefault(host, []).append(pair)
+        return server
+
+    def _new_pair(self, name: str, implementation: str, relationship: str | None) -> _Pair:
+        base, n = name, 1
+        while name in self._pairs:  # a configured pair already uses the name
+            n += 1
+            name = f"{base}~{n}"
+        limits = self.config.limits
+        pair = _Pair(name=name, implementation=implementation, relationship=relationship, limits=limits,
+                     mclt=limits.mclt, configured=False)
+        self._pairs[name] = pair
+        return pair
+
+    def _dhcpd_pair(self, host: str, relationship: str) -> _Pair:
+        pair = self._dhcpd_pairs.get((host, relationship))
+        if pair is not None:
+            return pair
+        for pc_pair in self._pairs_of_host.get(host, ()):
+            if pc_pair.configured and pc_pair.relationship is None and pc_pair.implementation in ("dhcpd", "unknown"):
+                pair = pc_pair
+                pair.relationship = relationship
+                pair.implementation = "dhcpd"
+                break
+        else:
+            pair = next((p for p in self._pairs.values() if p.relationship == relationship and not p.configured), None)
+            if pair is None:
+                pair = self._new_pair(relationship, "dhcpd", relationship)
+        self._dhcpd_pairs[(host, relationship)] = pair
+        self._join(pair, host)
+        return pair
+
+    def _kea(self, host: str) -> _Pair:
+        """The Kea pair of `host`, alone in it until a partner is learned."""
+        pair = self._kea_pair.get(host)
+        if pair is None:
+            for candidate in self._pairs_of_host.get(host, ()):
+                if candidate.configured and candidate.implementation in ("kea", "unknown"):
+                    pair = candidate
+                    break
+            else:
+                pair = self._new_pair(host, "kea", None)
+            pair.implementation = "kea"
+            self._kea_pair[host] = pair
+            self._join(pair, host)
+        return pair
+
+    def _kea_partner(self, host: str, partner_name: str, now: float, out: list[Change]) -> _Pair:
+        """`host` named its partner: make them one pair (named `a+b` unless configured)."""
+        partner = self._host_of_ha_name(partner_name)
+        pair = self._kea(host)
+        if partner == host or partner in pair.servers:
+            return pair
+        other = self._kea_pair.get(partner)
+        if pair.configured or (other is not None and other.configured):
+            return pair
+        if other is not None and other is not pair:
+            self._retire(other)
+        if len(pair.servers) >= 2:  # partner changed: keep the pair, last word wins
+            return pair
+        self._join(pair, partner)
+        self._kea_pair[partner] = pair
+        del self._pairs[pair.name]
+        pair.name = "+".join(sorted(pair.servers))
+        self._pairs[pair.name] = pair
+        pair.deadline = math.inf  # its heap entries carry the old name: schedule anew
+        self._evaluate(pair, now, "", CONDITIONS, out)
+        return pair
+
+    def _retire(self, pair: _Pair) -> None:
+        del self._pairs[pair.name]
+        for host in pair.servers:
+            pairs = self._pairs_of_host.get(host, [])
+            if pair in pairs:
+                pairs.remove(pair)
+            if self._kea_pair.get(host) is pair:
+                del self._kea_pair[host]
+
+    def _host_of_ha_name(self, name: str) -> str:
+        """A partner named by its this-server-name: the host that logs under it, else
+        the name itself as a host name (the two are usually the same)."""
+        return self._ha_hosts.get(name) or host_key(name, self._strip)
+
+    def _learn_ha_name(self, activity: _Activity, name: str | None) -> None:
+        if name and activity.ha_name != name:
+            activity.ha_name = name
+            self._ha_hosts[name] = activity.host
+
+    # -- event handlers -----------------------------------------------------------------
+
+    def _lease(self, activity: _Activity, lease: Lease, now: float, line: str, repeated: int | None, out: list[Change]) -> None:
+        refused = lease.refused
+        if refused is not None and (refused.startswith("not responding") or refused.startswith("ignored")):
+            activity.last_refusal = now
+            activity.refusal_line = line
+            self._reevaluate(activity.host, now, line, ("not_serving",), out)
+        elif isinstance(lease, (LeaseOffer, LeaseAck)):
+            activity.last_answer = now
+
+    def _state(self, host: str, activity: _Activity, p: FailoverState, now: float, line: str, out: list[Change]) -> None:
+        if p.relationship is not None:
+            pair = self._dhcpd_pair(host, p.relationship)
+        else:
+            self._learn_ha_name(activity, p.ha_name)
+            pair = self._kea(host)
+        server = pair.servers[host]
+        if p.side == "self":
+            self._set_state(pair, server, p.to_state, now, line, out)
+            if pair.implementation == "kea":
+                server.ha_interrupted = None
+                if p.to_state != "syncing":
+                    server.sync_started = None
+                partner = p.partner_state
+                if partner is not None and partner not in _UNKNOWN_VIEW:
+                    self._set_view(pair, server, partner, now, line, out)
+                elif partner is not None:
+                    server.peer_valid = False
+            elif p.to_state in ("communications-interrupted", "startup"):
+                server.peer_valid = False  # the link is down: the last view is stale
+            if p.to_state in ("normal", "partner-down", "communications-interrupted", "shutdown"):
+                server.sync_started = None
+        else:
+            self._set_view(pair, server, p.to_state, now, line, out)
+        self._evaluate(pair, now, line, CONDITIONS, out)
+
+    def _set_state(self, pair: _Pair, server: _Server, state: str, now: float, line: str, out: list[Change]) -> None:
+        previous = server.state
+        if previous != state or server.since is None:
+            out.append(StateChanged(ts=now, pair=pair.name, server=server.host, side="self", state=state, previous=previous))
+            server.state = state
+            server.since = now
+        server.state_line = line
+
+    def _set_view(self, pair: _Pair, server: _Server, state: str, now: float, line: str, out: list[Change]) -> None:
+        if server.peer_state != state or not server.peer_valid:
+            out.append(StateChanged(ts=now, pair=pair.name, server=server.host, side="peer", state=state, previous=server.peer_state))
+            server.peer_since = now
+        server.peer_state = state
+        server.peer_line = line
+        server.peer_valid = True
+
+    def _connection(self, host: str, p: FailoverConnection, now: float, line: str, out: list[Change]) -> None:
+        if p.relationship is None:
+            return
+        pair = self._dhcpd_pair(host, p.relationship)
+        if p.status in ("disconnected", "timeout"):
+            pair.servers[host].peer_valid = False
+        self._evaluate(pair, now, line, CONDITIONS, out)
+
+    def _update(self, host: str, p: FailoverUpdate, now: float, line: str, out: list[Change]) -> None:
+        if p.relationship is None:
+            return
+        pair = self._dhcpd_pair(host, p.relationship)
+        server = pair.servers[host]
+        if p.phase == "request_all_sent" and server.sync_started is None:
+            server.sync_started = now
+            server.sync_line = line
+        elif p.phase == "completed" and server.sync_started is not None:
+            server.last_sync_duration = now - server.sync_started
+            server.sync_started = None
+        self._evaluate(pair, now, line, CONDITIONS, out)
+
+    def _ha(self, host: str, activity: _Activity, p: FailoverHA, now: float, line: str, out: list[Change]) -> None:
+        self._learn_ha_name(activity, p.ha_name)
+        pair = self._kea_partner(host, p.partner, now, out) if p.partner else self._kea(host)
+        server = pair.servers[host]
+        if p.event == "communication_interrupted":
+            if server.ha_interrupted is None:
+                server.ha_interrupted = now
+            server.ha_line = line
+        elif p.event == "sync_started":
+            if server.sync_started is None:
+                server.sync_started = now
+                server.sync_line = line
+        elif p.event == "sync_done" and server.sync_started is not None:
+            server.last_sync_duration = now - server.sync_started
+            server.sync_started = None
+        self._evaluate(pair, now, line, CONDITIONS, out)
+
+    def _pool(self, host: str, activity: _Activity, p: FailoverPool, now: float, line: str, out: list[Change]) -> None:
+        activity.pools[p.network or p.pool] = (p.free, p.backup, p.total, line)
+        empty = any(total > 0 and (free == 0 or backup == 0) for free, backup, total, _ in activity.pools.values())
+        if not empty:
+            activity.pools_empty_since = None
+        elif activity.pools_empty_since is None:
+            activity.pools_empty_since = now
+        self._reevaluate(host, now, line, ("pool_exhausted",), out)
+
+    def _spoke(self, pair: _Pair, host: str, now: float, line: str, out: list[Change]) -> None:
+        """Keep, per server, when its partner first spoke (at a later second) after it fell quiet."""
+        for other_host, other in pair.servers.items():
+            if other_host == host:
+                other.partner_spoke = None
+            elif other.partner_spoke is None:
+                last = other.activity.last_seen
+                if last is None or now > last:
+                    other.partner_spoke = now
+            elif "server_silent" not in pair.open:
+                quiet_since = other.activity.last_seen
+                if now > (other.partner_spoke if quiet_since is None else quiet_since) + pair.limits.server_silent:
+                    self._evaluate(pair, now, line, ("server_silent",), out)
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def _reevaluate(self, host: str, now: float, line: str, names: tuple[str, ...], out: list[Change]) -> None:
+        for pair in self._pairs_of_host.get(host, ()):
+            self._evaluate(pair, now, line, names, out)
+
+    def _evaluate(self, pair: _Pair, now: float, line: str, names: Iterable[str], out: list[Change]) -> None:
+        if pair.deadline <= now:  # a time-driven change is due: look at everything
+            names, pair.deadline = CONDITIONS, math.inf
+        deadline = math.inf
+        for name in names:
+            truth, upcoming = _CHECKS[name](pair, now)
+            deadline = min(deadline, upcoming)
+            incident = pair.open.get(name)
+            if truth is None:
+                pair.pending.pop(name, None)
+                if incident is not None:
+                    incident.end = now
+                    if line:
+                        incident.evidence.append(line)
+                    del pair.open[name]
+                    out.append(IncidentClosed(incident))
+                continue
+            if incident is not None:
+                merged = tuple(sorted(set(incident.servers) | set(truth.servers)))
+                incident.servers = merged
+                continue
+            if now - truth.since >= truth.hold:
+                pair.pending.pop(name, None)
+                incident = Incident(condition=name, pair=pair.name, servers=truth.servers, start=truth.since,
+                                    evidence=list(dict.fromkeys(e for e in truth.evidence if e)))
+                pair.open[name] = incident
+                out.append(IncidentOpened(incident))
+            else:
+                pair.pending[name] = truth
+                deadline = min(deadline, truth.since + truth.hold)
+        if deadline < pair.deadline or (pair.deadline <= now and deadline < math.inf):
+            pair.deadline = deadline
+            self._seq += 1
+            heapq.heappush(self._deadlines, (deadline, self._seq, pair.name))
+
+
+# --- conditions: (pair, now) -> (truth or None, next instant this could change) -------------
+
+Check = Callable[[_Pair, float], tuple[_Truth | None, float]]
+
+
+def _serving(pair: _Pair, s: _Server) -> bool | None:
+    if s.state is None:
+        return None
+    if pair.implementation == "kea":
+        return s.state in KEA_SERVING
+    if s.state not in DHCPD_SERVING:
+        return False
+    return not (s.peer_valid and s.peer_state in PEER_DEMANDS_SILENCE)
+
+
+def _in_states(pair: _Pair, states: frozenset[str]) -> _Truth | None:
+    hit = [s for s in pair.servers.values() if s.state in states]
+    if not hit:
+        return None
+    return _Truth(max(s.since or 0.0 for s in hit), tuple(sorted(s.host for s in hit)), tuple(s.state_line for s in hit))
+
+
+def _partner_down(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    return _in_states(pair, frozenset({"partner-down"})), math.inf
+
+
+def _communications_interrupted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    hit = [s for s in pair.servers.values() if s.state in INTERRUPTED or s.ha_interrupted is not None]
+    if not hit:
+        return None, math.inf
+    since = max((s.since if s.state in INTERRUPTED else s.ha_interrupted) or 0.0 for s in hit)
+    lines = tuple(s.state_line if s.state in INTERRUPTED else s.ha_line for s in hit)
+    return _Truth(since, tuple(sorted(s.host for s in hit)), lines), math.inf
+
+
+def _stuck_limit(pair: _Pair, state: str | None) -> float | None:
+    if state is None:
+        return None
+    if state in (_KEA_DEAD_ENDS if pair.implementation == "kea" else _DHCPD_DEAD_ENDS):
+        return 0.0
+    if pair.implementation == "kea":
+        attr = _KEA_STUCK.get(state)
+    elif state == "recover-wait":
+        return pair.mclt + pair.limits.recover_wait_grace
+    else:
+        attr = _DHCPD_STUCK.get(state)
+    return None if attr is None else float(getattr(pair.limits, attr))
+
+
+def _stuck(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    hit, upcoming, starts = [], math.inf, []
+    for s in pair.servers.values():
+        limit = _stuck_limit(pair, s.state)
+        if limit is None or s.since is None:
+            continue
+        due = s.since + limit
+        if now >= due:
+            hit.append(s)
+            starts.append(due)
+        else:
+            upcoming = min(upcoming, due)
+    if not hit:
+        return None, upcoming
+    return _Truth(max(starts), tuple(sorted(s.host for s in hit)), tuple(s.state_line for s in hit)), upcoming
+
+
+def _split_brain(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    """Both partner-down, or one partner-down while the other still serves normally.
+
+    A dead server keeps its last state forever, so a state only counts while its
+    server shows signs of life: partner-down servers must all have spoken since
+    (or within the hold before) the last of them entered it, and a "normal" one
+    must have spoken after its partner entered partner-down.
+    """
+    hold = pair.limits.split_brain_hold
+    down = [s for s in pair.servers.values() if s.state == "partner-down"]
+    if not down:
+        return None, math.inf
+    if len(down) >= 2:
+        latest = max(s.since or 0.0 for s in down)
+        if all((s.activity.last_seen or 0.0) >= latest - hold for s in down):
+            return _Truth(latest, tuple(sorted(s.host for s in down)), tuple(s.state_line for s in down)), math.inf
+        return None, math.inf
+    entered = down[0].since or 0.0
+    serving = [s for s in pair.servers.values() if s.state in NORMAL_SERVING and (s.activity.last_seen or 0.0) > entered]
+    if not serving:
+        return None, math.inf
+    both = down + serving
+    return _Truth(max(s.since or 0.0 for s in both), tuple(sorted(s.host for s in both)),
+                  tuple(s.state_line for s in both), hold=hold), math.inf
+
+
+def _views_disagree(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    """A's view of B differs from B's own state for longer than the grace.
+
+    A view counts only while its holder shows it holds it: dhcpd drops it when the
+    link goes down, Kea's is superseded by the partner's next transition, and the
+    holder must have logged something after the two diverged (a dead server's last
+    view is not an opinion). Past the grace but not yet confirmed that way, the
+    condition waits (pending) for the holder's next line.
+    """
+    if len(pair.servers) != 2:
+        return None, math.inf
+    a, b = pair.servers.values()
+    hits, upcoming = [], math.inf
+    grace = pair.limits.views_disagree
+    for viewer, viewed in ((a, b), (b, a)):
+        if not viewer.peer_valid or viewed.state is None or viewer.peer_state is None:
+            continue
+        if pair.implementation == "kea" and (viewed.since or 0.0) > (viewer.peer_since or 0.0):
+            continue  # Kea reports the partner only at its own transitions: superseded
+        if viewer.peer_state == viewed.state:
+            continue
+        since = max(viewer.peer_since or 0.0, viewed.since or 0.0)
+        if now - since >= grace:
+            hits.append((since + grace, viewer, viewed, (viewer.activity.last_seen or 0.0) > since))
+        else:
+            upcoming = min(upcoming, since + grace)
+    if not hits:
+        return None, upcoming
+    confirmed = [h for h in hits if h[3]]
+    chosen = confirmed or hits
+    start = min(h[0] for h in chosen)
+    hosts = tuple(sorted({h[1].host for h in chosen} | {h[2].host for h in chosen}))
+    evidence = tuple(line for _, viewer, viewed, _ in chosen for line in (viewer.peer_line, viewed.state_line))
+    return _Truth(start, hosts, evidence, hold=0.0 if confirmed else math.inf), upcoming
+
+
+def _not_serving(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    """No server of the pair answers clients: each one refused a client within the
+    window, or sits in a state that answers nobody for the whole window, or has
+    fallen silent (never heard counts as silent); and no OFFER/ACK in the window."""
+    window = pair.limits.not_serving_window
+    silent_after = pair.limits.server_silent
+    upcoming = math.inf
+    starts, evidence, actual = [], [], False
+    for s in pair.servers.values():
+        a = s.activity
+        if a.last_answer is not None and now - a.last_answer < window:
+            return None, a.last_answer + window
+        reasons = []
+        if a.last_refusal is not None and now - a.last_refusal < window:
+            reasons.append(a.last_refusal)
+            upcoming = min(upcoming, a.last_refusal + window)
+            evidence.append(a.refusal_line)
+        if _serving(pair, s) is False and s.since is not None:
+            due = s.since + window
+            if now >= due:
+                reasons.append(due)
+                evidence.append(s.state_line)
+            else:
+                upcoming = min(upcoming, due)
+        if reasons:
+            actual = True
+            starts.append(min(reasons))
+            continue
+        silent_due = (a.last_seen + silent_after) if a.last_seen is not None else -math.inf
+        if now >= silent_due:
+            starts.append(silent_due)
+        else:
+            return None, min(upcoming, silent_due)
+    if not actual:
+        return None, upcoming
+    return _Truth(max(starts), tuple(sorted(pair.servers)), tuple(evidence)), upcoming
+
+
+def _server_silent(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    """A server said nothing while its partner kept talking.
+
+    "Kept talking" means the partner spoke after the server fell quiet (at a later
+    second) and again after the limit: either its first line came within the limit
+    of the silence and it still spoke past the limit (silent from last line + limit),
+    or its lines themselves span the limit (silent from its first line + limit).
+    Both servers quiet and then one speaking first is a quiet night, not a silent
+    server. It lasts until the silent server speaks.
+    """
+    limit = pair.limits.server_silent
+    hits = []
+    for s in pair.servers.values():
+        first = s.partner_spoke
+        if first is None:
+            continue
+        partner_last = max((o.activity.last_seen or 0.0) for o in pair.servers.values() if o is not s)
+        quiet_since = s.activity.last_seen
+        if quiet_since is not None and first <= quiet_since + limit < partner_last:
+            hits.append((quiet_since + limit, s))
+        elif partner_last > first + limit:
+            hits.append((first + limit, s))
+    if not hits:
+        return None, math.inf
+    return (
+        _Truth(max(d for d, _ in hits), tuple(sorted(s.host for _, s in hits)), tuple(s.activity.last_line for _, s in hits)),
+        math.inf,
+    )
+
+
+def _sync_slow(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    limit = pair.limits.sync_slow
+    hits, upcoming = [], math.inf
+    for s in pair.servers.values():
+        if s.sync_started is None:
+            continue
+        due = s.sync_started + limit
+        if now >= due:
+            hits.append((due, s))
+        else:
+            upcoming = min(upcoming, due)
+    if not hits:
+        return None, upcoming
+    return _Truth(max(d for d, _ in hits), tuple(sorted(s.host for _, s in hits)), tuple(s.sync_line for _, s in hits)), upcoming
+
+
+def _pool_exhausted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
+    window = pair.limits.pool_exhausted_window
+    hits: list[tuple[float, str, str, float]] = []  # since, host, line, hold
+    upcoming = math.inf
+    for s in pair.servers.values():
+        a = s.activity
+        if a.last_no_free is not None and now - a.last_no_free < window:
+            hits.append((a.last_no_free, a.host, a.no_free_line, 0.0))
+            upcoming = min(upcoming, a.last_no_free + window)
+        if a.pools_empty_since is not None:
+            line = next(entry[3] for entry in a.pools.values() if entry[2] > 0 and (entry[0] == 0 or entry[1] == 0))
+            hits.append((a.pools_empty_since, a.host, line, COUNT_HOLD))
+    if not hits:
+        return None, upcoming
+    hold = min(h[3] for h in hits)
+    since = min(h[0] for h in hits)
+    return _Truth(since, tuple(sorted({h[1] for h in hits})), tuple(h[2] for h in hits), hold), upcoming
+
+
+_CHECKS: dict[str, Check] = {
+    "partner_down": _partner_down,
+    "communications_interrupted": _communications_interrupted,
+    "stuck": _stuck,
+    "split_brain": _split_brain,
+    "views_disagree": _views_disagree,
+    "not_serving": _not_serving,
+    "server_silent": _server_silent,
+    "sync_slow": _sync_slow,
+    "pool_exhausted": _pool_exhausted,
+}
