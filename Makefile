@@ -38,6 +38,7 @@ lab:
 bench: install
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/correlate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

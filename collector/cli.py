@@ -17,9 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector import __version__
 from collector.config import ConfigError, load_config
+from collector.correlator import Correlator
+from collector.replay import replay
+from collector.report import json_objects, render_table
 from parsers import LineParser, ParseOptions, event_to_dict
 
-NOT_IMPLEMENTED = ("serve", "analyze", "ingest", "status", "timeline")
+NOT_IMPLEMENTED = ("serve", "ingest", "status", "timeline")
 
 
 class UsageError(Exception):
@@ -46,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(parse)
 
     analyze = sub.add_parser("analyze", help="replay logs through the correlator; print states and incidents")
-    analyze.add_argument("files", nargs="*", metavar="FILE|-")
+    _add_input_options(analyze)
     analyze.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    analyze.add_argument("--config", metavar="FILE", help="TOML configuration file (pairs, limits)")
 
     ingest = sub.add_parser("ingest", help="backfill old logs into the store")
     ingest.add_argument("files", nargs="*", metavar="FILE|-")
@@ -94,8 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return run_check_config(args)
     try:
+        if args.command == "analyze":
+            return run_analyze(args, sys.stdout)
         return run_parse(args, sys.stdout)
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         print(f"pairwatch {args.command}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -120,18 +126,38 @@ def run_check_config(args: argparse.Namespace) -> int:
 
 
 def run_parse(args: argparse.Namespace, out: TextIO) -> int:
+    for stream, options in _inputs(args):
+        _emit(stream, options, out)
+    out.flush()
+    return 0
+
+
+def run_analyze(args: argparse.Namespace, out: TextIO) -> int:
+    """Replay the files through the correlator with the logs' own clock."""
+    correlator = Correlator(load_config(args.config))
+    sources = [(list(read_lines(stream)), options) for stream, options in _inputs(args)]
+    result = replay(sources, correlator)
+    if args.json:
+        for obj in json_objects(result):
+            out.write(json.dumps(obj, ensure_ascii=False))
+            out.write("\n")
+    else:
+        out.write(render_table(result))
+    out.flush()
+    return 0
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[tuple[BinaryIO, ParseOptions]]:
+    """Each input with its parse options; files are opened one at a time and closed after use."""
     zone = _zone(args.tz)
     fixed = _instant(args.reference) if args.reference else None
     for name in args.files or ["-"]:
         if name == "-":
-            reference = fixed or datetime.now(UTC)
-            _emit(sys.stdin.buffer, ParseOptions(reference=reference, tz=zone), out)
-        else:
-            with open(name, "rb") as f:
-                reference = fixed or datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC)
-                _emit(f, ParseOptions(reference=reference, tz=zone), out)
-    out.flush()
-    return 0
+            yield sys.stdin.buffer, ParseOptions(reference=fixed or datetime.now(UTC), tz=zone)
+            continue
+        with open(name, "rb") as f:
+            reference = fixed or datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC)
+            yield f, ParseOptions(reference=reference, tz=zone)
 
 
 def read_lines(stream: BinaryIO) -> Iterator[str]:

@@ -73,6 +73,9 @@ KEA_SERVING = frozenset(
 """Kea HA states with the DHCP service enabled (`HAService::adjustNetworkState`)."""
 NORMAL_SERVING = frozenset({"normal", "load-balancing", "hot-standby"})
 INTERRUPTED = frozenset({"communications-interrupted", "communication-recovery"})
+SKEW = 2.0
+"""Seconds by which two hosts' timestamps may disagree about the same moment (NTP, and
+syslog delivery order): lines closer than this are not taken as "one spoke after the other"."""
 COUNT_HOLD = 5.0
 """Seconds a pool count of zero must stand: the first balancing pass after a start
 logs the pre-move split (e.g. `backup 0`) and the balanced one right after."""
@@ -91,6 +94,8 @@ _KEA_STUCK = {"waiting": "kea_waiting", "syncing": "kea_syncing", "ready": "kea_
 _DHCPD_DEAD_ENDS = frozenset({"shutdown", "paused"})
 _KEA_DEAD_ENDS = frozenset({"terminated"})
 _UNKNOWN_VIEW = frozenset({"unavailable", "undefined", "unknown-state"})
+_ANY_LINE = ("server_silent", "views_disagree")
+"""Conditions any line of a host can change (by showing the host is alive), once open or pending."""
 
 
 # --- outputs ---------------------------------------------------------------------------
@@ -209,8 +214,7 @@ class _Pair:
     name: str
     implementation: str
     relationship: str | None
-    limits: Limits
-    mclt: float
+    limits: Limits  # the pair's own, MCLT included (config applies pair overrides)
     configured: bool
     servers: dict[str, _Server] = field(default_factory=dict)
     open: dict[str, Incident] = field(default_factory=dict)
@@ -228,6 +232,7 @@ class Correlator:
         self.config = config or load_config(None)
         self._strip = self.config.hosts.strip_domain
         self._activity: dict[str, _Activity] = {}
+        self._host_keys: dict[str, str] = {}  # host as logged -> host_key
         self._pairs_of_host: dict[str, list[_Pair]] = {}
         self._pairs: dict[str, _Pair] = {}  # by name
         self._dhcpd_pairs: dict[tuple[str, str], _Pair] = {}  # (host, relationship) -> pair
@@ -245,18 +250,20 @@ class Correlator:
         host_name = event.record.host
         if host_name is None:
             return []
-        host = host_key(host_name, self._strip)
+        host = self._host_keys.get(host_name)
+        if host is None:
+            if len(self._host_keys) > 65536:
+                self._host_keys.clear()
+            host = self._host_keys[host_name] = host_key(host_name, self._strip)
         activity = self._activity.get(host)
         if activity is None:
             activity = self._activity[host] = _Activity(host)
         activity.last_seen = now
         activity.last_line = line
         out: list[Change] = []
-        for pair in self._pairs_of_host.get(host, ()):
-            self._spoke(pair, host, now, line, out)
         payload = event.payload
         if isinstance(payload, Lease):
-            self._lease(activity, payload, now, line, event.repeated, out)
+            self._lease(activity, payload, now, line, out)
         elif isinstance(payload, LeaseNoFree):
             activity.last_no_free = now
             activity.no_free_line = line
@@ -274,11 +281,8 @@ class Correlator:
         elif isinstance(payload, ServerLifecycle) and payload.event == "start":
             for pair in self._pairs_of_host.get(host, ()):
                 pair.servers[host].peer_valid = False
-        # while a pair has something open or pending, each of its hosts' lines re-checks
-        # it (a silent server speaking, a view finally confirmed by its holder's next line)
         for pair in self._pairs_of_host.get(host, ()):
-            if pair.open or pair.pending:
-                self._evaluate(pair, now, line, tuple(pair.open.keys() | pair.pending.keys()), out)
+            self._after_line(pair, host, now, line, out)
         return out
 
     def tick(self, now: float) -> list[Change]:
@@ -338,7 +342,6 @@ class Correlator:
             implementation=implementation,
             relationship=pc.relationship,
             limits=pc.limits,
-            mclt=pc.mclt if pc.mclt is not None else pc.limits.mclt,
             configured=True,
         )
         self._pairs[pair.name] = pair
@@ -366,9 +369,8 @@ class Correlator:
         while name in self._pairs:  # a configured pair already uses the name
             n += 1
             name = f"{base}~{n}"
-        limits = self.config.limits
-        pair = _Pair(name=name, implementation=implementation, relationship=relationship, limits=limits,
-                     mclt=limits.mclt, configured=False)
+        pair = _Pair(name=name, implementation=implementation, relationship=relationship, limits=self.config.limits,
+                     configured=False)
         self._pairs[name] = pair
         return pair
 
@@ -414,10 +416,15 @@ class Correlator:
         other = self._kea_pair.get(partner)
         if pair.configured or (other is not None and other.configured):
             return pair
-        if other is not None and other is not pair:
-            self._retire(other)
         if len(pair.servers) >= 2:  # partner changed: keep the pair, last word wins
             return pair
+        if other is not None and other is not pair:
+            # the partner ran alone so far: its server (state and all) joins this pair
+            moved = other.servers.get(partner)
+            self._retire(other, now, out)
+            if moved is not None:
+                pair.servers[partner] = moved
+                self._pairs_of_host.setdefault(partner, []).append(pair)
         self._join(pair, partner)
         self._kea_pair[partner] = pair
         del self._pairs[pair.name]
@@ -427,7 +434,11 @@ class Correlator:
         self._evaluate(pair, now, "", CONDITIONS, out)
         return pair
 
-    def _retire(self, pair: _Pair) -> None:
+    def _retire(self, pair: _Pair, now: float, out: list[Change]) -> None:
+        """Drop a provisional pair; what it had open ends here (the merged pair takes over)."""
+        for incident in pair.open.values():
+            incident.end = now
+            out.append(IncidentClosed(incident))
         del self._pairs[pair.name]
         for host in pair.servers:
             pairs = self._pairs_of_host.get(host, [])
@@ -448,7 +459,7 @@ class Correlator:
 
     # -- event handlers -----------------------------------------------------------------
 
-    def _lease(self, activity: _Activity, lease: Lease, now: float, line: str, repeated: int | None, out: list[Change]) -> None:
+    def _lease(self, activity: _Activity, lease: Lease, now: float, line: str, out: list[Change]) -> None:
         refused = lease.refused
         if refused is not None and (refused.startswith("not responding") or refused.startswith("ignored")):
             activity.last_refusal = now
@@ -456,6 +467,9 @@ class Correlator:
             self._reevaluate(activity.host, now, line, ("not_serving",), out)
         elif isinstance(lease, (LeaseOffer, LeaseAck)):
             activity.last_answer = now
+            for pair in self._pairs_of_host.get(activity.host, ()):
+                if "not_serving" in pair.open or "not_serving" in pair.pending:
+                    self._evaluate(pair, now, line, ("not_serving",), out)
 
     def _state(self, host: str, activity: _Activity, p: FailoverState, now: float, line: str, out: list[Change]) -> None:
         if p.relationship is not None:
@@ -546,19 +560,25 @@ class Correlator:
             activity.pools_empty_since = now
         self._reevaluate(host, now, line, ("pool_exhausted",), out)
 
-    def _spoke(self, pair: _Pair, host: str, now: float, line: str, out: list[Change]) -> None:
-        """Keep, per server, when its partner first spoke (at a later second) after it fell quiet."""
+    def _after_line(self, pair: _Pair, host: str, now: float, line: str, out: list[Change]) -> None:
+        """What any line of `host` tells its pair: it is alive. It ends its own silence
+        and confirms views it holds; for its partner, it starts or extends the partner's
+        silence (the first line clearly after the partner's last one is remembered)."""
+        check_silent = False
         for other_host, other in pair.servers.items():
             if other_host == host:
                 other.partner_spoke = None
             elif other.partner_spoke is None:
                 last = other.activity.last_seen
-                if last is None or now > last:
+                if last is None or now > last + SKEW:
                     other.partner_spoke = now
-            elif "server_silent" not in pair.open:
-                quiet_since = other.activity.last_seen
-                if now > (other.partner_spoke if quiet_since is None else quiet_since) + pair.limits.server_silent:
-                    self._evaluate(pair, now, line, ("server_silent",), out)
+            elif now > (other.activity.last_seen or other.partner_spoke) + pair.limits.server_silent:
+                check_silent = True
+        opened, pending = pair.open, pair.pending
+        if opened or pending or check_silent:
+            names = [n for n in _ANY_LINE if n in opened or n in pending or (check_silent and n == "server_silent")]
+            if names:
+                self._evaluate(pair, now, line, names, out)
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -645,7 +665,7 @@ def _stuck_limit(pair: _Pair, state: str | None) -> float | None:
     if pair.implementation == "kea":
         attr = _KEA_STUCK.get(state)
     elif state == "recover-wait":
-        return pair.mclt + pair.limits.recover_wait_grace
+        return pair.limits.mclt + pair.limits.recover_wait_grace
     else:
         attr = _DHCPD_STUCK.get(state)
     return None if attr is None else float(getattr(pair.limits, attr))
@@ -771,8 +791,8 @@ def _not_serving(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
 def _server_silent(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     """A server said nothing while its partner kept talking.
 
-    "Kept talking" means the partner spoke after the server fell quiet (at a later
-    second) and again after the limit: either its first line came within the limit
+    "Kept talking" means the partner spoke after the server fell quiet (more than
+    `SKEW` later) and again after the limit: either its first line came within the limit
     of the silence and it still spoke past the limit (silent from last line + limit),
     or its lines themselves span the limit (silent from its first line + limit).
     Both servers quiet and then one speaking first is a quiet night, not a silent

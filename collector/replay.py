@@ -37,6 +37,7 @@ class Replay:
     incidents: list[Incident]
     lines: int
     unplaced: int  # lines without a timestamp before any timestamped line of their file, or without a host
+    end: float | None = None  # the instant of the last line: where the replay's clock stopped
 
 
 def observe(sources: Iterable[tuple[Iterable[str], ParseOptions]]) -> tuple[list[Observed], int]:
@@ -79,4 +80,5 @@ def replay(sources: Iterable[tuple[Iterable[str], ParseOptions]], correlator: Co
         elif isinstance(change, (IncidentOpened, IncidentClosed)):
             incidents[id(change.incident)] = change.incident
     ordered = sorted(incidents.values(), key=lambda i: (i.start, i.pair, i.condition))
-    return Replay(states=states, incidents=ordered, lines=len(observed) + unplaced, unplaced=unplaced)
+    end = observed[-1].ts if observed else None
+    return Replay(states=states, incidents=ordered, lines=len(observed) + unplaced, unplaced=unplaced, end=end)

@@ -283,3 +283,42 @@ def test_normal_operation_has_no_incident():
     result = run(lines)
     # a one-second blip of communications-interrupted is reported as what it was, nothing else
     assert incidents(result) == [("communications_interrupted", (A, B), at("09:00:00"), at("09:00:01"))]
+
+
+def test_bulk_resync_that_never_completes_is_slow_then_stuck():
+    lines = normal_pair() + chatter("08:01:00", "09:40:00", (A,)) + [
+        line("09:00:00", B, f"failover peer {REL}: I move from recover to startup"),
+        line("09:00:15", B, f"failover peer {REL}: I move from startup to recover"),
+        line("09:00:15", B, f"Sent update request all message to {REL}"),
+        line("09:00:15", A, f"Update request all from {REL}: sending update"),
+    ] + every("09:01:00", "09:40:00", 60, lambda c, i: line(
+        c, B, f"DHCPDISCOVER from 00:00:5e:00:53:{i:02x} via eth0: not responding (recovering)"))
+    result = run(lines)
+    assert [(c, s, st) for c, s, st, _ in incidents(result) if c in ("sync_slow", "stuck")] == [
+        ("sync_slow", (B,), at("09:10:15")),
+        ("stuck", (B,), at("09:15:15")),
+    ]
+
+
+def test_configured_pair_name_and_a_host_in_two_relationships():
+    other = "failover-ac"
+    lines = normal_pair() + chatter("08:01:00", "09:00:00", (A, B, "dhcp3")) + [
+        line("08:00:00", A, f"failover peer {other}: I move from startup to normal"),
+        line("08:00:00", "dhcp3", f"failover peer {other}: I move from startup to normal"),
+        line("08:30:00", A, f"failover peer {other}: I move from normal to communications-interrupted"),
+    ]
+    config = {"pair": [{"name": "campus", "hosts": [A, B], "relationship": REL}]}
+    result = run(lines, config)
+    assert [(i.pair, i.condition, i.servers) for i in result.incidents] == [(other, "communications_interrupted", (A,))]
+    assert {s.pair for s in result.states} == {"campus", other}
+
+
+def test_host_names_without_domain_when_configured():
+    lines = [line("08:00:00", "DHCP1.example.net", f"failover peer {REL}: I move from startup to normal"),
+             line("08:00:00", B, f"failover peer {REL}: I move from startup to normal"),
+             line("09:00:00", "dhcp1", f"failover peer {REL}: I move from normal to partner-down")]
+    plain = run(lines)
+    assert {s.server for s in plain.states} == {"dhcp1.example.net", "dhcp1", B}
+    stripped = run(lines, {"hosts": {"strip_domain": True}})
+    assert {s.server for s in stripped.states} == {"dhcp1", B}
+    assert [(i.condition, i.servers) for i in stripped.incidents] == [("partner_down", ("dhcp1",))]

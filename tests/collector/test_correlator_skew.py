@@ -1,0 +1,72 @@
+"""Property: the two servers' clocks may differ by up to a second; the incidents must not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.config import parse_config
+from collector.correlator import Correlator, IncidentClosed, IncidentOpened
+from collector.replay import Observed, observe, run
+from tests.collector import test_correlator_dhcpd as dhcpd
+from tests.collector import test_correlator_kea as kea
+from tests.collector.scenario import OPTIONS, ack, every
+
+def _split_brain() -> list[str]:
+    return dhcpd.normal_pair() + dhcpd.partitioned() + [
+        dhcpd.line("10:05:00", dhcpd.A, f"failover peer {dhcpd.REL}: I move from communications-interrupted to partner-down"),
+        dhcpd.line("10:05:02", dhcpd.B, f"failover peer {dhcpd.REL}: I move from communications-interrupted to partner-down"),
+    ] + every("10:05:10", "10:20:00", 60, lambda c, i: ack(c, (dhcpd.A, dhcpd.B)[i % 2], i))
+
+
+def _kea_terminated() -> list[str]:
+    return kea.started() + kea.traffic("08:01:00", "11:30:00") + [
+        kea.transition("11:00:00", kea.A, "load-balancing", "terminated", "load-balancing"),
+        kea.transition("11:00:01", kea.B, "load-balancing", "terminated", "terminated"),
+    ]
+
+
+def _partner_death() -> list[str]:
+    return dhcpd.normal_pair() + dhcpd.partitioned("10:00:01")[::2] + every(
+        "10:05:00", "12:00:00", 300, lambda c, i: ack(c, dhcpd.A, i))
+
+
+SCENARIOS: dict[str, tuple[Callable[[], list[str]], dict]] = {
+    "partner-death": (_partner_death, {}),
+    "restart-empty": (lambda: dhcpd.restart_empty("communications-interrupted"), {"limits": {"mclt": 60}}),
+    "split-brain": (_split_brain, {}),
+    "kea-lb-death": (lambda: kea.partner_death("load-balancing", kea.A, kea.B), {}),
+    "kea-terminated": (_kea_terminated, {}),
+}
+
+
+def _replay(observed: list[Observed], config: dict) -> list[tuple[str, tuple[str, ...], float, float | None]]:
+    incidents = {}
+    for change in run(observed, Correlator(parse_config(config))):
+        if isinstance(change, (IncidentOpened, IncidentClosed)):
+            incidents[id(change.incident)] = change.incident
+    return sorted(((i.condition, i.servers, i.start, i.end) for i in incidents.values()), key=lambda x: (x[2], x[0]))
+
+
+def _close(a, b, tolerance: float = 1.0) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= tolerance
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(SCENARIOS)), st.floats(-0.5, 0.5), st.floats(-0.5, 0.5))
+def test_skew_within_a_second_gives_the_same_incidents(name, skew_a, skew_b):
+    build, config = SCENARIOS[name]
+    observed, _ = observe([(build(), OPTIONS)])
+    baseline = _replay(observed, config)
+    hosts = sorted({o.event.record.host for o in observed})
+    skew = {hosts[0]: skew_a, hosts[-1]: skew_b}
+    shifted = sorted((Observed(o.ts + skew.get(o.event.record.host, 0.0), o.order, o.line, o.event) for o in observed),
+                     key=lambda o: (o.ts, o.order))
+    skewed = _replay(shifted, config)
+    assert [(c, s) for c, s, _, _ in skewed] == [(c, s) for c, s, _, _ in baseline]
+    for (_, _, start, end), (_, _, start0, end0) in zip(skewed, baseline):
+        assert _close(start, start0) and _close(end, end0)
