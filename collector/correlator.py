@@ -76,6 +76,9 @@ INTERRUPTED = frozenset({"communications-interrupted", "communication-recovery"}
 SKEW = 2.0
 """Seconds by which two hosts' timestamps may disagree about the same moment (NTP, and
 syslog delivery order): lines closer than this are not taken as "one spoke after the other"."""
+KEA_VIEW_LAG = 15.0
+"""Kea reports the partner state it learned from the last heartbeat (every 10 s by default):
+a report made less than this after the partner moved may still name the old state."""
 COUNT_HOLD = 5.0
 """Seconds a pool count of zero must stand: the first balancing pass after a start
 logs the pre-move split (e.g. `backup 0`) and the balanced one right after."""
@@ -177,6 +180,7 @@ class _Activity:
     pools: dict[str, tuple[int, int, int, str]] = field(default_factory=dict)  # key -> free, backup, total, line
     pools_empty_since: float | None = None
     ha_name: str | None = None
+    pairs: list[_Pair] = field(default_factory=list)  # every pair the host is in
 
 
 @dataclass(slots=True)
@@ -199,6 +203,17 @@ class _Server:
     @property
     def host(self) -> str:
         return self.activity.host
+
+    def sync_began(self, now: float, line: str) -> None:
+        """A bulk resync started; a retry while one runs keeps the first start (a sync loop)."""
+        if self.sync_started is None:
+            self.sync_started = now
+            self.sync_line = line
+
+    def sync_ended(self, now: float) -> None:
+        if self.sync_started is not None:
+            self.last_sync_duration = now - self.sync_started
+            self.sync_started = None
 
 
 @dataclass(slots=True)
@@ -231,9 +246,8 @@ class Correlator:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or load_config(None)
         self._strip = self.config.hosts.strip_domain
-        self._activity: dict[str, _Activity] = {}
-        self._host_keys: dict[str, str] = {}  # host as logged -> host_key
-        self._pairs_of_host: dict[str, list[_Pair]] = {}
+        self._activity: dict[str, _Activity] = {}  # by host_key
+        self._logged_as: dict[str, _Activity] = {}  # by the host name as logged (hot path)
         self._pairs: dict[str, _Pair] = {}  # by name
         self._dhcpd_pairs: dict[tuple[str, str], _Pair] = {}  # (host, relationship) -> pair
         self._kea_pair: dict[str, _Pair] = {}  # host -> its Kea pair
@@ -250,14 +264,12 @@ class Correlator:
         host_name = event.record.host
         if host_name is None:
             return []
-        host = self._host_keys.get(host_name)
-        if host is None:
-            if len(self._host_keys) > 65536:
-                self._host_keys.clear()
-            host = self._host_keys[host_name] = host_key(host_name, self._strip)
-        activity = self._activity.get(host)
+        activity = self._logged_as.get(host_name)
         if activity is None:
-            activity = self._activity[host] = _Activity(host)
+            if len(self._logged_as) > 65536:  # spelling variants are bounded, not the hosts
+                self._logged_as.clear()
+            activity = self._logged_as[host_name] = self._activity_of(host_key(host_name, self._strip))
+        host = activity.host
         activity.last_seen = now
         activity.last_line = line
         out: list[Change] = []
@@ -279,9 +291,9 @@ class Correlator:
         elif isinstance(payload, FailoverPool):
             self._pool(host, activity, payload, now, line, out)
         elif isinstance(payload, ServerLifecycle) and payload.event == "start":
-            for pair in self._pairs_of_host.get(host, ()):
+            for pair in activity.pairs:
                 pair.servers[host].peer_valid = False
-        for pair in self._pairs_of_host.get(host, ()):
+        for pair in activity.pairs:
             self._after_line(pair, host, now, line, out)
         return out
 
@@ -354,14 +366,18 @@ class Correlator:
                 self._kea_pair.setdefault(host, pair)
         return pair
 
-    def _join(self, pair: _Pair, host: str) -> _Server:
+    def _activity_of(self, host: str) -> _Activity:
         activity = self._activity.get(host)
         if activity is None:
             activity = self._activity[host] = _Activity(host)
+        return activity
+
+    def _join(self, pair: _Pair, host: str) -> _Server:
         server = pair.servers.get(host)
         if server is None:
+            activity = self._activity_of(host)
             server = pair.servers[host] = _Server(activity)
-            self._pairs_of_host.setdefault(host, []).append(pair)
+            activity.pairs.append(pair)
         return server
 
     def _new_pair(self, name: str, implementation: str, relationship: str | None) -> _Pair:
@@ -378,7 +394,7 @@ class Correlator:
         pair = self._dhcpd_pairs.get((host, relationship))
         if pair is not None:
             return pair
-        for pc_pair in self._pairs_of_host.get(host, ()):
+        for pc_pair in self._activity_of(host).pairs:
             if pc_pair.configured and pc_pair.relationship is None and pc_pair.implementation in ("dhcpd", "unknown"):
                 pair = pc_pair
                 pair.relationship = relationship
@@ -396,7 +412,7 @@ class Correlator:
         """The Kea pair of `host`, alone in it until a partner is learned."""
         pair = self._kea_pair.get(host)
         if pair is None:
-            for candidate in self._pairs_of_host.get(host, ()):
+            for candidate in self._activity_of(host).pairs:
                 if candidate.configured and candidate.implementation in ("kea", "unknown"):
                     pair = candidate
                     break
@@ -424,7 +440,7 @@ class Correlator:
             self._retire(other, now, out)
             if moved is not None:
                 pair.servers[partner] = moved
-                self._pairs_of_host.setdefault(partner, []).append(pair)
+                moved.activity.pairs.append(pair)
         self._join(pair, partner)
         self._kea_pair[partner] = pair
         del self._pairs[pair.name]
@@ -441,7 +457,7 @@ class Correlator:
             out.append(IncidentClosed(incident))
         del self._pairs[pair.name]
         for host in pair.servers:
-            pairs = self._pairs_of_host.get(host, [])
+            pairs = self._activity_of(host).pairs
             if pair in pairs:
                 pairs.remove(pair)
             if self._kea_pair.get(host) is pair:
@@ -467,7 +483,7 @@ class Correlator:
             self._reevaluate(activity.host, now, line, ("not_serving",), out)
         elif isinstance(lease, (LeaseOffer, LeaseAck)):
             activity.last_answer = now
-            for pair in self._pairs_of_host.get(activity.host, ()):
+            for pair in activity.pairs:
                 if "not_serving" in pair.open or "not_serving" in pair.pending:
                     self._evaluate(pair, now, line, ("not_serving",), out)
 
@@ -526,12 +542,10 @@ class Correlator:
             return
         pair = self._dhcpd_pair(host, p.relationship)
         server = pair.servers[host]
-        if p.phase == "request_all_sent" and server.sync_started is None:
-            server.sync_started = now
-            server.sync_line = line
-        elif p.phase == "completed" and server.sync_started is not None:
-            server.last_sync_duration = now - server.sync_started
-            server.sync_started = None
+        if p.phase == "request_all_sent":
+            server.sync_began(now, line)
+        elif p.phase == "completed":
+            server.sync_ended(now)
         self._evaluate(pair, now, line, CONDITIONS, out)
 
     def _ha(self, host: str, activity: _Activity, p: FailoverHA, now: float, line: str, out: list[Change]) -> None:
@@ -543,12 +557,9 @@ class Correlator:
                 server.ha_interrupted = now
             server.ha_line = line
         elif p.event == "sync_started":
-            if server.sync_started is None:
-                server.sync_started = now
-                server.sync_line = line
-        elif p.event == "sync_done" and server.sync_started is not None:
-            server.last_sync_duration = now - server.sync_started
-            server.sync_started = None
+            server.sync_began(now, line)
+        elif p.event == "sync_done":
+            server.sync_ended(now)
         self._evaluate(pair, now, line, CONDITIONS, out)
 
     def _pool(self, host: str, activity: _Activity, p: FailoverPool, now: float, line: str, out: list[Change]) -> None:
@@ -583,7 +594,7 @@ class Correlator:
     # -- evaluation ---------------------------------------------------------------------
 
     def _reevaluate(self, host: str, now: float, line: str, names: tuple[str, ...], out: list[Change]) -> None:
-        for pair in self._pairs_of_host.get(host, ()):
+        for pair in self._activity_of(host).pairs:
             self._evaluate(pair, now, line, names, out)
 
     def _evaluate(self, pair: _Pair, now: float, line: str, names: Iterable[str], out: list[Change]) -> None:
@@ -718,7 +729,8 @@ def _views_disagree(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     """A's view of B differs from B's own state for longer than the grace.
 
     A view counts only while its holder shows it holds it: dhcpd drops it when the
-    link goes down, Kea's is superseded by the partner's next transition, and the
+    link goes down, Kea's is superseded by the partner's next transition (and may
+    lag the partner by a heartbeat, `KEA_VIEW_LAG`), and the
     holder must have logged something after the two diverged (a dead server's last
     view is not an opinion). Past the grace but not yet confirmed that way, the
     condition waits (pending) for the holder's next line.
@@ -731,8 +743,8 @@ def _views_disagree(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     for viewer, viewed in ((a, b), (b, a)):
         if not viewer.peer_valid or viewed.state is None or viewer.peer_state is None:
             continue
-        if pair.implementation == "kea" and (viewed.since or 0.0) > (viewer.peer_since or 0.0):
-            continue  # Kea reports the partner only at its own transitions: superseded
+        if pair.implementation == "kea" and (viewed.since or 0.0) > (viewer.peer_since or 0.0) - KEA_VIEW_LAG:
+            continue  # the report predates the partner's move, or may (it lags by a heartbeat)
         if viewer.peer_state == viewed.state:
             continue
         since = max(viewer.peer_since or 0.0, viewed.since or 0.0)
