@@ -97,8 +97,9 @@ _KEA_STUCK = {"waiting": "kea_waiting", "syncing": "kea_syncing", "ready": "kea_
 _DHCPD_DEAD_ENDS = frozenset({"shutdown", "paused"})
 _KEA_DEAD_ENDS = frozenset({"terminated"})
 _UNKNOWN_VIEW = frozenset({"unavailable", "undefined", "unknown-state"})
-_ANY_LINE = ("server_silent", "views_disagree")
-"""Conditions any line of a host can change (by showing the host is alive), once open or pending."""
+_REFUSALS = ("not responding", "ignored")
+"""Refusals that mean the server would not answer the client at all (failover state, policy)."""
+_ANSWERS = frozenset({LeaseOffer, LeaseAck})
 
 
 # --- outputs ---------------------------------------------------------------------------
@@ -274,8 +275,18 @@ class Correlator:
         activity.last_line = line
         out: list[Change] = []
         payload = event.payload
-        if isinstance(payload, Lease):
-            self._lease(activity, payload, now, line, out)
+        if isinstance(payload, Lease):  # most lines: kept inline, this path runs for every client packet
+            refused = payload.refused
+            if refused is not None:
+                if refused.startswith(_REFUSALS):
+                    activity.last_refusal = now
+                    activity.refusal_line = line
+                    self._reevaluate(host, now, line, ("not_serving",), out)
+            elif type(payload) in _ANSWERS:
+                activity.last_answer = now
+                for pair in activity.pairs:
+                    if "not_serving" in pair.open or "not_serving" in pair.pending:
+                        self._evaluate(pair, now, line, ("not_serving",), out)
         elif isinstance(payload, LeaseNoFree):
             activity.last_no_free = now
             activity.no_free_line = line
@@ -294,7 +305,7 @@ class Correlator:
             for pair in activity.pairs:
                 pair.servers[host].peer_valid = False
         for pair in activity.pairs:
-            self._after_line(pair, host, now, line, out)
+            self._after_line(pair, activity, now, line, out)
         return out
 
     def tick(self, now: float) -> list[Change]:
@@ -475,18 +486,6 @@ class Correlator:
 
     # -- event handlers -----------------------------------------------------------------
 
-    def _lease(self, activity: _Activity, lease: Lease, now: float, line: str, out: list[Change]) -> None:
-        refused = lease.refused
-        if refused is not None and (refused.startswith("not responding") or refused.startswith("ignored")):
-            activity.last_refusal = now
-            activity.refusal_line = line
-            self._reevaluate(activity.host, now, line, ("not_serving",), out)
-        elif isinstance(lease, (LeaseOffer, LeaseAck)):
-            activity.last_answer = now
-            for pair in activity.pairs:
-                if "not_serving" in pair.open or "not_serving" in pair.pending:
-                    self._evaluate(pair, now, line, ("not_serving",), out)
-
     def _state(self, host: str, activity: _Activity, p: FailoverState, now: float, line: str, out: list[Change]) -> None:
         if p.relationship is not None:
             pair = self._dhcpd_pair(host, p.relationship)
@@ -571,13 +570,14 @@ class Correlator:
             activity.pools_empty_since = now
         self._reevaluate(host, now, line, ("pool_exhausted",), out)
 
-    def _after_line(self, pair: _Pair, host: str, now: float, line: str, out: list[Change]) -> None:
-        """What any line of `host` tells its pair: it is alive. It ends its own silence
-        and confirms views it holds; for its partner, it starts or extends the partner's
-        silence (the first line clearly after the partner's last one is remembered)."""
+    def _after_line(self, pair: _Pair, activity: _Activity, now: float, line: str, out: list[Change]) -> None:
+        """What any line tells its host's pair: the host is alive. That ends its own
+        silence and confirms views it holds; for its partner, it starts or extends the
+        partner's silence (the first line clearly after the partner's last one is kept).
+        This runs for every line, so it stays cheap when nothing is open."""
         check_silent = False
-        for other_host, other in pair.servers.items():
-            if other_host == host:
+        for other in pair.servers.values():
+            if other.activity is activity:
                 other.partner_spoke = None
             elif other.partner_spoke is None:
                 last = other.activity.last_seen
@@ -586,10 +586,15 @@ class Correlator:
             elif now > (other.activity.last_seen or other.partner_spoke) + pair.limits.server_silent:
                 check_silent = True
         opened, pending = pair.open, pair.pending
-        if opened or pending or check_silent:
-            names = [n for n in _ANY_LINE if n in opened or n in pending or (check_silent and n == "server_silent")]
-            if names:
-                self._evaluate(pair, now, line, names, out)
+        if not (opened or pending or check_silent):
+            return
+        names = []
+        if check_silent or "server_silent" in opened:  # server_silent has no hold: never pending
+            names.append("server_silent")
+        if "views_disagree" in opened or "views_disagree" in pending:
+            names.append("views_disagree")
+        if names:
+            self._evaluate(pair, now, line, names, out)
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -615,8 +620,8 @@ class Correlator:
                     out.append(IncidentClosed(incident))
                 continue
             if incident is not None:
-                merged = tuple(sorted(set(incident.servers) | set(truth.servers)))
-                incident.servers = merged
+                if truth.servers != incident.servers and not set(truth.servers) <= set(incident.servers):
+                    incident.servers = tuple(sorted(set(incident.servers) | set(truth.servers)))
                 continue
             if now - truth.since >= truth.hold:
                 pair.pending.pop(name, None)
