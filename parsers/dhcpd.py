@@ -47,7 +47,9 @@ Builder = Callable[[re.Match[str], str], Payload | None]
 # --- lease transactions (section 5) -------------------------------------------------
 # "<client> [(<hostname>) ]via <relay-or-interface>" then ": <suffix>" (refusals,
 # exhaustion) or, from Infoblox NIOS and RELEASE, " <more>".
-_CLIENT_TAIL = r"(\S+) (?:\((.*?)\) )?via (\S+?)(?:: (.*)| (.*))?"
+# (an interface name or a relay's IPv4 address never holds a colon, so the via token
+# ends at one: no backtracking over the suffix)
+_CLIENT_TAIL = r"(\S+) (?:\((.*?)\) )?via ([^\s:]++)(?:: (.*)| (.*))?"
 _DISCOVER = re.compile(r"DHCPDISCOVER from " + _CLIENT_TAIL + r"$", re.DOTALL)
 _REQUEST = re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from " + _CLIENT_TAIL + r"$", re.DOTALL)
 _REPLY_ON = re.compile(r"(DHCPOFFER|DHCPACK|BOOTREPLY) on (\S+) to " + _CLIENT_TAIL + r"$", re.DOTALL)
