@@ -42,7 +42,7 @@ from parsers.events import (
     ServerLifecycle,
 )
 
-Builder = Callable[[re.Match[str], str], Payload | None]
+Builder = Callable[[re.Match[str], str], Payload]
 
 # --- lease transactions (section 5) -------------------------------------------------
 # "<client> [(<hostname>) ]via <relay-or-interface>" then ": <suffix>" (refusals,
@@ -191,7 +191,7 @@ _SENT = re.compile(r"Sent update (request|request all|done) message to (.+)$")
 _FAILED_SEND = re.compile(r"Failed to send update request all message to (.+?): .*$")
 _UPDATE_FROM = re.compile(r"Update request (all )?from (.+?): (sending update|nothing pending)$")
 _SENDING_UPDATES = re.compile(r"Sending updates to (.+)\.$")
-_STILL_FLYING = "Received update request while old update still flying!"
+_RECEIVED = re.compile(r"Received (?:(update request while old update still flying!)|signal \d+, initiating shutdown\.)")
 _BIND_REJECTED = re.compile(r"bind update on (\S+) from (.+?) rejected: (.*)$", re.DOTALL)
 _POOL = re.compile(
     r"(?:(balancing|balanced|IMBALANCED) )?pool ([0-9a-fA-F]+) (.*?) +total (\d+) +free (\d+) +backup (\d+) +lts (-?\d+)"
@@ -206,7 +206,7 @@ _CONNECT_RESULTS = {
 }
 
 
-def _peer_line(m: re.Match[str], msg: str) -> Payload | None:
+def _peer_line(m: re.Match[str], msg: str) -> Payload:
     """``failover peer NAME: ...``: transitions, resync steps and link errors."""
     name, rest = m.groups()
     mv = _MOVE.match(rest)
@@ -276,12 +276,10 @@ def _sending_updates(m: re.Match[str], _: str) -> Payload:
     return FailoverUpdate(relationship=m.group(1), phase="sending_pending")
 
 
-def _received(m: re.Match[str], msg: str) -> Payload | None:
-    if msg.startswith(_STILL_FLYING):
+def _received(m: re.Match[str], _: str) -> Payload:
+    if m.group(1) is not None:
         return FailoverUpdate(relationship=None, phase="request_superseded")
-    if msg.startswith("Received signal "):
-        return ServerLifecycle(event="exit")
-    return None
+    return ServerLifecycle(event="exit")
 
 
 def _bind_rejected(m: re.Match[str], _: str) -> Payload:
@@ -309,8 +307,6 @@ def _banner(m: re.Match[str], _: str) -> Payload:
     return ServerLifecycle(event="start", version=m.group(1))
 
 
-_ANY = re.compile(r"")
-
 # First word -> ordered (pattern, builder) pairs; the first pattern that matches wins.
 _DISPATCH: dict[str, tuple[tuple[re.Pattern[str], Builder], ...]] = {
     "DHCPDISCOVER": ((_DISCOVER, _discover),),
@@ -336,7 +332,7 @@ _DISPATCH: dict[str, tuple[tuple[re.Pattern[str], Builder], ...]] = {
     "Failed": ((_FAILED_SEND, _failed_send),),
     "Update": ((_UPDATE_FROM, _update_from),),
     "Sending": ((_SENDING_UPDATES, _sending_updates),),
-    "Received": ((_ANY, _received),),
+    "Received": ((_RECEIVED, _received),),
     "bind": ((_BIND_REJECTED, _bind_rejected),),
     "balancing": ((_POOL, _pool),),
     "balanced": ((_POOL, _pool),),
@@ -345,10 +341,8 @@ _DISPATCH: dict[str, tuple[tuple[re.Pattern[str], Builder], ...]] = {
     "Internet": ((_BANNER, _banner),),
 }
 
-_EXACT: dict[str, Payload] = {
-    "Server starting service.": ServerLifecycle(event="serving"),
-    "exiting.": ServerLifecycle(event="exit"),
-}
+_EXACT: dict[str, str] = {"Server starting service.": "serving", "exiting.": "exit"}
+"""Whole messages that mark the server's life-cycle -> the `server.lifecycle` event."""
 
 # Messages dhcpd prints that are outside the vocabulary: enough to tell a
 # header-less line (foreground output, pasted text) as dhcpd's.
@@ -479,12 +473,10 @@ def parse_dhcpd(message: str) -> Payload | None:
     for pattern, build in _DISPATCH.get(word, ()):
         m = pattern.match(message)
         if m:
-            payload = build(m, message)
-            if payload is not None:
-                return payload
-    exact = _EXACT.get(message)
-    if exact is not None:
-        return exact
+            return build(m, message)
+    lifecycle = _EXACT.get(message)
+    if lifecycle is not None:
+        return ServerLifecycle(event=lifecycle)
     if (
         message.startswith(_KNOWN_PREFIXES)
         or is_continuation(message)
