@@ -1,0 +1,287 @@
+"""The store's schema and queries: SQL text only, the same for chdb and a ClickHouse server.
+
+Nothing here talks to a database. `collector.store` formats these templates and runs them
+through clickhouse-connect, whichever engine is behind it (DESIGN.md "Dependencies": same
+SQL, same schema, same code path), so every statement is plain ClickHouse SQL a server
+accepts over HTTP unchanged.
+
+Placeholders (`str.format`): `{db}` (the database, a checked identifier),
+`{messages_ttl_days}` and `{states_ttl_days}` (positive integers, baked into the DDL when a
+migration runs: changing them later needs an `ALTER TABLE ... MODIFY TTL`, which no
+migration here does), and `{where}` in the query skeletons (built by `collector.store` from
+fixed fragments). Values are never formatted in: queries bind them with clickhouse-connect's
+`%(name)s` parameters, and times travel as integer microseconds since the epoch
+(`fromUnixTimestamp64Micro` in, `toUnixTimestamp64Micro` out), exact whatever time zone
+the client or server runs in.
+
+Migrations are an ordered tuple of `(version, name, statements)`. A migration's statements
+are idempotent (`IF NOT EXISTS`), so a migration interrupted between its DDL and its
+`schema_migrations` row simply runs again. Add new versions at the end; never edit an
+applied one.
+
+Tables (all times `DateTime64(6, 'UTC')`):
+
+* `messages`: every received line, raw, one row per line. `id` is the collector-assigned
+  message id (unique per host and receive instant; it also orders lines that arrived in
+  the same microsecond).
+* `events`: the parsed event of each message (same `host`, `received_at`, `id`), its fields
+  as JSON text.
+* `states`: one row per correlator `StateChanged`.
+* `incidents`: one row per incident version (open, then closed); ReplacingMergeTree keeps
+  the latest by `updated_at`, so reads use `FINAL`.
+* `schema_migrations`: which migrations ran.
+
+Every data table has `non_replicated_deduplication_window`, so a batch retried with the same
+`insert_deduplication_token` is stored once (DESIGN.md "Reliability rules").
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFAULT_MESSAGES_TTL_DAYS: Final = 90
+DEFAULT_STATES_TTL_DAYS: Final = 400
+MAX_TTL_DAYS: Final = 10_000
+"""About 27 years: TTLs are computed as `DateTime`, which ends in 2106 (see `check_ttl_days`)."""
+
+# --- bootstrap: what must exist before the migrations table can be read ------------------
+
+BOOTSTRAP: Final[tuple[str, ...]] = (
+    "CREATE DATABASE IF NOT EXISTS {db}",
+    """CREATE TABLE IF NOT EXISTS {db}.schema_migrations
+(
+    version    UInt32,
+    name       String,
+    applied_at DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY version""",
+)
+
+# --- migrations --------------------------------------------------------------------------
+
+_MESSAGES = """CREATE TABLE IF NOT EXISTS {db}.messages
+(
+    received_at     DateTime64(6, 'UTC'),
+    id              UInt64,
+    ts              Nullable(DateTime64(6, 'UTC')),
+    host            LowCardinality(String),
+    program         LowCardinality(String),
+    pid             Nullable(UInt32),
+    facility        Nullable(UInt8),
+    severity        Nullable(UInt8),
+    msgid           String,
+    structured_data String,
+    message         String,
+    raw             String,
+    transport       LowCardinality(String),
+    sender          String,
+    kind            LowCardinality(String)
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(received_at)
+-- The one read is "the timeline of these hosts (the two servers of a pair, or all) over a time
+-- range, in time order". host first: a fleet has tens of hosts, so the index narrows to the granules
+-- of each asked host and then, within each, to the time range (an unfiltered timeline is
+-- one range scan per host). received_at, not ts: it is never null, it is one clock for every
+-- host (header times drift and lie), and the month partition already prunes by it. id last
+-- makes the key unique, so (received_at, id) is a total order and a pagination cursor.
+ORDER BY (host, received_at, id)
+TTL toDateTime(received_at) + INTERVAL {messages_ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 1000"""
+
+_EVENTS = """CREATE TABLE IF NOT EXISTS {db}.events
+(
+    received_at  DateTime64(6, 'UTC'),
+    id           UInt64,
+    ts           Nullable(DateTime64(6, 'UTC')),
+    host         LowCardinality(String),
+    program      LowCardinality(String),
+    kind         LowCardinality(String),
+    relationship LowCardinality(String),
+    fields       String
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(received_at)
+-- The same key as messages: the timeline join reads both tables through the same
+-- (hosts, time range) predicate, and (host, received_at, id) identifies the message.
+ORDER BY (host, received_at, id)
+TTL toDateTime(received_at) + INTERVAL {messages_ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 1000"""
+
+_STATES = """CREATE TABLE IF NOT EXISTS {db}.states
+(
+    ts       DateTime64(6, 'UTC'),
+    pair     LowCardinality(String),
+    server   LowCardinality(String),
+    side     LowCardinality(String),
+    state    LowCardinality(String),
+    previous LowCardinality(Nullable(String))
+)
+ENGINE = MergeTree
+-- Read as "latest state per (pair, server, side)" at restart and "the history of a pair":
+-- both are prefixes of this key.
+ORDER BY (pair, server, side, ts)
+TTL toDateTime(ts) + INTERVAL {states_ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 1000"""
+
+_INCIDENTS = """CREATE TABLE IF NOT EXISTS {db}.incidents
+(
+    id         String,
+    condition  LowCardinality(String),
+    pair       LowCardinality(String),
+    servers    Array(String),
+    start      DateTime64(6, 'UTC'),
+    `end`      Nullable(DateTime64(6, 'UTC')),
+    evidence   Array(String),
+    updated_at DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+-- An incident is written when it opens and again when it closes; both rows share this key
+-- (start never changes), so merges and FINAL keep only the row with the latest updated_at.
+-- pair first: the API lists the incidents of a pair.
+ORDER BY (pair, condition, start, id)
+TTL toDateTime(start) + INTERVAL {states_ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 1000"""
+
+MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
+    (1, "initial tables: messages, events, states, incidents", (_MESSAGES, _EVENTS, _STATES, _INCIDENTS)),
+)
+
+# --- column order for inserts, with the types (so an insert needs no DESCRIBE round trip) --
+
+MESSAGE_COLUMNS: Final = (
+    ("received_at", "DateTime64(6, 'UTC')"),
+    ("id", "UInt64"),
+    ("ts", "Nullable(DateTime64(6, 'UTC'))"),
+    ("host", "LowCardinality(String)"),
+    ("program", "LowCardinality(String)"),
+    ("pid", "Nullable(UInt32)"),
+    ("facility", "Nullable(UInt8)"),
+    ("severity", "Nullable(UInt8)"),
+    ("msgid", "String"),
+    ("structured_data", "String"),
+    ("message", "String"),
+    ("raw", "String"),
+    ("transport", "LowCardinality(String)"),
+    ("sender", "String"),
+    ("kind", "LowCardinality(String)"),
+)
+EVENT_COLUMNS: Final = (
+    ("received_at", "DateTime64(6, 'UTC')"),
+    ("id", "UInt64"),
+    ("ts", "Nullable(DateTime64(6, 'UTC'))"),
+    ("host", "LowCardinality(String)"),
+    ("program", "LowCardinality(String)"),
+    ("kind", "LowCardinality(String)"),
+    ("relationship", "LowCardinality(String)"),
+    ("fields", "String"),
+)
+STATE_COLUMNS: Final = (
+    ("ts", "DateTime64(6, 'UTC')"),
+    ("pair", "LowCardinality(String)"),
+    ("server", "LowCardinality(String)"),
+    ("side", "LowCardinality(String)"),
+    ("state", "LowCardinality(String)"),
+    ("previous", "LowCardinality(Nullable(String))"),
+)
+INCIDENT_COLUMNS: Final = (
+    ("id", "String"),
+    ("condition", "LowCardinality(String)"),
+    ("pair", "LowCardinality(String)"),
+    ("servers", "Array(String)"),
+    ("start", "DateTime64(6, 'UTC')"),
+    ("end", "Nullable(DateTime64(6, 'UTC'))"),
+    ("evidence", "Array(String)"),
+    ("updated_at", "DateTime64(6, 'UTC')"),
+)
+TABLE_COLUMNS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "messages": MESSAGE_COLUMNS,
+    "events": EVENT_COLUMNS,
+    "states": STATE_COLUMNS,
+    "incidents": INCIDENT_COLUMNS,
+}
+"""The data tables, each with its columns in DDL order and their types."""
+
+# --- statements the store runs -----------------------------------------------------------
+
+APPLIED_VERSIONS: Final = "SELECT DISTINCT version FROM {db}.schema_migrations ORDER BY version"
+
+TIMELINE: Final = """SELECT
+    id,
+    toUnixTimestamp64Micro(received_at),
+    toUnixTimestamp64Micro(ts),
+    host,
+    program,
+    pid,
+    kind,
+    message
+FROM {db}.messages
+WHERE {where}
+ORDER BY received_at, id
+LIMIT %(limit)s"""
+"""One page of messages, oldest first; `{where}` is built from the `TIMELINE_*` fragments."""
+
+TIMELINE_EVENTS: Final = """SELECT host, toUnixTimestamp64Micro(received_at), id, fields
+FROM {db}.events
+WHERE host IN %(hosts)s
+    AND received_at >= fromUnixTimestamp64Micro(%(first)s, 'UTC')
+    AND received_at <= fromUnixTimestamp64Micro(%(last)s, 'UTC')
+    AND id IN %(ids)s"""
+"""The events of one page of messages: the page's hosts and time span bound the index range
+(a join would read every event the page's filter matches, the whole table when unfiltered)."""
+
+TIMELINE_HOSTS: Final = "host IN %(hosts)s"
+TIMELINE_SINCE: Final = "received_at >= fromUnixTimestamp64Micro(%(since)s, 'UTC')"
+TIMELINE_UNTIL: Final = "received_at < fromUnixTimestamp64Micro(%(until)s, 'UTC')"
+TIMELINE_AFTER: Final = (
+    "received_at >= fromUnixTimestamp64Micro(%(after_at)s, 'UTC')"
+    " AND (received_at, id) > (fromUnixTimestamp64Micro(%(after_at)s, 'UTC'), %(after_id)s)"
+)
+
+INCIDENTS: Final = """SELECT
+    id,
+    condition,
+    pair,
+    servers,
+    toUnixTimestamp64Micro(start),
+    toUnixTimestamp64Micro(`end`),
+    evidence,
+    toUnixTimestamp64Micro(updated_at)
+FROM {db}.incidents FINAL
+WHERE {where}
+ORDER BY start, pair, condition, id"""
+INCIDENTS_PAIR: Final = "pair = %(pair)s"
+INCIDENTS_OPEN: Final = "`end` IS NULL"
+
+LAST_STATES: Final = """SELECT
+    pair,
+    server,
+    side,
+    argMax(state, ts),
+    argMax(previous, ts),
+    toUnixTimestamp64Micro(max(ts))
+FROM {db}.states
+GROUP BY pair, server, side
+ORDER BY pair, server, side"""
+"""The latest state per (pair, server, side): what a restarted collector starts from."""
+
+PAIR_HOSTS: Final = "SELECT DISTINCT server FROM {db}.states WHERE pair = %(pair)s ORDER BY server"
+
+
+def check_ttl_days(name: str, days: object) -> int:
+    """`days` if it is a usable TTL, else ValueError naming `name`.
+
+    The TTL expressions are `DateTime` (seconds, up to 2106), so a row's expiry must stay
+    below that: a TTL past it wraps around and the row expires at once.
+    """
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TTL_DAYS:
+        raise ValueError(f"{name} must be a whole number of days from 1 to {MAX_TTL_DAYS}, not {days!r}")
+    return days
+
+
+def render(statement: str, db: str, *, messages_ttl_days: int, states_ttl_days: int) -> str:
+    """A DDL template with its database and TTLs formatted in."""
+    check_ttl_days("messages_ttl_days", messages_ttl_days)
+    check_ttl_days("states_ttl_days", states_ttl_days)
+    return statement.format(db=db, messages_ttl_days=messages_ttl_days, states_ttl_days=states_ttl_days)

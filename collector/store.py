@@ -1,0 +1,759 @@
+"""The store: messages, events, states and incidents in ClickHouse, embedded or on a server.
+
+Everything goes through clickhouse-connect: `interface="chdb"` for the embedded store
+(`embedded:PATH`, the default) or HTTP(S) to a ClickHouse server (`clickhouse://`,
+`clickhouses://`); same SQL (`collector.schema`), same code path.
+
+Threading: chdb is synchronous and allows one store directory per process, so a `Store`
+is used from the one thread that opened it (it refuses calls from any other) and the
+asyncio service reaches it only through `StoreThread`, a single named worker thread;
+nothing calls the store on the event loop.
+
+Rows are built by pure functions (`message_row`, `event_row`, `state_row`,
+`incident_row`) in the column order of the `*_COLUMNS` tuples, times as integer
+microseconds since the epoch; `Store.insert` sends one
+batch with an `insert_deduplication_token`, so a batch retried (from memory or the spool)
+with the same token is stored once.
+
+Exceptions: clickhouse-connect and chdb errors never leave this module as they are;
+`map_store_errors()` turns them into::
+
+    StoreError                 anything the store could not do (bad SQL, missing database,
+     |                         a second chdb directory in one process, a closed store, ...)
+     +-- StoreUnavailable      the store cannot be reached now and a retry may succeed:
+                               connection refused or reset, timeouts, a store directory
+                               that cannot be created or written
+
+    collector.config.ConfigError
+     +-- StoreConfigError      a `--store` URL that cannot be used (CLI exit 2)
+
+Each mapped exception is chained (`raise ... from exc`) to the original. Errors in the
+caller's own data (a row of the wrong shape) are programming errors and are not mapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from typing import Any, Final, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from collector import schema
+from collector.config import ConfigError
+from collector.correlator import Incident, StateChanged
+from parsers.events import Event
+from parsers.jsonl import event_to_dict, iso_utc
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "DEFAULT_STORE_URL",
+    "EVENTS",
+    "EVENT_COLUMNS",
+    "INCIDENTS",
+    "INCIDENT_COLUMNS",
+    "MESSAGES",
+    "MESSAGE_COLUMNS",
+    "MessageIds",
+    "PASSWORD_ENV",
+    "STATES",
+    "STATE_COLUMNS",
+    "Store",
+    "StoreConfigError",
+    "StoreError",
+    "StoreTarget",
+    "StoreThread",
+    "StoreUnavailable",
+    "TimelineCursor",
+    "event_row",
+    "incident_id",
+    "incident_row",
+    "map_store_errors",
+    "message_row",
+    "parse_store_url",
+    "state_row",
+]
+
+DEFAULT_STORE_URL: Final = "embedded:./pairwatch-data"
+DEFAULT_DATABASE: Final = "pairwatch"
+DEFAULT_HTTP_PORT: Final = 8123
+DEFAULT_HTTPS_PORT: Final = 8443
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_QUERY_TIMEOUT: Final = 300.0
+DEFAULT_TIMELINE_LIMIT: Final = 1000
+PASSWORD_ENV: Final = "PAIRWATCH_CLICKHOUSE_PASSWORD"
+
+MESSAGES: Final = "messages"
+EVENTS: Final = "events"
+STATES: Final = "states"
+INCIDENTS: Final = "incidents"
+
+MESSAGE_COLUMNS: Final = tuple(name for name, _ in schema.MESSAGE_COLUMNS)
+EVENT_COLUMNS: Final = tuple(name for name, _ in schema.EVENT_COLUMNS)
+STATE_COLUMNS: Final = tuple(name for name, _ in schema.STATE_COLUMNS)
+INCIDENT_COLUMNS: Final = tuple(name for name, _ in schema.INCIDENT_COLUMNS)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# keys of event_to_dict that are message columns, not event fields
+_NOT_FIELDS = frozenset({"ts", "host", "program", "pid", "kind", "message"})
+# chdb's refusal to open a second directory: a misuse, not an outage
+_SECOND_ENGINE = "already initialized with path"
+_ENGINE_OPEN_FAILED = "Unable to open the chdb engine"
+
+T = TypeVar("T")
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; `str()` is one line."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or written now; retrying later may succeed."""
+
+
+class StoreConfigError(ConfigError):
+    """A store URL that cannot be used; `str()` is `--store: what is wrong`."""
+
+    def __init__(self, message: str, key: str = "--store") -> None:
+        super().__init__(key, message)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+@contextmanager
+def map_store_errors(action: str) -> Iterator[None]:
+    """Turn clickhouse-connect / chdb / socket errors raised inside into `StoreError` classes.
+
+    `action` names what was being done ("insert into messages"); it starts the message.
+    """
+    from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+    try:
+        yield
+    except StoreError:
+        raise
+    except OperationalError as exc:  # HTTP: refused, reset, timed out; chdb: engine gone
+        raise StoreUnavailable(f"{action}: {_one_line(exc)}") from exc
+    except OSError as exc:  # ConnectionError, TimeoutError, PermissionError, disk full
+        raise StoreUnavailable(f"{action}: {_one_line(exc)}") from exc
+    except ClickHouseError as exc:
+        text = _one_line(exc)
+        if _ENGINE_OPEN_FAILED in text and _SECOND_ENGINE not in text:
+            raise StoreUnavailable(f"{action}: {text}") from exc
+        raise StoreError(f"{action}: {text}") from exc
+
+
+# --- where the store is --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreTarget:
+    """Where the store lives: an embedded chdb directory or a ClickHouse server."""
+
+    kind: Literal["embedded", "clickhouse"]
+    path: str | None = None
+    host: str | None = None
+    port: int | None = None
+    username: str = "default"
+    password: str = field(default="", repr=False)
+    secure: bool = False
+    database: str = DEFAULT_DATABASE
+
+    def __str__(self) -> str:
+        """The URL without its password (for logs and messages)."""
+        if self.kind == "embedded":
+            return f"embedded:{self.path}"
+        scheme = "clickhouses" if self.secure else "clickhouse"
+        return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_store_url(url: str, env: Mapping[str, str] | None = None) -> StoreTarget:
+    """`embedded:PATH` or `clickhouse[s]://USER:PASS@HOST:PORT/DB` -> `StoreTarget`.
+
+    The embedded path is made absolute (against the current directory). A server URL
+    without a password takes it from `PAIRWATCH_CLICKHOUSE_PASSWORD` in `env` (default
+    `os.environ`); the user defaults to `default`, the port to 8123 (8443 for TLS), the
+    database to `pairwatch`. Raises `StoreConfigError` naming the problem; the message never
+    repeats the password.
+    """
+    env = os.environ if env is None else env
+    url = url.strip()
+    if not url:
+        raise StoreConfigError("empty store URL (expected embedded:PATH or clickhouse://HOST:PORT/DB)")
+    scheme, sep, rest = url.partition(":")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("embedded", "clickhouse", "clickhouses"):
+        shown = scheme if sep else url
+        raise StoreConfigError(
+            f"unsupported store URL {shown!r}: expected embedded:PATH, clickhouse://... or clickhouses://..."
+        )
+    if scheme == "embedded":
+        if not rest:
+            raise StoreConfigError("embedded: needs a directory path, e.g. embedded:./pairwatch-data")
+        if rest.startswith("//"):
+            raise StoreConfigError("embedded: takes a path, not //HOST (write embedded:/abs/dir or embedded:./dir)")
+        if "\0" in rest:
+            raise StoreConfigError("embedded: path contains a NUL character")
+        return StoreTarget(kind="embedded", path=os.path.abspath(os.path.expanduser(rest)))
+    return _parse_server_url(url, scheme == "clickhouses", env)
+
+
+def _parse_server_url(url: str, secure: bool, env: Mapping[str, str]) -> StoreTarget:
+    parts = urlsplit(url)
+    if not url.split(":", 1)[1].startswith("//"):
+        raise StoreConfigError(f"{parts.scheme}: URL must look like {parts.scheme}://USER:PASS@HOST:PORT/DB")
+    if parts.query or parts.fragment:
+        raise StoreConfigError("store URL takes no query string or fragment")
+    host = parts.hostname
+    if not host:
+        raise StoreConfigError(f"{parts.scheme}: URL has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise StoreConfigError(f"{parts.scheme}: URL port is not a number between 1 and 65535") from None
+    if port == 0:
+        raise StoreConfigError(f"{parts.scheme}: URL port is not a number between 1 and 65535")
+    path = parts.path.strip("/")
+    if "/" in path:
+        raise StoreConfigError(f"{parts.scheme}: URL path must be one database name, got {path!r}")
+    database = unquote(path) or DEFAULT_DATABASE
+    if not _IDENTIFIER.fullmatch(database):
+        raise StoreConfigError(f"database name {database!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    username = unquote(parts.username) if parts.username else "default"
+    if parts.password is not None:
+        password = unquote(parts.password)
+    else:
+        password = env.get(PASSWORD_ENV, "")
+    return StoreTarget(
+        kind="clickhouse",
+        host=host,
+        port=port or (DEFAULT_HTTPS_PORT if secure else DEFAULT_HTTP_PORT),
+        username=username,
+        password=password,
+        secure=secure,
+        database=database,
+    )
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+
+def _micros(value: datetime | float) -> int:
+    """Microseconds since the epoch from a datetime (naive = UTC) or epoch seconds.
+
+    Rows carry `DateTime64(6)` values this way: clickhouse-connect writes an int as the
+    column's raw ticks, skipping a per-value datetime conversion (4x faster inserts).
+    """
+    if not isinstance(value, datetime):
+        return round(value * 1_000_000)
+    utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    delta = utc - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def _iso(us: int | None) -> str | None:
+    return iso_utc(_from_micros(us))
+
+
+class MessageIds:
+    """Message ids for one collector process: increasing, starting at the current time in µs.
+
+    Ids grow across restarts (as long as fewer than one message per microsecond arrives on
+    average) and order lines that share a receive instant in arrival order. A message is
+    identified by (host, received_at, id), so two collectors never confuse theirs.
+    """
+
+    def __init__(self, start: int | None = None) -> None:
+        self._next = itertools.count(time.time_ns() // 1000 if start is None else start)
+
+    def __call__(self) -> int:
+        return next(self._next)
+
+
+def message_row(
+    event: Event,
+    *,
+    id: int,
+    received_at: datetime | float,
+    raw: str,
+    transport: str,
+    sender: str = "",
+) -> tuple[Any, ...]:
+    """One `messages` row (`MESSAGE_COLUMNS` order) for a received line and its event.
+
+    `received_at` is the collector's clock when the line arrived; a backfill (`ingest`)
+    passes the line's own time instead, so the timeline orders it where it happened.
+    `transport` is `udp`, `tcp`, `tls` or `file`; `sender` the peer address.
+    """
+    r = event.record
+    return (
+        _micros(received_at),
+        id,
+        None if r.ts is None else _micros(r.ts),
+        r.host or "",
+        r.program or "",
+        r.pid,
+        r.facility,
+        r.severity,
+        r.msgid or "",
+        r.structured_data or "",
+        r.message.lstrip(),
+        raw,
+        transport,
+        sender,
+        event.payload.kind,
+    )
+
+
+def event_row(event: Event, *, id: int, received_at: datetime | float) -> tuple[Any, ...]:
+    """One `events` row (`EVENT_COLUMNS` order): the message's event, fields as JSON text.
+
+    `id` and `received_at` are those of the message row. The fields are
+    `parsers.jsonl.event_to_dict` without the keys the message row already holds (`ts`,
+    `host`, `program`, `pid`, `kind`, `message`).
+    """
+    r = event.record
+    fields = {k: v for k, v in event_to_dict(event).items() if k not in _NOT_FIELDS}
+    relationship = getattr(event.payload, "relationship", None)
+    return (
+        _micros(received_at),
+        id,
+        None if r.ts is None else _micros(r.ts),
+        r.host or "",
+        r.program or "",
+        event.payload.kind,
+        relationship or "",
+        json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+def state_row(change: StateChanged) -> tuple[Any, ...]:
+    """One `states` row (`STATE_COLUMNS` order) for a correlator state change."""
+    return (_micros(change.ts), change.pair, change.server, change.side, change.state, change.previous)
+
+
+def incident_id(incident: Incident) -> str:
+    """A stable id: the same pair, condition and start always give the same 16 hex digits."""
+    key = f"{incident.pair}\x1f{incident.condition}\x1f{_micros(incident.start)}"
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
+def incident_row(incident: Incident, updated_at: datetime | float) -> tuple[Any, ...]:
+    """One `incidents` row (`INCIDENT_COLUMNS` order): the incident as it stands at `updated_at`.
+
+    Write one when it opens and one when it closes (with a later `updated_at`); reads
+    return the latest.
+    """
+    return (
+        incident_id(incident),
+        incident.condition,
+        incident.pair,
+        list(incident.servers),
+        _micros(incident.start),
+        None if incident.end is None else _micros(incident.end),
+        list(incident.evidence),
+        _micros(updated_at),
+    )
+
+
+# --- timeline cursor -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineCursor:
+    """Where a timeline page ended: the last row's receive time (µs) and message id.
+
+    `str()` / `parse()` give a compact text form for the HTTP API (`?after=`).
+    """
+
+    received_at_us: int
+    id: int
+
+    @classmethod
+    def after(cls, row: Mapping[str, Any]) -> TimelineCursor:
+        """The cursor that continues after a row `Store.timeline` returned."""
+        return cls(_micros(datetime.fromisoformat(row["received_at"])), int(row["id"]))
+
+    @classmethod
+    def parse(cls, text: str) -> TimelineCursor:
+        try:
+            at, _, ident = text.partition("-")
+            return cls(int(at), int(ident))
+        except ValueError:
+            raise ValueError(f"not a timeline cursor: {text!r}") from None
+
+    def __str__(self) -> str:
+        return f"{self.received_at_us}-{self.id}"
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+class Store:
+    """A synchronous store on one database; not thread-safe: use it from the thread that
+    opened it (through `StoreThread` in the service). Build one with `Store.open`.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        target: StoreTarget,
+        database: str,
+        *,
+        messages_ttl_days: int,
+        states_ttl_days: int,
+    ) -> None:
+        self._client = client
+        self._target = target
+        self._db = database
+        self._messages_ttl_days = messages_ttl_days
+        self._states_ttl_days = states_ttl_days
+        self._owner = threading.get_ident()
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        target: StoreTarget | str,
+        database: str | None = None,
+        *,
+        messages_ttl_days: int = schema.DEFAULT_MESSAGES_TTL_DAYS,
+        states_ttl_days: int = schema.DEFAULT_STATES_TTL_DAYS,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> Store:
+        """Connect (or start the embedded engine); `database` defaults to the target's.
+
+        Creates no database or table (only the embedded directory): call `migrate()` next. Raises `StoreConfigError` for a
+        bad URL or database name, `StoreUnavailable` when the store cannot be reached or
+        the directory cannot be created, `StoreError` otherwise.
+        """
+        if isinstance(target, str):
+            target = parse_store_url(target)
+        database = target.database if database is None else database
+        if not _IDENTIFIER.fullmatch(database):
+            raise StoreConfigError(f"database name {database!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        for name, days in (("messages_ttl_days", messages_ttl_days), ("states_ttl_days", states_ttl_days)):
+            try:
+                schema.check_ttl_days(name, days)
+            except ValueError as exc:
+                raise StoreConfigError(str(exc), key=name) from None
+        import clickhouse_connect
+
+        with map_store_errors(f"open {target}"):
+            if target.kind == "embedded":
+                assert target.path is not None
+                os.makedirs(target.path, exist_ok=True)
+                if not os.access(target.path, os.W_OK | os.X_OK):
+                    raise StoreUnavailable(f"open {target}: directory is not writable")
+                client = clickhouse_connect.get_client(interface="chdb", path=target.path)
+            else:
+                client = clickhouse_connect.get_client(
+                    host=target.host,
+                    port=target.port,
+                    username=target.username,
+                    password=target.password,
+                    secure=target.secure,
+                    connect_timeout=connect_timeout,
+                    send_receive_timeout=query_timeout,
+                    autogenerate_session_id=False,
+                )
+        return cls(client, target, database, messages_ttl_days=messages_ttl_days, states_ttl_days=states_ttl_days)
+
+    # -- lifecycle --
+
+    @property
+    def database(self) -> str:
+        return self._db
+
+    @property
+    def target(self) -> StoreTarget:
+        return self._target
+
+    def close(self) -> None:
+        """Release the client (idempotent). The embedded engine stays up for the process."""
+        if self._closed:
+            return
+        self._check_thread()
+        self._closed = True
+        with map_store_errors("close"):
+            self._client.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def ping(self) -> bool:
+        """True when the store answers (never raises for an unreachable store)."""
+        self._check()
+        try:
+            with map_store_errors("ping"):
+                return bool(self._client.ping())
+        except StoreError:
+            return False
+
+    # -- schema --
+
+    def migrate(self) -> list[int]:
+        """Create the database if needed and apply pending migrations in order.
+
+        Returns every applied version, oldest first (the same list on a second call).
+        """
+        self._check()
+        with map_store_errors(f"migrate {self._db}"):
+            for statement in schema.BOOTSTRAP:
+                self._client.command(self._render(statement))
+            applied = {int(v) for (v,) in self._client.query(self._render(schema.APPLIED_VERSIONS)).result_rows}
+            for version, name, statements in schema.MIGRATIONS:
+                if version in applied:
+                    continue
+                for statement in statements:
+                    self._client.command(self._render(statement))
+                self._client.insert(
+                    "schema_migrations",
+                    [[version], [name], [datetime.now(timezone.utc)]],
+                    column_names=("version", "name", "applied_at"),
+                    column_type_names=("UInt32", "String", "DateTime64(3, 'UTC')"),
+                    database=self._db,
+                    column_oriented=True,
+                )
+                applied.add(version)
+        return sorted(applied)
+
+    # -- writing --
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], dedup_token: str) -> int:
+        """Insert one batch into a data table; returns the number of rows sent.
+
+        A batch sent again with the same non-empty `dedup_token` (a retry, a spool replay)
+        is not stored twice; use a new token for new data.
+        """
+        self._check()
+        types = schema.TABLE_COLUMNS.get(table)
+        if types is None:
+            raise ValueError(f"unknown table {table!r}; expected one of {sorted(schema.TABLE_COLUMNS)}")
+        if not dedup_token:
+            raise ValueError("dedup_token must be a non-empty string")
+        if not rows:
+            return 0
+        known = dict(types)
+        try:
+            type_names = [known[c] for c in columns]
+        except KeyError as exc:
+            raise ValueError(f"unknown column {exc.args[0]!r} for table {table}") from None
+        data = list(zip(*rows, strict=True)) if len(columns) else []
+        if len(data) != len(columns):
+            raise ValueError(f"rows have {len(data)} values, columns name {len(columns)}")
+        with map_store_errors(f"insert into {table}"):
+            self._client.insert(
+                table,
+                data,
+                column_names=list(columns),
+                column_type_names=type_names,
+                database=self._db,
+                column_oriented=True,
+                settings={"insert_deduplication_token": dedup_token},
+            )
+        return len(rows)
+
+    # -- reading --
+
+    def timeline(
+        self,
+        hosts: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_TIMELINE_LIMIT,
+        after: TimelineCursor | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored messages oldest first (by receive time), each merged with its event's fields.
+
+        `hosts` None means every host; `since` is inclusive, `until` exclusive (naive
+        datetimes are UTC); `after` continues a previous page (`TimelineCursor.after(row)`).
+        Each dict: `ts`, `received_at` (ISO 8601 UTC, `ts` null when the line had none),
+        `host`, `program`, `pid`, `kind`, the event's fields, `message`, and `id` (the
+        message id, for the cursor).
+        """
+        self._check()
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, not {limit!r}")
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": limit}
+        if hosts is not None:
+            hosts = list(hosts)
+            if not hosts:
+                return []
+            where.append(schema.TIMELINE_HOSTS)
+            params["hosts"] = tuple(hosts)
+        if since is not None:
+            where.append(schema.TIMELINE_SINCE)
+            params["since"] = _micros(since)
+        if until is not None:
+            where.append(schema.TIMELINE_UNTIL)
+            params["until"] = _micros(until)
+        if after is not None:
+            where.append(schema.TIMELINE_AFTER)
+            params["after_at"] = after.received_at_us
+            params["after_id"] = after.id
+        sql = schema.TIMELINE.format(db=self._db, where=" AND ".join(where) or "1")
+        with map_store_errors("read timeline"):
+            rows = self._client.query(sql, parameters=params).result_rows
+            fields = self._page_fields(rows) if rows else {}
+        out: list[dict[str, Any]] = []
+        for ident, received_us, ts_us, host, program, pid, kind, message in rows:
+            item: dict[str, Any] = {
+                "ts": _iso(ts_us),
+                "received_at": _iso(received_us),
+                "host": host or None,
+                "program": program or None,
+                "pid": pid,
+                "kind": kind,
+            }
+            text = fields.get((host, received_us, ident))
+            if text:
+                item.update(json.loads(text))
+            item["message"] = message
+            item["id"] = ident
+            out.append(item)
+        return out
+
+    def _page_fields(self, rows: Sequence[Sequence[Any]]) -> dict[tuple[str, int, int], str]:
+        """(host, received_at µs, id) -> the event fields (JSON text) of a page of messages."""
+        params = {
+            "hosts": tuple({row[3] for row in rows}),
+            "first": min(row[1] for row in rows),
+            "last": max(row[1] for row in rows),
+            "ids": tuple({row[0] for row in rows}),
+        }
+        found = self._client.query(self._render(schema.TIMELINE_EVENTS), parameters=params).result_rows
+        return {(host, received_us, ident): text for host, received_us, ident, text in found}
+
+    def incidents(self, pair: str | None = None, open_only: bool = False) -> list[dict[str, Any]]:
+        """Incidents (latest version of each) by start time: `id`, `condition`, `pair`,
+        `servers`, `start`, `end` (null while open), `evidence`, `updated_at`."""
+        self._check()
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if pair is not None:
+            where.append(schema.INCIDENTS_PAIR)
+            params["pair"] = pair
+        if open_only:
+            where.append(schema.INCIDENTS_OPEN)
+        sql = schema.INCIDENTS.format(db=self._db, where=" AND ".join(where) or "1")
+        with map_store_errors("read incidents"):
+            rows = self._client.query(sql, parameters=params).result_rows
+        return [
+            {
+                "id": ident,
+                "condition": condition,
+                "pair": pair_name,
+                "servers": list(servers),
+                "start": _iso(start),
+                "end": _iso(end),
+                "evidence": list(evidence),
+                "updated_at": _iso(updated),
+            }
+            for ident, condition, pair_name, servers, start, end, evidence, updated in rows
+        ]
+
+    def open_incidents(self) -> list[dict[str, Any]]:
+        """Incidents still open, as `incidents()` gives them (for rebuilding at restart)."""
+        return self.incidents(open_only=True)
+
+    def last_states(self) -> list[dict[str, Any]]:
+        """The latest state per (pair, server, side): `ts`, `pair`, `server`, `side`,
+        `state`, `previous` (for rebuilding the correlator at restart)."""
+        self._check()
+        with map_store_errors("read last states"):
+            rows = self._client.query(self._render(schema.LAST_STATES)).result_rows
+        return [
+            {"ts": _iso(ts), "pair": pair, "server": server, "side": side, "state": state, "previous": previous}
+            for pair, server, side, state, previous, ts in rows
+        ]
+
+    def pair_hosts(self, pair: str) -> list[str]:
+        """The servers the store has seen in `pair` (for `timeline --pair`)."""
+        self._check()
+        with map_store_errors("read pair hosts"):
+            rows = self._client.query(self._render(schema.PAIR_HOSTS), parameters={"pair": pair}).result_rows
+        return [server for (server,) in rows]
+
+    # -- internals --
+
+    def _render(self, statement: str) -> str:
+        return schema.render(
+            statement, self._db, messages_ttl_days=self._messages_ttl_days, states_ttl_days=self._states_ttl_days
+        )
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self._target} is closed")
+        self._check_thread()
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._owner:
+            raise StoreError(
+                f"store used from thread {threading.current_thread().name!r}; it belongs to the thread that opened it"
+            )
+
+
+# --- the store's thread --------------------------------------------------------------------
+
+
+class StoreThread:
+    """The one worker thread every store call runs on (`pairwatch-store`).
+
+    `submit` for threads, `await call(...)` for the asyncio service: the event loop never
+    blocks on the store. Open the `Store` through it too, so the store belongs to it.
+    """
+
+    def __init__(self, name: str = "pairwatch-store") -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        try:
+            return self._executor.submit(fn, *args, **kwargs)
+        except RuntimeError as exc:  # shut down
+            raise StoreError("store thread is closed") from exc
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+        except RuntimeError as exc:  # shut down (raised when submitting, never by fn)
+            raise StoreError("store thread is closed") from exc
+        return await future
+
+    def close(self, wait: bool = True) -> None:
+        """Finish the calls already submitted (when `wait`) and stop the thread."""
+        self._executor.shutdown(wait=wait)
+
+    def __enter__(self) -> StoreThread:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

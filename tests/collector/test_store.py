@@ -1,0 +1,565 @@
+"""The store against a real embedded chdb engine (fixtures in conftest.py: one store
+directory per process, a database per test, every call on the store thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import clickhouse_connect.driver.exceptions as chx
+import pytest
+
+from collector import schema
+from collector.config import ConfigError
+from collector.correlator import Correlator, Incident, IncidentClosed, IncidentOpened, StateChanged
+from collector.store import (
+    DEFAULT_STORE_URL,
+    EVENT_COLUMNS,
+    INCIDENT_COLUMNS,
+    MESSAGE_COLUMNS,
+    PASSWORD_ENV,
+    STATE_COLUMNS,
+    MessageIds,
+    Store,
+    StoreConfigError,
+    StoreError,
+    StoreTarget,
+    StoreThread,
+    StoreUnavailable,
+    TimelineCursor,
+    event_row,
+    incident_id,
+    incident_row,
+    map_store_errors,
+    message_row,
+    parse_store_url,
+    state_row,
+)
+from parsers import Event, ParseOptions, parse_line
+from tests.collector.conftest import OnThread
+
+OPTIONS = ParseOptions(reference=datetime(2025, 3, 10, tzinfo=UTC))
+T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
+REL = "failover-ab"
+
+
+def syslog(host: str, second: int, message: str, program: str = "dhcpd") -> str:
+    ts = T0 + timedelta(seconds=second)
+    return f"{ts:%b} {ts.day:2d} {ts:%H:%M:%S} {host} {program}[812]: {message}"
+
+
+LINES = [
+    syslog("dhcp-a", 0, f"failover peer {REL}: I move from normal to communications-interrupted"),
+    "<30>1 2025-03-03T10:00:01.250000Z dhcp-b dhcpd 99 - - DHCPDISCOVER from 00:00:5e:00:53:01 via eth0",
+    syslog("dhcp-b", 2, f"failover peer {REL}: peer moves from normal to communications-interrupted"),
+    syslog("kea-1", 3, "INFO  [kea-dhcp4.ha-hooks.1] HA_STATE_TRANSITION server1: server transitions from"
+           " WAITING to SYNCING state, partner state is READY", program="kea-dhcp4"),
+    "dhcpd:  no header, two leading spaces",
+    syslog("dhcp-a", 5, "DHCPACK on 192.0.2.10 to 00:00:5e:00:53:02 via eth0"),
+]
+
+
+def ingest(store: Any, lines: list[str], received: list[datetime], ids: MessageIds, token: str = "b1") -> list[Event]:
+    """Parse `lines` for real and store them (message and event rows) as one batch."""
+    events = [parse_line(text, OPTIONS) for text in lines]
+    messages, evs = [], []
+    for text, event, at in zip(lines, events, received, strict=True):
+        ident = ids()
+        messages.append(message_row(event, id=ident, received_at=at, raw=text, transport="udp", sender="192.0.2.1"))
+        evs.append(event_row(event, id=ident, received_at=at))
+    assert store.insert("messages", messages, MESSAGE_COLUMNS, f"{token}-m") == len(lines)
+    assert store.insert("events", evs, EVENT_COLUMNS, f"{token}-e") == len(lines)
+    return events
+
+
+def received(n: int, start: datetime = T0, step: float = 1.5) -> list[datetime]:
+    return [start + timedelta(seconds=step * i, microseconds=7) for i in range(n)]
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def count(admin: Any, db: str, table: str) -> int:
+    return admin.query(f"SELECT count() FROM {db}.{table}").result_rows[0][0]
+
+
+# --- URLs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("embedded:/var/lib/pairwatch", StoreTarget(kind="embedded", path="/var/lib/pairwatch")),
+        ("embedded:/var/lib/pairwatch/", StoreTarget(kind="embedded", path="/var/lib/pairwatch")),
+        (
+            "clickhouse://pw:secret@ch.example:8123/dhcp",
+            StoreTarget(kind="clickhouse", host="ch.example", port=8123, username="pw", password="secret", database="dhcp"),
+        ),
+        (
+            "clickhouses://pw:s%40c%3Aret@ch.example/dhcp",
+            StoreTarget(kind="clickhouse", host="ch.example", port=8443, username="pw", password="s@c:ret", secure=True,
+                        database="dhcp"),
+        ),
+        ("clickhouse://ch.example", StoreTarget(kind="clickhouse", host="ch.example", port=8123, database="pairwatch")),
+        ("CLICKHOUSE://[2001:db8::1]:9000/", StoreTarget(kind="clickhouse", host="2001:db8::1", port=9000)),
+    ],
+    ids=["embedded-abs", "embedded-slash", "http-full", "tls-quoted-password", "http-defaults", "ipv6"],
+)
+def test_parse_store_url(url: str, expected: StoreTarget) -> None:
+    assert parse_store_url(url, env={}) == expected
+
+
+def test_embedded_paths_are_made_absolute(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse_store_url(DEFAULT_STORE_URL, env={}).path == str(tmp_path / "pairwatch-data")
+    assert parse_store_url("embedded:data/../store", env={}).path == str(tmp_path / "store")
+
+
+def test_password_from_environment_only_when_url_has_none() -> None:
+    env = {PASSWORD_ENV: "from-env"}
+    assert parse_store_url("clickhouse://pw@ch:8123/db", env=env).password == "from-env"
+    assert parse_store_url("clickhouse://pw:in-url@ch:8123/db", env=env).password == "in-url"
+    assert parse_store_url("clickhouse://pw@ch:8123/db", env={}).password == ""
+
+
+def test_target_text_hides_the_password() -> None:
+    target = parse_store_url("clickhouses://pw:secret@ch:8443/db", env={})
+    assert str(target) == "clickhouses://pw@ch:8443/db"
+    assert "secret" not in repr(target)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("", "empty store URL"),
+        ("   ", "empty store URL"),
+        ("./pairwatch-data", "unsupported store URL"),
+        ("postgres://pw:secret@db/x", "unsupported store URL 'postgres'"),
+        ("http://ch:8123/db", "unsupported store URL 'http'"),
+        ("embedded:", "needs a directory path"),
+        ("embedded://host/dir", "takes a path, not //HOST"),
+        ("clickhouse:ch:8123/db", "must look like clickhouse://"),
+        ("clickhouse://pw:secret@:8123/db", "no host"),
+        ("clickhouse://pw:secret@ch:99999/db", "port is not a number"),
+        ("clickhouse://pw:secret@ch:http/db", "port is not a number"),
+        ("clickhouse://pw:secret@ch:0/db", "port is not a number"),
+        ("clickhouse://pw:secret@ch/db/extra", "one database name"),
+        ("clickhouse://pw:secret@ch/dhcp-logs", "not a plain identifier"),
+        ("clickhouse://pw:secret@ch/db?secure=1", "no query string"),
+    ],
+)
+def test_bad_store_urls(url: str, problem: str) -> None:
+    with pytest.raises(StoreConfigError) as info:
+        parse_store_url(url, env={})
+    text = str(info.value)
+    assert isinstance(info.value, ConfigError)  # the CLI turns ConfigError into exit 2
+    assert text.startswith("--store: ")
+    assert problem in text
+    assert "\n" not in text
+    assert "secret" not in text
+
+
+# --- schema and migrations -------------------------------------------------------------------
+
+
+def test_migrations_are_ordered_and_every_data_table_deduplicates() -> None:
+    versions = [version for version, _, _ in schema.MIGRATIONS]
+    assert versions == sorted(set(versions)) and versions[0] == 1
+    ddl = "\n".join(s for _, _, statements in schema.MIGRATIONS for s in statements)
+    for table in schema.TABLE_COLUMNS:
+        block = ddl.split(f"{{db}}.{table}\n", 1)[1].split("CREATE TABLE", 1)[0]
+        assert "non_replicated_deduplication_window = 1000" in block, table
+        assert "TTL " in block, table
+    assert schema.DEFAULT_MESSAGES_TTL_DAYS == 90 and schema.DEFAULT_STATES_TTL_DAYS == 400
+
+
+@pytest.mark.parametrize("days", [0, -1, 1.5, True, "90", schema.MAX_TTL_DAYS + 1])
+def test_render_rejects_bad_ttls(days: Any) -> None:
+    with pytest.raises(ValueError, match="messages_ttl_days"):
+        schema.render(schema.MIGRATIONS[0][2][0], "db", messages_ttl_days=days, states_ttl_days=400)
+
+
+def test_migrate_is_idempotent_and_records_versions(store: Any, store_admin: Any, store_database: str) -> None:
+    latest = [version for version, _, _ in schema.MIGRATIONS]
+    assert store.migrate() == latest  # the fixture migrated once already
+    assert store.migrate() == latest
+    rows = store_admin.query(f"SELECT version, name FROM {store_database}.schema_migrations").result_rows
+    assert rows == [(v, n) for v, n, _ in schema.MIGRATIONS]
+    tables = store_admin.query(f"SHOW TABLES FROM {store_database}").result_rows
+    assert sorted(t for (t,) in tables) == sorted([*schema.TABLE_COLUMNS, "schema_migrations"])
+
+
+def test_column_constants_match_the_created_tables(store: Any, store_admin: Any, store_database: str) -> None:
+    for table, columns in schema.TABLE_COLUMNS.items():
+        described = store_admin.query(f"DESCRIBE TABLE {store_database}.{table}").result_rows
+        assert [(row[0], row[1]) for row in described] == list(columns), table
+    assert (MESSAGE_COLUMNS, EVENT_COLUMNS, STATE_COLUMNS, INCIDENT_COLUMNS) == tuple(
+        tuple(name for name, _ in schema.TABLE_COLUMNS[t]) for t in ("messages", "events", "states", "incidents")
+    )
+
+
+def test_ttl_days_are_applied(
+    store_target: StoreTarget, store_thread: StoreThread, store_database: str, store_admin: Any
+) -> None:
+    opened = store_thread.submit(Store.open, store_target, store_database, messages_ttl_days=7, states_ttl_days=30)
+    store = OnThread(opened.result(), store_thread)
+    store.migrate()
+    store.close()
+    create = store_admin.query(f"SHOW CREATE TABLE {store_database}.messages").result_rows[0][0]
+    assert "toIntervalDay(7)" in create or "INTERVAL 7 DAY" in create
+    create = store_admin.query(f"SHOW CREATE TABLE {store_database}.incidents").result_rows[0][0]
+    assert "toIntervalDay(30)" in create or "INTERVAL 30 DAY" in create
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def test_row_builders_follow_the_column_constants() -> None:
+    event = parse_line(LINES[0], OPTIONS)
+    row = dict(zip(MESSAGE_COLUMNS, message_row(event, id=7, received_at=1.5, raw=LINES[0], transport="tcp"), strict=True))
+    assert row["received_at"] == 1_500_000  # µs since the epoch
+    assert row["ts"] == int(T0.timestamp()) * 1_000_000
+    assert (row["id"], row["host"], row["program"], row["pid"], row["kind"]) == (7, "dhcp-a", "dhcpd", 812, "failover.state")
+    assert (row["raw"], row["transport"], row["sender"], row["msgid"]) == (LINES[0], "tcp", "", "")
+    ev = dict(zip(EVENT_COLUMNS, event_row(event, id=7, received_at=1.5), strict=True))
+    assert ev["relationship"] == REL
+    assert json.loads(ev["fields"]) == {"relationship": REL, "side": "self", "from_state": "normal",
+                                        "to_state": "communications-interrupted"}
+    bare = parse_line(LINES[4], OPTIONS)
+    row = dict(zip(MESSAGE_COLUMNS, message_row(bare, id=8, received_at=T0, raw=LINES[4], transport="file"), strict=True))
+    assert (row["ts"], row["host"], row["message"]) == (None, "", "no header, two leading spaces")
+
+
+def test_incident_ids_are_stable() -> None:
+    a = Incident(condition="partner_down", pair=REL, servers=("dhcp-a",), start=100.25)
+    same = Incident(condition="partner_down", pair=REL, servers=("dhcp-a", "dhcp-b"), start=100.25, end=200.0)
+    assert incident_id(a) == incident_id(same) and len(incident_id(a)) == 16
+    assert incident_id(a) != incident_id(Incident(condition="partner_down", pair=REL, servers=(), start=100.5))
+    assert incident_id(a) != incident_id(Incident(condition="stuck", pair=REL, servers=(), start=100.25))
+
+
+def test_message_ids_increase() -> None:
+    ids = MessageIds(start=10)
+    assert [ids(), ids(), ids()] == [10, 11, 12]
+    assert MessageIds()() > 1_700_000_000_000_000  # starts at the current time in microseconds
+
+
+# --- timeline ----------------------------------------------------------------------------------
+
+
+def test_timeline_is_oldest_first_with_event_fields(store: Any) -> None:
+    at = received(len(LINES))
+    ingest(store, LINES[::-1], at[::-1], MessageIds(start=1))  # stored newest first
+    rows = store.timeline()
+    assert [r["received_at"] for r in rows] == [iso(a) for a in at]
+    assert rows[0]["received_at"] == "2025-03-03T10:00:00.000007Z"
+    first = rows[0]
+    assert {k: first[k] for k in ("ts", "host", "program", "pid", "kind")} == {
+        "ts": "2025-03-03T10:00:00Z", "host": "dhcp-a", "program": "dhcpd", "pid": 812, "kind": "failover.state"}
+    assert (first["relationship"], first["side"], first["from_state"], first["to_state"]) == (
+        REL, "self", "normal", "communications-interrupted")
+    assert first["message"] == f"failover peer {REL}: I move from normal to communications-interrupted"
+    assert rows[1]["ts"] == "2025-03-03T10:00:01.250000Z" and rows[1]["mac"] == "00:00:5e:00:53:01"
+    kea = rows[3]
+    assert (kea["kind"], kea["ha_name"], kea["partner_state"], kea["to_state"]) == (
+        "failover.state", "server1", "ready", "syncing")
+    bare = rows[4]
+    assert (bare["ts"], bare["host"], bare["kind"], bare["message"]) == (
+        None, None, "dhcpd.other", "no header, two leading spaces")
+    json.dumps(rows)  # what `timeline --json` prints
+
+
+def test_timeline_filters_by_host_and_time(store: Any) -> None:
+    at = received(len(LINES))
+    ingest(store, LINES, at, MessageIds(start=1))
+    assert [r["host"] for r in store.timeline(hosts=["dhcp-b", "kea-1"])] == ["dhcp-b", "dhcp-b", "kea-1"]
+    assert [r["host"] for r in store.timeline(hosts=("dhcp-a",))] == ["dhcp-a", "dhcp-a"]
+    assert store.timeline(hosts=[]) == []
+    assert store.timeline(hosts=["nobody"]) == []
+    window = store.timeline(since=at[1], until=at[3])  # since inclusive, until exclusive
+    assert [r["received_at"] for r in window] == ["2025-03-03T10:00:01.500007Z", "2025-03-03T10:00:03.000007Z"]
+    naive = store.timeline(since=at[4].replace(tzinfo=None))  # naive means UTC
+    assert len(naive) == 2
+    assert [r["received_at"] for r in store.timeline(hosts=["dhcp-a"], since=at[1])] == [iso(at[5])]
+
+
+def test_timeline_pages_with_a_cursor(store: Any) -> None:
+    ids = MessageIds(start=1000)
+    lines = [syslog(f"dhcp-{'ab'[i % 2]}", i, f"DHCPACK on 192.0.2.{i} to 00:00:5e:00:53:01 via eth0") for i in range(23)]
+    at = received(len(lines), step=0.5)
+    at[10] = at[11] = at[12] = at[9]  # one TCP read: four lines share their receive instant
+    ingest(store, lines, at, ids)
+    everything = store.timeline(limit=100)
+    assert len(everything) == 23
+    pages: list[list[dict[str, Any]]] = []
+    cursor = None
+    while True:
+        page = store.timeline(limit=5, after=cursor)
+        if not page:
+            break
+        pages.append(page)
+        cursor = TimelineCursor.after(page[-1])
+        assert TimelineCursor.parse(str(cursor)) == cursor
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 3]
+    assert [r for p in pages for r in p] == everything
+    assert [r["ip"] for r in everything] == [f"192.0.2.{i}" for i in range(23)]  # same instant: arrival (id) order
+    only_b = store.timeline(hosts=["dhcp-b"], limit=4, after=TimelineCursor.after(everything[8]))
+    assert [r["ip"] for r in only_b] == ["192.0.2.9", "192.0.2.11", "192.0.2.13", "192.0.2.15"]
+
+
+def test_timeline_keeps_messages_without_an_event_row(store: Any) -> None:
+    event = parse_line(LINES[1], OPTIONS)
+    store.insert("messages", [message_row(event, id=1, received_at=T0, raw=LINES[1], transport="udp")], MESSAGE_COLUMNS, "m")
+    (row,) = store.timeline()
+    assert row["kind"] == "lease.discover" and "mac" not in row and row["message"].startswith("DHCPDISCOVER")
+
+
+@pytest.mark.parametrize("limit", [0, -5, True, 2.5])
+def test_timeline_rejects_bad_limits(store: Any, limit: Any) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        store.timeline(limit=limit)
+
+
+# --- deduplication ---------------------------------------------------------------------------
+
+
+def test_a_retried_batch_is_stored_once(store: Any, store_admin: Any, store_database: str) -> None:
+    events = [parse_line(text, OPTIONS) for text in LINES]
+    ids = MessageIds(start=1)
+    rows = [message_row(e, id=ids(), received_at=T0, raw=t, transport="udp") for e, t in zip(events, LINES, strict=True)]
+    assert store.insert("messages", rows, MESSAGE_COLUMNS, "batch-1") == 6
+    assert store.insert("messages", rows, MESSAGE_COLUMNS, "batch-1") == 6  # a retry after a lost answer
+    assert count(store_admin, store_database, "messages") == 6
+    store.insert("messages", rows, MESSAGE_COLUMNS, "batch-2")  # a new batch that happens to be equal
+    assert count(store_admin, store_database, "messages") == 12
+    assert store.insert("messages", [], MESSAGE_COLUMNS, "batch-3") == 0
+
+
+def test_insert_refuses_unknown_tables_columns_and_tokens(store: Any) -> None:
+    with pytest.raises(ValueError, match="unknown table"):
+        store.insert("schema_migrations", [(1,)], ("version",), "t")
+    with pytest.raises(ValueError, match="unknown column"):
+        store.insert("states", [(1,)], ("nope",), "t")
+    with pytest.raises(ValueError, match="dedup_token"):
+        store.insert("states", [(T0,)], ("ts",), "")
+    with pytest.raises(ValueError, match="rows have 2 values"):
+        store.insert("states", [(T0, "p")], ("ts",), "t")
+
+
+# --- states and incidents from a real correlator ------------------------------------------------
+
+
+def correlate(lines: list[str]) -> list[tuple[Any, float]]:
+    correlator = Correlator()
+    out = []
+    for text in lines:
+        event = parse_line(text, OPTIONS)
+        assert event.record.ts is not None
+        now = event.record.ts.timestamp()
+        out.extend((change, now) for change in correlator.feed(event, now, text))
+    return out
+
+
+PAIR_LINES = [
+    syslog("dhcp-a", 0, f"failover peer {REL}: I move from startup to normal"),
+    syslog("dhcp-b", 0, f"failover peer {REL}: I move from startup to normal"),
+    syslog("dhcp-a", 10, f"failover peer {REL}: I move from normal to communications-interrupted"),
+    syslog("dhcp-a", 70, f"failover peer {REL}: I move from communications-interrupted to partner-down"),
+    syslog("dhcp-b", 80, f"failover peer {REL}: I move from normal to recover"),
+    syslog("dhcp-a", 90, f"failover peer {REL}: peer moves from partner-down to recover"),
+]
+
+
+def test_last_states_are_the_latest_per_pair_server_side(store: Any) -> None:
+    changes = [c for c, _ in correlate(PAIR_LINES) if isinstance(c, StateChanged)]
+    assert len(changes) >= 5
+    for i, change in enumerate(changes):  # one batch per change, as a live writer might
+        store.insert("states", [state_row(change)], STATE_COLUMNS, f"s{i}")
+    latest: dict[tuple[str, str, str], StateChanged] = {}
+    for change in changes:
+        latest[(change.pair, change.server, change.side)] = change
+    expected = [
+        {"ts": iso(datetime.fromtimestamp(c.ts, UTC)), "pair": c.pair,
+         "server": c.server, "side": c.side, "state": c.state, "previous": c.previous}
+        for _, c in sorted(latest.items())
+    ]
+    assert store.last_states() == expected
+    a_self = next(s for s in expected if s["server"] == "dhcp-a" and s["side"] == "self")
+    assert (a_self["state"], a_self["previous"]) == ("partner-down", "communications-interrupted")
+    assert store.pair_hosts(REL) == ["dhcp-a", "dhcp-b"]
+    assert store.pair_hosts("other") == []
+
+
+def test_an_incident_written_open_then_closed_reads_back_once_closed(store: Any) -> None:
+    written = 0
+    for change, now in correlate(PAIR_LINES):
+        if isinstance(change, IncidentOpened | IncidentClosed):  # the row as it stands right now
+            store.insert("incidents", [incident_row(change.incident, updated_at=now)], INCIDENT_COLUMNS, f"i{written}")
+            written += 1
+    incidents = store.incidents()
+    by_condition = {i["condition"]: i for i in incidents}
+    assert written > len(incidents)  # some incidents were written twice
+    interrupted = by_condition["communications_interrupted"]
+    assert interrupted["start"] == "2025-03-03T10:00:10Z"
+    assert interrupted["end"] == "2025-03-03T10:01:10Z"
+    assert interrupted["pair"] == REL and "dhcp-a" in interrupted["servers"]
+    assert any("communications-interrupted" in line for line in interrupted["evidence"])
+    assert [i["id"] for i in incidents].count(interrupted["id"]) == 1
+    still_open = [i for i in incidents if i["end"] is None]
+    assert store.open_incidents() == still_open == store.incidents(open_only=True)
+    assert still_open and all(i["condition"] != "communications_interrupted" for i in still_open)
+    assert store.incidents(pair="other") == []
+    assert store.incidents(pair=REL) == incidents
+
+
+def test_a_later_closed_row_wins_whatever_the_insert_order(store: Any) -> None:
+    incident = Incident(condition="partner_down", pair=REL, servers=("dhcp-a",), start=T0.timestamp(), evidence=["opened"])
+    opened = incident_row(incident, updated_at=T0)
+    incident.end, incident.evidence = T0.timestamp() + 60, ["opened", "closed"]
+    closed = incident_row(incident, updated_at=T0 + timedelta(seconds=60))
+    store.insert("incidents", [closed], INCIDENT_COLUMNS, "late-1")
+    store.insert("incidents", [opened], INCIDENT_COLUMNS, "late-2")  # a spool replay, out of order
+    (only,) = store.incidents()
+    assert (only["end"], only["evidence"], only["updated_at"]) == (
+        "2025-03-03T10:01:00Z", ["opened", "closed"], "2025-03-03T10:01:00Z")
+    assert store.open_incidents() == []
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+
+def test_store_thread_runs_everything_on_one_named_thread(store_thread: StoreThread, store: Any) -> None:
+    def where() -> str:
+        return threading.current_thread().name
+
+    names = {store_thread.submit(where).result() for _ in range(5)}
+
+    async def from_the_loop() -> list[Any]:
+        return [await store_thread.call(where), await store_thread.call(store._obj.ping)]
+
+    loop_names = asyncio.run(from_the_loop())
+    assert len(names) == 1 and names == {loop_names[0]}
+    assert loop_names[0].startswith("pairwatch-store") and loop_names[0] != threading.current_thread().name
+    assert loop_names[1] is True
+
+
+def test_a_closed_store_thread_refuses_work() -> None:
+    thread = StoreThread()
+    assert thread.submit(lambda x: x + 1, 1).result() == 2
+    thread.close()
+    with pytest.raises(StoreError, match="closed"):
+        thread.submit(print)
+
+    async def late() -> None:
+        await thread.call(print)
+
+    with pytest.raises(StoreError, match="closed"):
+        asyncio.run(late())
+
+
+def test_the_store_refuses_calls_from_another_thread(store: Any) -> None:
+    with pytest.raises(StoreError, match="thread"):
+        store._obj.timeline()  # called here, not on the store thread
+
+
+def test_ping_close_and_use_after_close(store_target: StoreTarget, store_thread: StoreThread, store_database: str) -> None:
+    store = OnThread(store_thread.submit(Store.open, store_target, store_database).result(), store_thread)
+    assert store.ping() is True
+    assert store.database == store_database and store.target == store_target
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        store.migrate()
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_a_query_on_a_dropped_database_raises_store_error(store: Any, store_admin: Any, store_database: str) -> None:
+    store_admin.command(f"DROP DATABASE {store_database} SYNC")
+    with pytest.raises(StoreError) as info:
+        store.timeline()
+    assert not isinstance(info.value, StoreUnavailable)
+    assert isinstance(info.value.__cause__, chx.DatabaseError)
+    assert "UNKNOWN_DATABASE" in str(info.value) and str(info.value).startswith("read timeline: ")
+    with pytest.raises(StoreError):
+        store.insert("states", [(T0, "p", "s", "self", "normal", None)], STATE_COLUMNS, "t")
+    assert store.migrate() == [1]  # migrate creates the database again
+
+
+def _clickhouse_errors() -> list[type[BaseException]]:
+    seen, todo = [], [chx.ClickHouseError]
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo.extend(cls.__subclasses__())
+    return [c for c in seen if c.__module__ == chx.__name__]
+
+
+@pytest.mark.parametrize("cls", _clickhouse_errors(), ids=lambda c: c.__name__)
+def test_every_clickhouse_connect_error_is_mapped(cls: type[BaseException]) -> None:
+    original = cls() if cls is chx.StreamClosedError else cls("Code: 1. boom\nsecond line")
+    with pytest.raises(StoreError) as info:
+        with map_store_errors("do it"):
+            raise original
+    assert info.value.__cause__ is original
+    assert "\n" not in str(info.value) and str(info.value).startswith("do it: ")
+    assert isinstance(info.value, StoreUnavailable) == issubclass(cls, chx.OperationalError)
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), StoreUnavailable),
+        (TimeoutError("timed out"), StoreUnavailable),
+        (PermissionError(13, "Permission denied"), StoreUnavailable),
+        (chx.OperationalError("HTTPConnectionPool: Max retries exceeded"), StoreUnavailable),
+        (chx.ProgrammingError("Unable to open the chdb engine at '/x': filesystem error: File exists"), StoreUnavailable),
+        (chx.ProgrammingError("Unable to open the chdb engine at '/y': EmbeddedServer already initialized with path '/x'"),
+         StoreError),
+        (chx.DatabaseError("Code: 60. Unknown table (UNKNOWN_TABLE)"), StoreError),
+        (StoreUnavailable("already ours"), StoreUnavailable),
+    ],
+    ids=["refused", "timeout", "permission", "http-down", "chdb-dir", "chdb-second-path", "sql", "ours"],
+)
+def test_error_mapping(raised: BaseException, expected: type[StoreError]) -> None:
+    with pytest.raises(StoreError) as info:
+        with map_store_errors("x"):
+            raise raised
+    assert type(info.value) is expected
+    assert info.value is raised or info.value.__cause__ is raised
+
+
+def test_other_errors_are_not_mapped() -> None:
+    with pytest.raises(KeyError):
+        with map_store_errors("x"):
+            raise KeyError("a bug of ours")
+
+
+def test_unusable_store_directory_is_unavailable(tmp_path: Any, store_thread: StoreThread) -> None:
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("")
+    with pytest.raises(StoreUnavailable, match="not-a-directory"):
+        store_thread.submit(Store.open, f"embedded:{a_file}/data").result()
+
+
+def test_unreachable_server_is_unavailable() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StoreUnavailable) as info:
+        Store.open(f"clickhouse://pw:secret@127.0.0.1:{port}/db", connect_timeout=2)
+    assert isinstance(info.value.__cause__, chx.OperationalError)
+    assert "secret" not in str(info.value)
+
+
+def test_open_refuses_bad_database_names_and_ttls(store_target: StoreTarget) -> None:
+    with pytest.raises(StoreConfigError, match="plain identifier"):
+        Store.open(store_target, "drop table; --")
+    with pytest.raises(StoreConfigError, match="messages_ttl_days"):
+        Store.open(store_target, "ok", messages_ttl_days=0)
