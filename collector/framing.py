@@ -1,0 +1,346 @@
+"""RFC 6587 framing for syslog over TCP/TLS, sans-IO: bytes in, frames out.
+
+Contract (one `FrameDecoder` per connection, owned by the listener):
+
+- ``feed(data)`` appends the bytes `recv` returned and returns, in stream order,
+  every `Frame` completed and every `FramingError` found. A frame split across
+  feeds is returned by the feed that completes it; until then nothing.
+- ``feed(b"")`` is EOF: a final LF-mode frame without its terminator is still
+  returned (the sender closed after its last message), an incomplete
+  octet-counted frame is reported as ``truncated``. More EOFs return ``[]``;
+  non-empty data after EOF raises `RuntimeError` (a caller bug, as in h11).
+- Errors are values, never exceptions, and never poison the decoder: it reports
+  the bad frame once, resynchronises and carries on, so a bad frame never costs
+  its neighbours (DESIGN, "Reliability rules"). ``feed`` raises nothing else.
+- After every ``feed`` the decoder holds at most ``max_message + len(str(max_message)) + 1``
+  bytes (the one incomplete frame); see `FrameDecoder.buffered`.
+
+Framing is chosen per frame, as rsyslog does:
+
+- Octet counting (RFC 6587 3.4.1): ``MSG-LEN SP SYSLOG-MSG``, ``MSG-LEN =
+  NONZERO-DIGIT *DIGIT``. The choice is made at the first non-digit: digits then
+  SP is octet counting, digits then anything else (a PRI-less RFC 3339 line,
+  ``2025-03-03T08:15:02Z host dhcpd: x``) is an LF-mode frame. One trailing LF,
+  and a CR before it, is stripped from the counted octets
+  (``RSYSLOG_SyslogProtocol23Format`` counts its newline).
+- Non-transparent framing (RFC 6587 3.4.2): the frame ends at LF or NUL (rsyslog
+  accepts both); one CR before the terminator is stripped.
+- Empty frames (blank lines, ``CRLF`` after an octet-counted frame, ``NUL LF``,
+  an octet-counted frame holding only a newline) are skipped silently: they
+  carry no message and some senders emit them after every frame.
+
+Errors (`ERROR_REASONS`, the ``reason`` label of ``pairwatch_syslog_errors_total``):
+
+- ``oversize``: an octet count above ``max_message`` (reported at the header;
+  exactly MSG-LEN bytes are then skipped, over as many feeds as it takes, without
+  buffering them), or an LF-mode frame longer than ``max_message`` (reported
+  once; the rest up to the next LF or NUL is discarded; a frame starting with more
+  than ``max_message`` digits is such a frame). An oversize frame cut
+  short by EOF is not reported again as ``truncated``: one bad frame, one error.
+- ``bad_length``: digits then SP at a frame start, with more digits than
+  ``max_message`` has (``123456 `` when the limit is 65536). No count can be
+  trusted, so the frame is discarded up to the next LF or NUL.
+- ``truncated``: EOF inside an octet-counted frame (a lying count, or a sender
+  that died mid-frame). The partial frame is dropped.
+- ``tls_on_plain_port``: the stream starts with ``0x16 0x03`` (a TLS handshake
+  record, i.e. a ClientHello) and the decoder was built with ``detect_tls=True``
+  (plain TCP listeners). Reported once; every later byte of the connection is
+  dropped quietly, because a TLS client never switches to plaintext and its
+  records would only surface as binary garbage frames. The listener may close.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE",
+    "ERROR_REASONS",
+    "Frame",
+    "FrameDecoder",
+    "FramingError",
+    "datagram_frame",
+    "decode_text",
+]
+
+DEFAULT_MAX_MESSAGE: Final = 64 * 1024
+"""Largest message accepted (bytes, without framing): rsyslog's maxMessageSize is 8 KiB by default."""
+
+Reason = Literal["oversize", "bad_length", "truncated", "tls_on_plain_port"]
+ERROR_REASONS: Final[tuple[Reason, ...]] = ("oversize", "bad_length", "truncated", "tls_on_plain_port")
+"""Every `FramingError.reason`; a closed, stable set (it is a metric label)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One syslog message as framed on the wire, without its terminator or count."""
+
+    data: bytes
+    framing: Literal["octet", "lf"]
+
+
+@dataclass(frozen=True, slots=True)
+class FramingError:
+    """A bad frame, reported once; the decoder has already resynchronised."""
+
+    reason: Reason
+    detail: str
+
+
+# Frames are built on the hot path (150k/s): the frozen dataclass __init__ goes through
+# object.__setattr__ by name, setting the slots directly costs half as much and builds
+# the very same object (h11's `_parsed=True` idea).
+_new_frame = object.__new__
+_set_data = Frame.data.__set__  # type: ignore[attr-defined]
+_set_framing = Frame.framing.__set__  # type: ignore[attr-defined]
+
+
+def _frame(data: bytes, framing: Literal["octet", "lf"]) -> Frame:
+    frame = _new_frame(Frame)
+    _set_data(frame, data)
+    _set_framing(frame, framing)
+    return frame
+
+
+# MSG-LEN = NONZERO-DIGIT *DIGIT                                  (RFC 6587 3.4.1)
+# The decision octet/LF is made at the first byte that is not a digit.
+_NON_DIGIT = re.compile(rb"[^0-9]")
+
+# TLS record header: ContentType handshake (22), then ProtocolVersion major 3.  (RFC 8446 5.1)
+_TLS_HANDSHAKE = 0x16
+_TLS_MAJOR = 0x03
+
+_LF, _CR, _SP, _NUL = 10, 13, 32, 0
+
+# Decoder states. START: at a frame start (`_scan` = digits already seen); LINE: in an
+# LF-mode frame (`_scan` = searched up to); OCTET: in a counted frame (`_body`, `_need`);
+# SKIP: skipping `_need` bytes of an oversize counted frame; DISCARD: dropping up to the
+# next LF or NUL; DEAD: dropping everything (TLS on a plain port).
+_START, _LINE, _OCTET, _SKIP, _DISCARD, _DEAD = range(6)
+
+
+class FrameDecoder:
+    """Incremental RFC 6587 decoder for one TCP/TLS connection (module docstring: contract).
+
+    `max_message` caps a message's size in bytes. `detect_tls` reports a TLS
+    handshake at the start of the stream: plain TCP listeners keep it, the TLS
+    listener (which feeds decrypted bytes) passes False.
+    """
+
+    __slots__ = ("max_message", "_max_digits", "_sniff", "_buf", "_state", "_scan", "_body", "_need", "_eof")
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE, *, detect_tls: bool = True) -> None:
+        if max_message < 1:
+            raise ValueError(f"max_message must be positive, got {max_message}")
+        self.max_message = max_message
+        self._max_digits = len(str(max_message))
+        self._sniff = detect_tls  # still looking at the first two bytes of the stream
+        self._buf = bytearray()  # the one incomplete frame; offsets below are relative to it
+        self._state = _START
+        self._scan = 0
+        self._body = 0
+        self._need = 0
+        self._eof = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the incomplete frame (bounded by about `max_message`)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame | FramingError]:
+        """Append `data` (``b""`` = EOF); return the frames and errors it completes, in order."""
+        if not data:
+            return self._close()
+        if self._eof:
+            raise RuntimeError("FrameDecoder.feed: data after EOF")
+        if self._state == _DEAD:
+            return []
+        if type(data) is not bytes:
+            data = bytes(data)
+        out: list[Frame | FramingError] = []
+        buf = self._buf
+        if self._sniff:
+            first = buf + data if buf else data
+            if first[0] != _TLS_HANDSHAKE:
+                self._sniff = False
+            elif len(first) < 2:
+                buf += data
+                return out
+            else:
+                self._sniff = False
+                if first[1] == _TLS_MAJOR:
+                    self._state = _DEAD
+                    buf.clear()
+                    detail = "TLS handshake on a plain TCP port; dropping the connection's data"
+                    out.append(FramingError("tls_on_plain_port", detail))
+                    return out
+        if not buf:
+            pos = self._run(data, out)
+            if pos < len(data):
+                buf += memoryview(data)[pos:]
+        elif len(data) >= len(buf):
+            # A large feed: parse one bytes object (slices are then single copies); the
+            # copy is at most twice the new data, so it stays linear.
+            work = b"".join((buf, data))
+            pos = self._run(work, out)
+            buf.clear()
+            if pos < len(work):
+                buf += memoryview(work)[pos:]
+        else:
+            # A small feed onto a long partial frame (a drip): search only the new bytes.
+            buf += data
+            pos = self._run(buf, out)
+            if pos:
+                del buf[:pos]
+        return out
+
+    def _run(self, buf: bytes | bytearray, out: list[Frame | FramingError]) -> int:
+        """Consume complete frames from `buf` (offset 0 = the saved frame start); return the consumed length."""
+        n = len(buf)
+        pos = 0
+        state = self._state
+        scan = self._scan
+        body = self._body
+        need = self._need
+        max_message = self.max_message
+        append = out.append
+        is_bytes = type(buf) is bytes  # slices of bytes are already bytes: one copy, not two
+        while pos < n:
+            if state == _START:
+                c = buf[pos]
+                if 49 <= c <= 57:  # "1".."9": octet counting or a line starting with digits
+                    m = _NON_DIGIT.search(buf, scan if scan > pos else pos + 1)
+                    if m is None:
+                        if n - pos > max_message:
+                            append(FramingError("oversize", f"line longer than {max_message} bytes"))
+                            state = _DISCARD
+                            pos = n
+                        else:
+                            scan = n
+                        break
+                    j = m.start()
+                    if j - pos > max_message:  # as if it had arrived byte by byte
+                        append(FramingError("oversize", f"line longer than {max_message} bytes"))
+                        state = _DISCARD
+                        pos = j
+                        continue
+                    if buf[j] == _SP:
+                        if j - pos > self._max_digits:
+                            append(FramingError("bad_length", f"octet count of {j - pos} digits (at most {self._max_digits})"))
+                            state = _DISCARD
+                            pos = j + 1
+                            continue
+                        need = int(buf[pos:j])
+                        body = j + 1
+                        if need > max_message:
+                            append(FramingError("oversize", f"octet count {need} above {max_message}"))
+                            state = _SKIP
+                            pos = body
+                            continue
+                        state = _OCTET
+                    else:
+                        state = _LINE
+                        scan = j
+                else:
+                    state = _LINE
+                    scan = pos
+            if state == _OCTET:
+                end = body + need
+                if end > n:
+                    break
+                stop = end
+                if buf[stop - 1] == _LF:
+                    stop -= 1
+                    if stop > body and buf[stop - 1] == _CR:
+                        stop -= 1
+                if stop > body:
+                    append(_frame(buf[body:stop] if is_bytes else bytes(buf[body:stop]), "octet"))
+                pos = end
+                state = _START
+                scan = 0
+            elif state == _LINE:
+                lf = buf.find(b"\n", scan)
+                nul = buf.find(b"\0", scan, n if lf < 0 else lf)
+                end = nul if nul >= 0 else lf
+                if end < 0:
+                    if n - pos > max_message + 1:  # + 1: a CR that the LF will strip
+                        append(FramingError("oversize", f"line longer than {max_message} bytes"))
+                        state = _DISCARD
+                        pos = n
+                    else:
+                        scan = n
+                    break
+                stop = end - 1 if end > pos and buf[end - 1] == _CR else end
+                if stop - pos > max_message:
+                    append(FramingError("oversize", f"line longer than {max_message} bytes"))
+                elif stop > pos:
+                    append(_frame(buf[pos:stop] if is_bytes else bytes(buf[pos:stop]), "lf"))
+                pos = end + 1
+                state = _START
+                scan = 0
+            elif state == _SKIP:
+                if n - pos < need:
+                    need -= n - pos
+                    pos = n
+                    break
+                pos += need
+                state = _START
+                scan = 0
+            elif state == _DISCARD:
+                lf = buf.find(b"\n", pos)
+                nul = buf.find(b"\0", pos, n if lf < 0 else lf)
+                end = nul if nul >= 0 else lf
+                if end < 0:
+                    pos = n
+                    break
+                pos = end + 1
+                state = _START
+                scan = 0
+        self._state = state
+        self._scan = scan - pos if scan > pos else 0
+        self._body = body - pos
+        self._need = need
+        return pos
+
+    def _close(self) -> list[Frame | FramingError]:
+        """EOF: flush an unterminated LF-mode frame, report a truncated counted one."""
+        if self._eof:
+            return []
+        self._eof = True
+        out: list[Frame | FramingError] = []
+        buf = self._buf
+        state = self._state
+        if state == _OCTET:
+            got = len(buf) - self._body
+            out.append(FramingError("truncated", f"stream ended after {got} of {self._need} counted octets"))
+        elif state in (_START, _LINE) and buf:
+            stop = len(buf) - 1 if buf[-1] == _CR else len(buf)
+            if stop > self.max_message:
+                out.append(FramingError("oversize", f"line longer than {self.max_message} bytes"))
+            elif stop:
+                out.append(_frame(bytes(buf[:stop]), "lf"))
+        # _SKIP: the frame was already reported as oversize; _DISCARD, _DEAD: nothing to say.
+        buf.clear()
+        self._state = _DEAD
+        return out
+
+
+def decode_text(data: bytes) -> tuple[str, bool]:
+    """Frame bytes -> (text, invalid): UTF-8, invalid sequences replaced by U+FFFD.
+
+    `invalid` is True only when a replacement happened (a U+FFFD sent as valid
+    UTF-8 does not count).
+    """
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace"), True
+
+
+def datagram_frame(data: bytes) -> bytes:
+    """One UDP datagram is one frame: strip one trailing LF (and a CR before it)."""
+    if data.endswith(b"\n"):
+        return data[:-2] if data.endswith(b"\r\n") else data[:-1]
+    return data
