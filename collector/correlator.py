@@ -117,8 +117,13 @@ class Incident:
     evidence: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StateChanged:
+    """A server's own state (`side="self"`) or its view of the partner (`"peer"`) changed.
+
+    A value like the events (not `frozen`: built on every transition, and frozen
+    construction costs three times as much)."""
+
     ts: float
     pair: str
     server: str
@@ -275,6 +280,7 @@ class Correlator:
         activity.last_line = line
         out: list[Change] = []
         payload = event.payload
+        answered = False
         if isinstance(payload, Lease):  # most lines: kept inline, this path runs for every client packet
             refused = payload.refused
             if refused is not None:
@@ -284,9 +290,7 @@ class Correlator:
                     self._reevaluate(host, now, line, ("not_serving",), out)
             elif type(payload) in _ANSWERS:
                 activity.last_answer = now
-                for pair in activity.pairs:
-                    if "not_serving" in pair.open or "not_serving" in pair.pending:
-                        self._evaluate(pair, now, line, ("not_serving",), out)
+                answered = True
         elif isinstance(payload, LeaseNoFree):
             activity.last_no_free = now
             activity.no_free_line = line
@@ -305,7 +309,7 @@ class Correlator:
             for pair in activity.pairs:
                 pair.servers[host].peer_valid = False
         for pair in activity.pairs:
-            self._after_line(pair, activity, now, line, out)
+            self._after_line(pair, activity, answered, now, line, out)
         return out
 
     def tick(self, now: float) -> list[Change]:
@@ -570,11 +574,14 @@ class Correlator:
             activity.pools_empty_since = now
         self._reevaluate(host, now, line, ("pool_exhausted",), out)
 
-    def _after_line(self, pair: _Pair, activity: _Activity, now: float, line: str, out: list[Change]) -> None:
+    def _after_line(
+        self, pair: _Pair, activity: _Activity, answered: bool, now: float, line: str, out: list[Change]
+    ) -> None:
         """What any line tells its host's pair: the host is alive. That ends its own
         silence and confirms views it holds; for its partner, it starts or extends the
         partner's silence (the first line clearly after the partner's last one is kept).
-        This runs for every line, so it stays cheap when nothing is open."""
+        An OFFER/ACK (`answered`) also ends a pair's not-serving. This runs for every
+        line, so it stays cheap when nothing is open."""
         check_silent = False
         for other in pair.servers.values():
             if other.activity is activity:
@@ -593,6 +600,8 @@ class Correlator:
             names.append("server_silent")
         if "views_disagree" in opened or "views_disagree" in pending:
             names.append("views_disagree")
+        if answered and ("not_serving" in opened or "not_serving" in pending):
+            names.append("not_serving")
         if names:
             self._evaluate(pair, now, line, names, out)
 
