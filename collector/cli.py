@@ -22,7 +22,7 @@ from collector.replay import replay
 from collector.report import json_objects, render_table
 from parsers import LineParser, ParseOptions, event_to_dict
 
-NOT_IMPLEMENTED = ("serve", "ingest", "status", "timeline")
+NOT_IMPLEMENTED = ("ingest", "status", "timeline")
 
 
 class UsageError(Exception):
@@ -97,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         return run_check_config(args)
+    if args.command == "serve":
+        return run_serve(args)
     try:
         if args.command == "analyze":
             return run_analyze(args, sys.stdout)
@@ -123,6 +125,45 @@ def run_check_config(args: argparse.Namespace) -> int:
     strip_domain = "true" if config.hosts.strip_domain else "false"
     print(f"config ok: {summary}, strip_domain={strip_domain}")
     return 0
+
+
+def parse_endpoint(text: str, flag: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` -> (host, port); UsageError naming `flag` otherwise."""
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        valid_host = bool(host) and ":" in host
+    else:
+        valid_host = bool(host) and ":" not in host and "[" not in host and "]" not in host
+    if not sep or not valid_host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise UsageError(f"{flag}: expected HOST:PORT or [IPV6]:PORT, got {text!r}")
+    return host, int(port_text)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Receive syslog, correlate, store and export metrics until SIGTERM/SIGINT."""
+    import logging
+
+    from collector.service import DEFAULT_HTTP, DEFAULT_SYSLOG_PORT, Endpoint, ServeOptions, run
+    from collector.store import DEFAULT_STORE_URL, parse_store_url
+
+    try:
+        if args.tls:
+            raise UsageError("--tls: TLS not implemented yet")
+        udp = tuple(Endpoint(*parse_endpoint(t, "--udp")) for t in args.udp)
+        tcp = tuple(Endpoint(*parse_endpoint(t, "--tcp")) for t in args.tcp)
+        if not udp and not tcp:
+            udp = (Endpoint("0.0.0.0", DEFAULT_SYSLOG_PORT),)
+            tcp = (Endpoint("0.0.0.0", DEFAULT_SYSLOG_PORT),)
+        http = Endpoint(*parse_endpoint(args.http, "--http")) if args.http else Endpoint(*DEFAULT_HTTP)
+        config = load_config(args.config)
+        target = parse_store_url(args.store or DEFAULT_STORE_URL)
+    except (UsageError, ConfigError) as exc:
+        print(f"pairwatch serve: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    return run(config, ServeOptions(store=target, udp=udp, tcp=tcp, http=http))
 
 
 def run_parse(args: argparse.Namespace, out: TextIO) -> int:

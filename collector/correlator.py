@@ -33,11 +33,15 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from collector.config import Config, Limits, PairConfig, host_key, load_config
 from parsers.events import (
+    DHCPD_STATES,
+    KEA_STATES,
     Event,
     FailoverConnection,
     FailoverHA,
@@ -334,6 +338,57 @@ class Correlator:
                 return due
             heapq.heappop(heap)
         return None
+
+    def restore(self, states: Iterable[Mapping[str, Any]], incidents: Iterable[Mapping[str, Any]], now: float) -> None:
+        """Take back what an earlier run stored, so a restart does not forget that a server
+        is in partner-down: the last state per (pair, server, side) (`ts`, `pair`, `server`,
+        `side`, `state`, ISO 8601 `ts`) and the incidents still open (`condition`, `pair`,
+        `servers`, `start`, `evidence`). Call it before the first `feed`. States count from
+        when they were entered; every pair is re-evaluated at the first `tick`, so a state
+        that outlived its limit while the service was down opens its incident then. Every
+        restored server counts as heard at `now` (the restart): silence is measured from
+        there, not from a past the service did not watch."""
+        for row in sorted(states, key=lambda r: r["ts"]):
+            pair = self._restored_pair(row["pair"], row["state"])
+            server = self._join(pair, host_key(row["server"], self._strip))
+            if server.activity.last_seen is None:
+                server.activity.last_seen = now
+            ts = datetime.fromisoformat(row["ts"]).timestamp()
+            if row["side"] == "self":
+                server.state, server.since = row["state"], ts
+            else:
+                server.peer_state, server.peer_since, server.peer_valid = row["state"], ts, True
+        for pair in self._pairs.values():
+            for host in pair.servers:
+                if pair.implementation == "kea":
+                    self._kea_pair.setdefault(host, pair)
+                elif pair.relationship is not None:
+                    self._dhcpd_pairs.setdefault((host, pair.relationship), pair)
+        for row in incidents:
+            pair = self._pairs.get(row["pair"])
+            if pair is None or row["condition"] not in _CHECKS:
+                continue
+            pair.open[row["condition"]] = Incident(
+                condition=row["condition"],
+                pair=pair.name,
+                servers=tuple(row["servers"]),
+                start=datetime.fromisoformat(row["start"]).timestamp(),
+                evidence=list(row["evidence"]),
+            )
+        for pair in self._pairs.values():
+            pair.deadline = -math.inf
+            self._seq += 1
+            heapq.heappush(self._deadlines, (-math.inf, self._seq, pair.name))
+
+    def _restored_pair(self, name: str, state: str) -> _Pair:
+        """The pair a stored row names: configured, already restored, or made anew
+        (Kea if any of its states is Kea's own, else dhcpd with the name as relationship)."""
+        pair = self._pairs.get(name)
+        if pair is None:
+            pair = self._new_pair(name, "dhcpd", name)
+        if not pair.configured and state in KEA_STATES - DHCPD_STATES:
+            pair.implementation, pair.relationship = "kea", None
+        return pair
 
     def open_incidents(self) -> list[Incident]:
         return [i for pair in self._pairs.values() for i in pair.open.values()]

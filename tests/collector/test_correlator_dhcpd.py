@@ -322,3 +322,28 @@ def test_host_names_without_domain_when_configured():
     stripped = run(lines, {"hosts": {"strip_domain": True}})
     assert {s.server for s in stripped.states} == {"dhcp1", B}
     assert [(i.condition, i.servers) for i in stripped.incidents] == [("partner_down", ("dhcp1",))]
+
+
+def test_restore_after_a_restart_keeps_partner_down_and_times_the_old_states():
+    from collector.config import parse_config
+    from collector.correlator import Correlator, IncidentClosed, IncidentOpened
+    from parsers import parse_line
+    from tests.collector.scenario import OPTIONS
+
+    states = [
+        {"ts": "2025-03-03T08:00:00Z", "pair": REL, "server": A, "side": "self", "state": "partner-down", "previous": "normal"},
+        {"ts": "2025-03-03T09:00:00Z", "pair": REL, "server": B, "side": "self", "state": "recover-wait", "previous": "recover"},
+    ]
+    incidents = [{"condition": "partner_down", "pair": REL, "servers": [A], "start": "2025-03-03T08:00:00Z", "end": None,
+                  "evidence": ["Mar  3 08:00:00 dhcp1 dhcpd: failover peer failover-ab: I move from normal to partner-down"]}]
+    correlator = Correlator(parse_config({"limits": {"mclt": 600}}))
+    correlator.restore(states, incidents, at("10:00:00"))
+    changes = correlator.tick(at("10:00:00"))
+    opened = [c.incident for c in changes if isinstance(c, IncidentOpened)]
+    # the restored incident is still the one open; the old recover-wait is past MCLT + grace
+    assert [(i.condition, i.servers, i.start) for i in opened] == [("stuck", (B,), at("09:11:00"))]
+    assert [i.condition for i in correlator.open_incidents()] == ["partner_down", "stuck"]
+    # a line of the restored pair lands in it and closes the restored incident
+    event = parse_line(line("10:00:05", A, f"failover peer {REL}: I move from partner-down to normal"), OPTIONS)
+    closed = [c.incident for c in correlator.feed(event, at("10:00:05"), "x") if isinstance(c, IncidentClosed)]
+    assert [(i.condition, i.start, i.end) for i in closed] == [("partner_down", at("08:00:00"), at("10:00:05"))]

@@ -1,0 +1,422 @@
+"""`pairwatch serve` end to end: a real service process, real `logger`, real sockets on 127.0.0.1.
+
+The service runs as a SUBPROCESS with its own embedded store directory: chdb allows one store
+directory per process and this pytest process already has one (tests/collector/conftest.py).
+Everything started here is stopped by pid, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.cli import main, parse_endpoint
+from collector.listeners import QUEUE_FULL, Intake, Received, start_tcp, start_udp
+from collector.metrics import ServiceMetrics
+from tests.conftest import need
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_DEADLINE = 60.0
+POLL_DEADLINE = 20.0
+STOP_DEADLINE = 10.0
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Serve:
+    proc: subprocess.Popen[bytes]
+    udp: int
+    tcp: int
+    http: int
+    store: Path
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http}{path}"
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=5) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def json(self, path: str) -> object:
+        status, body = self.get(path)
+        assert status == 200, (status, body)
+        return json.loads(body)
+
+    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, body = self.get("/metrics")
+        assert status == 200
+        out = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for s in family.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples().get((name, tuple(sorted(labels.items()))))
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _start(tmp: Path, store: Path | None = None) -> Serve:
+    udp, tcp, http = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_STREAM)
+    store = store or tmp / "store"
+    log = tmp / "serve.log"
+    argv = [
+        sys.executable, "-m", "collector.cli", "serve",
+        "--udp", f"127.0.0.1:{udp}", "--tcp", f"127.0.0.1:{tcp}", "--http", f"127.0.0.1:{http}",
+        "--store", f"embedded:{store}",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    serve = Serve(proc, udp, tcp, http, store, log)
+    deadline = time.monotonic() + READY_DEADLINE
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return serve  # caller looks at the exit (a bind race is retried once)
+            try:
+                if serve.get("/readyz")[0] == 200:
+                    return serve
+            except OSError:
+                pass
+            time.sleep(0.2)
+    except BaseException:
+        _stop(proc)
+        raise
+    _stop(proc)
+    pytest.fail(f"serve not ready within {READY_DEADLINE} s:\n{serve.logs()}")
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    need(shutil.which("logger") is not None, "needs util-linux logger")
+    started = None
+    for attempt in range(2):  # a free port can be taken between probing and binding: retry once
+        started = _start(tmp_path_factory.mktemp(f"serve{attempt}"))
+        if started.proc.poll() is None:
+            break
+        if "cannot listen" not in started.logs() or attempt == 1:
+            pytest.fail(f"serve exited with {started.proc.returncode}:\n{started.logs()}")
+    assert started is not None
+    try:
+        yield started
+    finally:
+        _stop(started.proc)
+
+
+def logger(*args: str) -> None:
+    subprocess.run(["logger", *args], check=True, timeout=10, stdin=subprocess.DEVNULL)
+
+
+def poll(condition, what: str, serve: Serve, deadline: float = POLL_DEADLINE):  # type: ignore[no-untyped-def]
+    end = time.monotonic() + deadline
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}\n--- serve log ---\n{serve.logs()}")
+        time.sleep(0.1)
+
+
+def _interrupted(rel: str) -> str:
+    return f"failover peer {rel}: I move from normal to communications-interrupted"
+
+
+# --- tests against the running service --------------------------------------------------------
+
+
+def test_healthz_and_readyz(serve: Serve) -> None:
+    assert serve.get("/healthz") == (200, b"ok\n")
+    assert serve.get("/readyz")[0] == 200
+    assert serve.get("/nope")[0] == 404
+    post = urllib.request.Request(serve.url("/metrics"), data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(post, timeout=5)
+    refused.value.close()
+    assert refused.value.code == 405
+    status, body = serve.get("/api/v1/timeline?limit=zero")
+    assert status == 400 and b"limit" in body
+
+
+def test_logger_lines_over_udp_and_tcp_reach_metrics_api_and_store(serve: Serve) -> None:
+    tag = uuid.uuid4().hex[:6]
+    rel_udp, rel_tcp = f"u{tag}", f"t{tag}"
+    host = "127.0.0.1"
+    before = serve.samples()
+    udp0 = before.get(("pairwatch_syslog_messages_total", (("transport", "udp"),)), 0.0)
+    tcp0 = before.get(("pairwatch_syslog_messages_total", (("transport", "tcp"),)), 0.0)
+
+    # UDP: RFC 3164 and RFC 5424
+    logger("-n", host, "-P", str(serve.udp), "-d", "--rfc3164", "-t", "dhcpd", f"failover peer {rel_udp}: peer moves from normal to normal")
+    logger("-n", host, "-P", str(serve.udp), "-d", "--rfc5424", "-t", "dhcpd", _interrupted(rel_udp))
+    # TCP: octet-counted RFC 5424, and non-transparent (LF) RFC 3164
+    logger("-n", host, "-P", str(serve.tcp), "-T", "--octet-count", "--rfc5424", "-t", "dhcpd",
+           f"failover peer {rel_tcp}: peer moves from normal to normal")
+    logger("-n", host, "-P", str(serve.tcp), "-T", "--rfc3164", "-t", "dhcpd", _interrupted(rel_tcp))
+
+    def conditions_open() -> bool:
+        s = serve.samples()
+        key = "dhcp_failover_condition"
+        return all(
+            s.get((key, (("condition", "communications_interrupted"), ("pair", rel)))) == 1.0
+            for rel in (rel_udp, rel_tcp)
+        ) and s.get(("pairwatch_syslog_messages_total", (("transport", "udp"),)), 0) >= udp0 + 2 and s.get(
+            ("pairwatch_syslog_messages_total", (("transport", "tcp"),)), 0
+        ) >= tcp0 + 2
+
+    poll(conditions_open, "communications_interrupted for both pairs", serve)
+
+    pairs = {p["name"]: p for p in serve.json("/api/v1/pairs")["pairs"]}  # type: ignore[index]
+    for rel in (rel_udp, rel_tcp):
+        pair = pairs[rel]
+        assert pair["implementation"] == "dhcpd"
+        assert pair["conditions"]["communications_interrupted"] is True
+        (server,) = pair["servers"]
+        assert server["state"] == "communications-interrupted"
+        assert server["since"].endswith("Z") and server["last_seen"].endswith("Z")
+
+    incidents = serve.json("/api/v1/incidents")["incidents"]  # type: ignore[index]
+    opened = {(i["pair"], i["condition"]) for i in incidents}
+    assert {(rel_udp, "communications_interrupted"), (rel_tcp, "communications_interrupted")} <= opened
+
+    def stored() -> list:  # type: ignore[type-arg]
+        rows = serve.json("/api/v1/timeline?since=10m&limit=10000")["messages"]  # type: ignore[index]
+        mine = [r for r in rows if r.get("relationship") in (rel_udp, rel_tcp)]
+        return mine if len(mine) >= 4 else []
+
+    rows = poll(stored, "the four lines in the timeline", serve)
+    assert {r["kind"] for r in rows} == {"failover.state"}
+    assert all(r["received_at"].endswith("Z") for r in rows)
+    assert serve.json("/api/v1/incidents?all=1")["incidents"]  # type: ignore[index]
+
+
+def test_bad_frame_keeps_the_connection_and_its_neighbours(serve: Serve) -> None:
+    rel = f"b{uuid.uuid4().hex[:6]}"
+    oversize0 = serve.value("pairwatch_syslog_errors_total", reason="oversize") or 0.0
+    line = f"<30>Mar  3 08:15:02 dhcp-b dhcpd: {_interrupted(rel)}".encode()
+    with socket.create_connection(("127.0.0.1", serve.tcp), timeout=5) as conn:
+        conn.sendall(b"999999 " + b"x" * 10 + b"\n")  # more digits than the limit: bad_length, resync at LF
+        conn.sendall(b"70000 " + b"y" * 70000)  # over the 64 KiB limit: oversize, skipped
+        conn.sendall(f"{len(line)} ".encode() + line)
+        conn.sendall(line + b"\n")
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(5)
+        assert conn.recv(1) == b""  # the service closes only after our EOF
+
+    poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
+         "the good frames after the bad ones", serve)
+    assert (serve.value("pairwatch_syslog_errors_total", reason="oversize") or 0) >= oversize0 + 1
+    assert (serve.value("pairwatch_syslog_errors_total", reason="bad_length") or 0) >= 1
+    assert "framing error" in serve.logs()
+
+
+def test_sigterm_drains_flushes_and_exits_0(serve: Serve) -> None:
+    rel = f"s{uuid.uuid4().hex[:6]}"
+    for _ in range(3):
+        logger("-n", "127.0.0.1", "-P", str(serve.tcp), "-T", "--octet-count", "-t", "dhcpd", _interrupted(rel))
+    poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
+         "the last lines processed", serve)
+    received = sum(serve.value("pairwatch_syslog_messages_total", transport=t) or 0 for t in ("udp", "tcp"))
+
+    started = time.monotonic()
+    serve.proc.send_signal(signal.SIGTERM)
+    code = serve.proc.wait(STOP_DEADLINE)
+    took = time.monotonic() - started
+    assert code == 0, serve.logs()
+    assert took < STOP_DEADLINE
+
+    snippet = (
+        "import json, sys\n"
+        "from collector.store import Store\n"
+        "s = Store.open(sys.argv[1])\n"
+        "print(json.dumps({'messages': len(s.timeline(limit=100000)), 'incidents': len(s.incidents())}))\n"
+        "s.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", snippet, f"embedded:{serve.store}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    counts = json.loads(out.strip().splitlines()[-1])
+    assert counts["messages"] == received
+    assert counts["incidents"] >= 1
+
+
+def test_restart_on_the_same_store_keeps_the_timeline(serve: Serve, tmp_path: Path) -> None:
+    _stop(serve.proc)  # one process per embedded store directory
+    rel = f"r{uuid.uuid4().hex[:6]}"
+    again = _start(tmp_path, store=serve.store)
+    try:
+        assert again.proc.poll() is None, again.logs()
+        stored = again.json("/api/v1/timeline?since=1h&limit=10000")["messages"]  # type: ignore[index]
+        assert stored, "the first run's messages are in the timeline after a restart"
+        assert again.json("/api/v1/incidents?all=1")["incidents"]  # type: ignore[index]
+        logger("-n", "127.0.0.1", "-P", str(again.udp), "-d", "-t", "dhcpd", _interrupted(rel))
+        poll(lambda: again.json(f"/api/v1/timeline?pair={rel}&since=1h")["messages"], "the pair's timeline", again)  # type: ignore[index]
+        pairs = again.json("/api/v1/pairs")["pairs"]  # type: ignore[index]
+    finally:
+        _stop(again.proc)
+    assert again.proc.returncode == 0
+    # the first run's pairs come back from the store with their states and open incidents
+    earlier = [p for p in pairs if p["name"] != rel]
+    assert earlier, pairs
+    assert any(s["state"] == "communications-interrupted" for p in earlier for s in p["servers"]), earlier
+
+
+# --- in-process pieces (no store) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:5514", ("127.0.0.1", 5514)), ("[::1]:5514", ("::1", 5514)), ("0.0.0.0:0", ("0.0.0.0", 0)),
+     ("localhost:514", ("localhost", 514))],
+)
+def test_endpoint_forms(text: str, expected: tuple[str, int]) -> None:
+    assert parse_endpoint(text, "--udp") == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--udp", "nope"], "--udp"),
+        (["--tcp", "127.0.0.1:99999"], "--tcp"),
+        (["--http", "::1:80"], "--http"),
+        (["--tcp", "[::1]"], "--tcp"),
+        (["--tls", "127.0.0.1:6514"], "--tls"),
+    ],
+)
+def test_bad_serve_flags_exit_2_naming_the_flag(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"pairwatch serve: {flag}")
+
+
+def test_tcp_pauses_reading_when_the_queue_is_full_and_loses_nothing() -> None:
+    async def scenario() -> list[str]:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=4)  # type: ignore[type-arg]
+        intake = Intake(queue, ServiceMetrics(CollectorRegistry(), "test"))
+        server = await start_tcp(intake, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        lines = [f"<30>Mar  3 08:15:02 h dhcpd: line {i}" for i in range(50)]
+        writer.write(b"".join(f"{len(x)} {x}".encode() for x in lines))
+        await writer.drain()
+        writer.close()
+        got: list[str] = []
+        deadline = time.monotonic() + 10
+        while len(got) < len(lines) and time.monotonic() < deadline:
+            try:
+                item = await asyncio.wait_for(queue.get(), 0.5)
+            except TimeoutError:
+                continue
+            assert queue.qsize() <= 4
+            got.append(item.text)
+            intake.resume_when_drained()
+        server.close()
+        await server.wait_closed()
+        return got
+
+    got = asyncio.run(scenario())
+    assert got == [f"<30>Mar  3 08:15:02 h dhcpd: line {i}" for i in range(50)]
+
+
+def test_udp_counts_drops_when_the_queue_is_full() -> None:
+    registry = CollectorRegistry()
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    async def scenario() -> int:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=3)  # type: ignore[type-arg]
+        intake = Intake(queue, ServiceMetrics(registry, "test", error_reasons=(QUEUE_FULL,)))
+        transport = await start_udp(intake, "127.0.0.1", 0)
+        port = transport.get_extra_info("sockname")[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(10):
+                s.sendto(f"<30>Mar  3 08:15:02 h dhcpd: datagram {i}\n".encode(), ("127.0.0.1", port))
+        deadline = time.monotonic() + 5
+        while value("pairwatch_syslog_messages_total", transport="udp") + value(
+            "pairwatch_syslog_errors_total", reason=QUEUE_FULL
+        ) < 10:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        transport.close()
+        return queue.qsize()
+
+    assert asyncio.run(scenario()) == 3
+    assert value("pairwatch_syslog_messages_total", transport="udp") == 3
+    assert value("pairwatch_syslog_errors_total", reason=QUEUE_FULL) == 7
+
+
+def test_unreachable_store_exits_1_with_one_line(tmp_path: Path) -> None:
+    port = _free_port(socket.SOCK_STREAM)  # nothing listens there
+    http = _free_port(socket.SOCK_STREAM)
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector.cli", "serve", "--tcp", "127.0.0.1:0", "--http", f"127.0.0.1:{http}",
+         "--store", f"clickhouse://u:p@127.0.0.1:{port}/pw"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("pairwatch serve:")]
+    assert len(lines) == 1 and "store" in lines[0], proc.stderr
+
+
+def test_tcp_listener_on_ipv6_loopback() -> None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        need(False, "needs an IPv6 loopback (::1)")
+
+    async def scenario() -> Received:
+        queue: asyncio.Queue = asyncio.Queue()  # type: ignore[type-arg]
+        intake = Intake(queue, ServiceMetrics(CollectorRegistry(), "test"))
+        server = await start_tcp(intake, "::1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _reader, writer = await asyncio.open_connection("::1", port)
+        writer.write(b"<30>Mar  3 08:15:02 h dhcpd: over v6\n")
+        await writer.drain()
+        item = await asyncio.wait_for(queue.get(), 5)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return item
+
+    item = asyncio.run(scenario())
+    assert item.text == "<30>Mar  3 08:15:02 h dhcpd: over v6"
+    assert item.transport == "tcp" and item.sender.startswith("[::1]:")
