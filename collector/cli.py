@@ -10,19 +10,21 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector import __version__
-from collector.config import ConfigError, load_config
+from collector.client import ApiError, get_json, render_status, render_timeline_line, timeline_pages
+from collector.config import ConfigError, load_config, parse_duration
 from collector.correlator import Correlator
 from collector.replay import replay
 from collector.report import json_objects, render_table
 from parsers import LineParser, ParseOptions, event_to_dict
 
-NOT_IMPLEMENTED = ("ingest", "status", "timeline")
+NOT_IMPLEMENTED = ("ingest",)
 
 
 class UsageError(Exception):
@@ -102,13 +104,86 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "analyze":
             return run_analyze(args, sys.stdout)
+        if args.command == "status":
+            return run_status(args, sys.stdout)
+        if args.command == "timeline":
+            return run_timeline(args, sys.stdout)
         return run_parse(args, sys.stdout)
+    except ApiError as exc:
+        print(f"pairwatch {args.command}: {exc}", file=sys.stderr)
+        return 1
     except (UsageError, ConfigError) as exc:
         print(f"pairwatch {args.command}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"pairwatch {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def run_status(args: argparse.Namespace, out: TextIO) -> int:
+    """The current state of every pair, from a running service's API."""
+    doc = get_json(args.api or _default_api(), "/api/v1/pairs")
+    if args.json:
+        out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    else:
+        out.write(render_status(doc.get("pairs", []), time.time()))
+    return 0
+
+
+def run_timeline(args: argparse.Namespace, out: TextIO) -> int:
+    """Stored messages and their events, oldest first, from the API (or the store itself)."""
+    if args.api and args.store:
+        raise UsageError("--api and --store: give one")
+    if args.since is not None:
+        try:
+            parse_duration(args.since)
+        except ValueError as exc:
+            raise UsageError(f"--since: {exc}") from exc
+    if args.store:
+        rows = _timeline_from_store(args)
+    else:
+        params = [("host", h) for h in args.host]
+        if args.pair:
+            params.append(("pair", args.pair))
+        if args.since:
+            params.append(("since", args.since))
+        rows = timeline_pages(args.api or _default_api(), params)
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False) if args.json else render_timeline_line(row))
+        out.write("\n")
+    return 0
+
+
+def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:  # type: ignore[type-arg]
+    """Read the store directly (no service may hold an embedded store meanwhile)."""
+    from collector.store import Store, StoreError, TimelineCursor, parse_store_url  # heavy: only when asked
+
+    try:
+        store = Store.open(parse_store_url(args.store))
+    except StoreError as exc:
+        raise ApiError(f"{exc} (an embedded store belongs to one process: is `pairwatch serve` using it? "
+                       "then use --api)") from exc
+    try:
+        hosts = list(args.host) + (store.pair_hosts(args.pair) if args.pair else [])
+        if args.pair and not hosts:
+            return
+        since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since)) if args.since else None
+        after = None
+        while True:
+            rows = store.timeline(hosts or None, since, None, 5000, after)
+            yield from rows
+            if len(rows) < 5000:
+                return
+            after = TimelineCursor.after(rows[-1])
+    finally:
+        store.close()
+
+
+def _default_api() -> str:
+    from collector.service import DEFAULT_HTTP
+
+    host, port = DEFAULT_HTTP
+    return f"http://{host}:{port}"
 
 
 def run_check_config(args: argparse.Namespace) -> int:

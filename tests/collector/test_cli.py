@@ -25,7 +25,7 @@ def test_every_subcommand_has_help(command, capsys):
     assert f"usage: pairwatch {command}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [c for c in SUBCOMMANDS if c not in ("parse", "check-config", "analyze", "serve")])
+@pytest.mark.parametrize("command", ["ingest"])
 def test_unimplemented_subcommands_exit_2(command, capsys):
     assert main([command]) == 2
     assert capsys.readouterr().err.strip() == f"pairwatch {command}: not implemented yet"

@@ -248,6 +248,42 @@ def test_bad_frame_keeps_the_connection_and_its_neighbours(serve: Serve) -> None
     assert "framing error" in serve.logs()
 
 
+def test_status_and_timeline_read_the_running_service(serve: Serve, capsys: pytest.CaptureFixture[str]) -> None:
+    rel = f"c{uuid.uuid4().hex[:6]}"
+    logger("-n", "127.0.0.1", "-P", str(serve.tcp), "-T", "--octet-count", "-t", "dhcpd", _interrupted(rel))
+    poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
+         "the pair", serve)
+    api = serve.url("")
+    assert main(["status", "--api", api, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (pair,) = [p for p in doc["pairs"] if p["name"] == rel]
+    assert pair["servers"][0]["state"] == "communications-interrupted"
+
+    assert main(["status", "--api", api]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert f"{rel} (dhcpd): communications_interrupted" in table
+    assert all(len(row) <= 80 for row in table)
+
+    def timeline() -> list[dict]:  # type: ignore[type-arg]
+        assert main(["timeline", "--api", api, "--pair", rel, "--since", "1h", "--json"]) == 0
+        return [json.loads(row) for row in capsys.readouterr().out.splitlines()]
+
+    # a pair's timeline is every line of its hosts (here one host logs for every test pair)
+    rows = poll(lambda: [r for r in timeline() if r.get("relationship") == rel], "the pair's stored line", serve)
+    assert [(r["kind"], r["to_state"]) for r in rows] == [("failover.state", "communications-interrupted")]
+    assert {"ts", "received_at", "host", "program", "kind", "message"} <= rows[0].keys()
+    assert main(["timeline", "--api", api, "--pair", rel]) == 0
+    assert any(row.endswith(_interrupted(rel)) for row in capsys.readouterr().out.splitlines())
+
+
+def test_status_without_a_service_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    port = _free_port(socket.SOCK_STREAM)
+    assert main(["status", "--api", f"http://127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is `pairwatch serve` running there?" in err[0]
+    assert main(["timeline", "--since", "soon", "--api", f"http://127.0.0.1:{port}"]) == 2
+
+
 def test_sigterm_drains_flushes_and_exits_0(serve: Serve) -> None:
     rel = f"s{uuid.uuid4().hex[:6]}"
     for _ in range(3):
@@ -275,6 +311,11 @@ def test_sigterm_drains_flushes_and_exits_0(serve: Serve) -> None:
     counts = json.loads(out.strip().splitlines()[-1])
     assert counts["messages"] == received
     assert counts["incidents"] >= 1
+    # `pairwatch timeline --store` reads the same rows once no service holds the store
+    cli = subprocess.run([sys.executable, "-m", "collector.cli", "timeline", "--store", f"embedded:{serve.store}", "--json"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert len(cli.stdout.splitlines()) == received
 
 
 def test_restart_on_the_same_store_keeps_the_timeline(serve: Serve, tmp_path: Path) -> None:
@@ -420,3 +461,4 @@ def test_tcp_listener_on_ipv6_loopback() -> None:
     item = asyncio.run(scenario())
     assert item.text == "<30>Mar  3 08:15:02 h dhcpd: over v6"
     assert item.transport == "tcp" and item.sender.startswith("[::1]:")
+
