@@ -27,6 +27,10 @@ from parsers import LineParser, ParseOptions, event_to_dict
 NOT_IMPLEMENTED = ("ingest",)
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+"""One encoder for every line printed (json.dumps with options builds one per call)."""
+
+
 class UsageError(Exception):
     """A bad argument: exit 2 with the message."""
 
@@ -149,7 +153,7 @@ def run_timeline(args: argparse.Namespace, out: TextIO) -> int:
             params.append(("since", args.since))
         rows = timeline_pages(args.api or _default_api(), params)
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False) if args.json else render_timeline_line(row))
+        out.write(_to_json(row) if args.json else render_timeline_line(row))
         out.write("\n")
     return 0
 
@@ -255,7 +259,7 @@ def run_analyze(args: argparse.Namespace, out: TextIO) -> int:
     result = replay(sources, correlator)
     if args.json:
         for obj in json_objects(result):
-            out.write(json.dumps(obj, ensure_ascii=False))
+            out.write(_to_json(obj))
             out.write("\n")
     else:
         out.write(render_table(result))
@@ -288,9 +292,9 @@ def read_lines(stream: BinaryIO) -> Iterator[str]:
 def _emit(stream: BinaryIO, options: ParseOptions, out: TextIO) -> None:
     parser = LineParser(options)
     write = out.write
-    dumps = json.dumps
+    dumps = _to_json
     for line in read_lines(stream):
-        write(dumps(event_to_dict(parser.parse(line)), ensure_ascii=False))
+        write(dumps(event_to_dict(parser.parse(line))))
         write("\n")
 
 

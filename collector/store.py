@@ -54,7 +54,7 @@ from collector import schema
 from collector.config import ConfigError
 from collector.correlator import Incident, StateChanged
 from parsers.events import Event
-from parsers.jsonl import event_to_dict, iso_utc
+from parsers.jsonl import iso_utc, payload_fields
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -106,8 +106,8 @@ INCIDENT_COLUMNS: Final = tuple(name for name, _ in schema.INCIDENT_COLUMNS)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# keys of event_to_dict that are message columns, not event fields
-_NOT_FIELDS = frozenset({"ts", "host", "program", "pid", "kind", "message"})
+# one encoder for every row: json.dumps with options builds a new encoder per call
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # chdb's refusal to open a second directory: a misuse, not an outage
 _SECOND_ENGINE = "already initialized with path"
 _ENGINE_OPEN_FAILED = "Unable to open the chdb engine"
@@ -330,12 +330,18 @@ def message_row(
 def event_row(event: Event, *, id: int, received_at: datetime | float) -> tuple[Any, ...]:
     """One `events` row (`EVENT_COLUMNS` order): the message's event, fields as JSON text.
 
-    `id` and `received_at` are those of the message row. The fields are
-    `parsers.jsonl.event_to_dict` without the keys the message row already holds (`ts`,
-    `host`, `program`, `pid`, `kind`, `message`).
+    `id` and `received_at` are those of the message row. The fields are the kind's fields
+    (`parsers.jsonl.payload_fields`) and the stream markers `continuation`/`repeated`; what
+    the message row already holds (`ts`, `host`, `program`, `pid`, `kind`, `message`) is not
+    repeated.
     """
     r = event.record
-    fields = {k: v for k, v in event_to_dict(event).items() if k not in _NOT_FIELDS}
+    fields = payload_fields(event)
+    fields.pop("message", None)  # the `*.other` kinds' text: the message row holds it
+    if event.continuation:
+        fields["continuation"] = True
+    if event.repeated is not None:
+        fields["repeated"] = event.repeated
     relationship = getattr(event.payload, "relationship", None)
     return (
         _micros(received_at),
@@ -345,7 +351,7 @@ def event_row(event: Event, *, id: int, received_at: datetime | float) -> tuple[
         r.program or "",
         event.payload.kind,
         relationship or "",
-        json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
+        _compact_json(fields),
     )
 
 

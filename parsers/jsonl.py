@@ -26,21 +26,28 @@ def iso_utc(ts: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def event_to_dict(event: Event) -> dict[str, Any]:
-    record = event.record
+def payload_fields(event: Event) -> dict[str, Any]:
+    """The kind's fields of an event, in declaration order (the Kea extras only when set)."""
     payload = event.payload
-    out: dict[str, Any] = {
-        "ts": iso_utc(record.ts),
-        "host": record.host,
-        "program": record.program,
-        "pid": record.pid,
-        "kind": payload.kind,
-    }
+    out: dict[str, Any] = {}
     for name in _FIELDS[type(payload)]:
         value = getattr(payload, name)
         if value is None and name in _OPTIONAL:
             continue
         out[name] = value
+    return out
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    record = event.record
+    out: dict[str, Any] = {
+        "ts": iso_utc(record.ts),
+        "host": record.host,
+        "program": record.program,
+        "pid": record.pid,
+        "kind": event.payload.kind,
+    }
+    out.update(payload_fields(event))
     out.setdefault("message", record.message)
     if event.continuation:
         out["continuation"] = True
