@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/correlate.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
