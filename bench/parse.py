@@ -58,7 +58,7 @@ def _dhcpd_message(rng: random.Random) -> str:
     if r < 0.90:
         return f"DHCPREQUEST for {ip} from {mac} via {via}: lease owned by peer"
     if r < 0.92:
-        return f"balancing pool 5612a0c3e0a0 198.18.0.0/22  total 1000  free 480  backup 470  lts 5  max-own (+/-)95"
+        return "balancing pool 5612a0c3e0a0 198.18.0.0/22  total 1000  free 480  backup 470  lts 5  max-own (+/-)95"
     if r < 0.93:
         return f"failover peer {REL}: I move from normal to communications-interrupted"
     if r < 0.94:

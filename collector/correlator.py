@@ -54,6 +54,7 @@ from parsers.events import (
     LeaseOffer,
     ServerLifecycle,
 )
+from parsers.jsonl import epoch_iso
 
 CONDITIONS = (
     "partner_down",
@@ -119,6 +120,17 @@ class Incident:
     start: float
     end: float | None = None
     evidence: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The incident as `analyze --json` and the API print it (times ISO 8601 UTC)."""
+        return {
+            "condition": self.condition,
+            "pair": self.pair,
+            "servers": list(self.servers),
+            "start": epoch_iso(self.start),
+            "end": epoch_iso(self.end),
+            "evidence": list(self.evidence),
+        }
 
 
 @dataclass(slots=True, kw_only=True)

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from collector.config import parse_duration
 from collector.correlator import PairView
 from collector.metrics import exposition
+from parsers.jsonl import epoch_iso
 from collector.store import DEFAULT_TIMELINE_LIMIT, Store, StoreError, StoreThread, TimelineCursor
 
 __all__ = ["ApiContext", "pairs_json", "start_http"]
@@ -58,12 +59,6 @@ class ApiContext:
     store: Store
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def pairs_json(pairs: Sequence[PairView]) -> list[dict[str, Any]]:
     return [
         {
@@ -74,11 +69,11 @@ def pairs_json(pairs: Sequence[PairView]) -> list[dict[str, Any]]:
                 {
                     "host": s.host,
                     "state": s.state,
-                    "since": _iso(s.since),
+                    "since": epoch_iso(s.since),
                     "peer_state": s.peer_state,
-                    "peer_since": _iso(s.peer_since),
+                    "peer_since": epoch_iso(s.peer_since),
                     "serving": s.serving,
-                    "last_seen": _iso(s.last_seen),
+                    "last_seen": epoch_iso(s.last_seen),
                     "ha_name": s.ha_name,
                 }
                 for s in p.servers

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from collector.correlator import Correlator, Incident, IncidentClosed, IncidentOpened, PairView, StateChanged
+from collector.correlator import Correlator, IncidentClosed, IncidentOpened, PairView, StateChanged
 from collector.listeners import Intake, Received
 from collector.metrics import FleetTally, ServiceMetrics, program_label
 from collector.store import (
@@ -77,23 +77,6 @@ class _Batch:
     started: float = 0.0  # clock when the first row came
     retry: tuple[list[Sequence[Any]], str] | None = None  # a failed batch and its token
     inflight: asyncio.Task[None] | None = None
-
-
-def incident_dict(incident: Incident) -> dict[str, Any]:
-    return {
-        "condition": incident.condition,
-        "pair": incident.pair,
-        "servers": list(incident.servers),
-        "start": _iso(incident.start),
-        "end": _iso(incident.end),
-        "evidence": list(incident.evidence),
-    }
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class Pipeline:
@@ -245,7 +228,7 @@ class Pipeline:
                 self._add(INCIDENTS, incident_row(change.incident, now))
                 incidents_changed = True
         if incidents_changed:
-            self.incidents = tuple(incident_dict(i) for i in self._correlator.open_incidents())
+            self.incidents = tuple(i.as_dict() for i in self._correlator.open_incidents())
 
     def _add(self, table: str, row: Sequence[Any]) -> None:
         batch = self._batches[table]

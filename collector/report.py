@@ -23,11 +23,7 @@ from collector.correlator import DHCPD_SERVING, KEA_SERVING, Incident, StateChan
 from collector.replay import Replay
 from parsers import parse_line
 from parsers.events import FailoverPool, Lease, LeaseNoFree
-from parsers.jsonl import iso_utc
-
-
-def iso(ts: float | None) -> str | None:
-    return None if ts is None else iso_utc(datetime.fromtimestamp(ts, UTC))
+from parsers.jsonl import epoch_iso
 
 
 def json_objects(result: Replay) -> Iterator[dict[str, Any]]:
@@ -39,18 +35,10 @@ def json_objects(result: Replay) -> Iterator[dict[str, Any]]:
     """
     items: list[tuple[float, int, dict[str, Any]]] = []
     for n, s in enumerate(result.states):
-        items.append((s.ts, n, {"type": "state", "ts": iso(s.ts), "pair": s.pair, "server": s.server, "side": s.side, "state": s.state}))
+        items.append((s.ts, n, {"type": "state", "ts": epoch_iso(s.ts), "pair": s.pair, "server": s.server, "side": s.side, "state": s.state}))
     base = len(items)
     for n, i in enumerate(result.incidents):
-        items.append((i.start, base + n, {
-            "type": "incident",
-            "condition": i.condition,
-            "pair": i.pair,
-            "servers": list(i.servers),
-            "start": iso(i.start),
-            "end": iso(i.end),
-            "evidence": list(i.evidence),
-        }))
+        items.append((i.start, base + n, {"type": "incident", **i.as_dict()}))
     items.sort(key=lambda item: (item[0], item[1]))
     for _, _, obj in items:
         yield obj

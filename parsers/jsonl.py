@@ -9,7 +9,7 @@ extras `ha_name` and `partner_state`, which dhcpd lines never have.
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from parsers.events import PAYLOAD_TYPES, Event, Payload
@@ -24,6 +24,11 @@ def iso_utc(ts: datetime | None) -> str | None:
         return None
     text = ts.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def epoch_iso(ts: float | None) -> str | None:
+    """Epoch seconds (the correlator's and the service's clock) -> ISO 8601 UTC with a Z."""
+    return None if ts is None else iso_utc(datetime.fromtimestamp(ts, UTC))
 
 
 def payload_fields(event: Event) -> dict[str, Any]:
