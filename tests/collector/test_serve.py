@@ -1,9 +1,5 @@
-"""`pairwatch serve` end to end: a real service process, real `logger`, real sockets on 127.0.0.1.
-
-The service runs as a SUBPROCESS with its own embedded store directory: chdb allows one store
-directory per process and this pytest process already has one (tests/collector/conftest.py).
-Everything started here is stopped by pid, also when a test fails.
-"""
+"""`pairwatch serve` end to end: a real service process (tests/serving.py), real `logger`,
+real sockets on 127.0.0.1; and the listeners in-process, without a store."""
 
 from __future__ import annotations
 
@@ -19,140 +15,23 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from collector.cli import main, parse_endpoint
 from collector.listeners import QUEUE_FULL, Intake, Received, start_tcp, start_udp
 from collector.metrics import ServiceMetrics
 from tests.conftest import need
-
-ROOT = Path(__file__).resolve().parents[2]
-READY_DEADLINE = 60.0
-POLL_DEADLINE = 20.0
-STOP_DEADLINE = 10.0
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Serve:
-    proc: subprocess.Popen[bytes]
-    udp: int
-    tcp: int
-    http: int
-    store: Path
-    log: Path
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.http}{path}"
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=5) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    def json(self, path: str) -> object:
-        status, body = self.get(path)
-        assert status == 200, (status, body)
-        return json.loads(body)
-
-    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        status, body = self.get("/metrics")
-        assert status == 200
-        out = {}
-        for family in text_string_to_metric_families(body.decode()):
-            for s in family.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
-
-    def value(self, name: str, **labels: str) -> float | None:
-        return self.samples().get((name, tuple(sorted(labels.items()))))
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_DEADLINE)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def _start(tmp: Path, store: Path | None = None) -> Serve:
-    udp, tcp, http = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_STREAM)
-    store = store or tmp / "store"
-    log = tmp / "serve.log"
-    argv = [
-        sys.executable, "-m", "collector.cli", "serve",
-        "--udp", f"127.0.0.1:{udp}", "--tcp", f"127.0.0.1:{tcp}", "--http", f"127.0.0.1:{http}",
-        "--store", f"embedded:{store}",
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    serve = Serve(proc, udp, tcp, http, store, log)
-    deadline = time.monotonic() + READY_DEADLINE
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return serve  # caller looks at the exit (a bind race is retried once)
-            try:
-                if serve.get("/readyz")[0] == 200:
-                    return serve
-            except OSError:
-                pass
-            time.sleep(0.2)
-    except BaseException:
-        _stop(proc)
-        raise
-    _stop(proc)
-    pytest.fail(f"serve not ready within {READY_DEADLINE} s:\n{serve.logs()}")
+from tests.serving import ROOT, STOP_DEADLINE, Serve, free_port, logger, serving, start_serve, stop
 
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     need(shutil.which("logger") is not None, "needs util-linux logger")
-    started = None
-    for attempt in range(2):  # a free port can be taken between probing and binding: retry once
-        started = _start(tmp_path_factory.mktemp(f"serve{attempt}"))
-        if started.proc.poll() is None:
-            break
-        if "cannot listen" not in started.logs() or attempt == 1:
-            pytest.fail(f"serve exited with {started.proc.returncode}:\n{started.logs()}")
-    assert started is not None
-    try:
+    with serving(tmp_path_factory) as started:
         yield started
-    finally:
-        _stop(started.proc)
-
-
-def logger(*args: str) -> None:
-    subprocess.run(["logger", *args], check=True, timeout=10, stdin=subprocess.DEVNULL)
-
-
-def poll(condition, what: str, serve: Serve, deadline: float = POLL_DEADLINE):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + deadline
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}\n--- serve log ---\n{serve.logs()}")
-        time.sleep(0.1)
 
 
 def _interrupted(rel: str) -> str:
@@ -201,7 +80,7 @@ def test_logger_lines_over_udp_and_tcp_reach_metrics_api_and_store(serve: Serve)
             ("pairwatch_syslog_messages_total", (("transport", "tcp"),)), 0
         ) >= tcp0 + 2
 
-    poll(conditions_open, "communications_interrupted for both pairs", serve)
+    serve.poll(conditions_open, "communications_interrupted for both pairs")
 
     pairs = {p["name"]: p for p in serve.json("/api/v1/pairs")["pairs"]}  # type: ignore[index]
     for rel in (rel_udp, rel_tcp):
@@ -221,7 +100,7 @@ def test_logger_lines_over_udp_and_tcp_reach_metrics_api_and_store(serve: Serve)
         mine = [r for r in rows if r.get("relationship") in (rel_udp, rel_tcp)]
         return mine if len(mine) >= 4 else []
 
-    rows = poll(stored, "the four lines in the timeline", serve)
+    rows = serve.poll(stored, "the four lines in the timeline")
     assert {r["kind"] for r in rows} == {"failover.state"}
     assert all(r["received_at"].endswith("Z") for r in rows)
     assert serve.json("/api/v1/incidents?all=1")["incidents"]  # type: ignore[index]
@@ -240,8 +119,8 @@ def test_bad_frame_keeps_the_connection_and_its_neighbours(serve: Serve) -> None
         conn.settimeout(5)
         assert conn.recv(1) == b""  # the service closes only after our EOF
 
-    poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
-         "the good frames after the bad ones", serve)
+    serve.poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
+         "the good frames after the bad ones")
     assert (serve.value("pairwatch_syslog_errors_total", reason="oversize") or 0) >= oversize0 + 1
     assert (serve.value("pairwatch_syslog_errors_total", reason="bad_length") or 0) >= 1
     assert "framing error" in serve.logs()
@@ -250,8 +129,8 @@ def test_bad_frame_keeps_the_connection_and_its_neighbours(serve: Serve) -> None
 def test_status_and_timeline_read_the_running_service(serve: Serve, capsys: pytest.CaptureFixture[str]) -> None:
     rel = f"c{uuid.uuid4().hex[:6]}"
     logger("-n", "127.0.0.1", "-P", str(serve.tcp), "-T", "--octet-count", "-t", "dhcpd", _interrupted(rel))
-    poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
-         "the pair", serve)
+    serve.poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
+         "the pair")
     api = serve.url("")
     assert main(["status", "--api", api, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -268,7 +147,7 @@ def test_status_and_timeline_read_the_running_service(serve: Serve, capsys: pyte
         return [json.loads(row) for row in capsys.readouterr().out.splitlines()]
 
     # a pair's timeline is every line of its hosts (here one host logs for every test pair)
-    rows = poll(lambda: [r for r in timeline() if r.get("relationship") == rel], "the pair's stored line", serve)
+    rows = serve.poll(lambda: [r for r in timeline() if r.get("relationship") == rel], "the pair's stored line")
     assert [(r["kind"], r["to_state"]) for r in rows] == [("failover.state", "communications-interrupted")]
     assert {"ts", "received_at", "host", "program", "kind", "message"} <= rows[0].keys()
     assert main(["timeline", "--api", api, "--pair", rel]) == 0
@@ -276,7 +155,7 @@ def test_status_and_timeline_read_the_running_service(serve: Serve, capsys: pyte
 
 
 def test_status_without_a_service_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    port = _free_port(socket.SOCK_STREAM)
+    port = free_port(socket.SOCK_STREAM)
     assert main(["status", "--api", f"http://127.0.0.1:{port}"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is `pairwatch serve` running there?" in err[0]
@@ -287,8 +166,8 @@ def test_sigterm_drains_flushes_and_exits_0(serve: Serve) -> None:
     rel = f"s{uuid.uuid4().hex[:6]}"
     for _ in range(3):
         logger("-n", "127.0.0.1", "-P", str(serve.tcp), "-T", "--octet-count", "-t", "dhcpd", _interrupted(rel))
-    poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
-         "the last lines processed", serve)
+    serve.poll(lambda: serve.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
+         "the last lines processed")
     received = sum(serve.value("pairwatch_syslog_messages_total", transport=t) or 0 for t in ("udp", "tcp"))
 
     started = time.monotonic()
@@ -318,19 +197,19 @@ def test_sigterm_drains_flushes_and_exits_0(serve: Serve) -> None:
 
 
 def test_restart_on_the_same_store_keeps_the_timeline(serve: Serve, tmp_path: Path) -> None:
-    _stop(serve.proc)  # one process per embedded store directory
+    stop(serve.proc)  # one process per embedded store directory
     rel = f"r{uuid.uuid4().hex[:6]}"
-    again = _start(tmp_path, store=serve.store)
+    again = start_serve(tmp_path, store=serve.store)
     try:
         assert again.proc.poll() is None, again.logs()
         stored = again.json("/api/v1/timeline?since=1h&limit=10000")["messages"]  # type: ignore[index]
         assert stored, "the first run's messages are in the timeline after a restart"
         assert again.json("/api/v1/incidents?all=1")["incidents"]  # type: ignore[index]
         logger("-n", "127.0.0.1", "-P", str(again.udp), "-d", "-t", "dhcpd", _interrupted(rel))
-        poll(lambda: again.json(f"/api/v1/timeline?pair={rel}&since=1h")["messages"], "the pair's timeline", again)  # type: ignore[index]
+        again.poll(lambda: again.json(f"/api/v1/timeline?pair={rel}&since=1h")["messages"], "the pair's timeline")  # type: ignore[index]
         pairs = again.json("/api/v1/pairs")["pairs"]  # type: ignore[index]
     finally:
-        _stop(again.proc)
+        stop(again.proc)
     assert again.proc.returncode == 0
     # the first run's pairs come back from the store with their states and open incidents
     earlier = [p for p in pairs if p["name"] != rel]
@@ -424,8 +303,8 @@ def test_udp_counts_drops_when_the_queue_is_full() -> None:
 
 
 def test_unreachable_store_exits_1_with_one_line(tmp_path: Path) -> None:
-    port = _free_port(socket.SOCK_STREAM)  # nothing listens there
-    http = _free_port(socket.SOCK_STREAM)
+    port = free_port(socket.SOCK_STREAM)  # nothing listens there
+    http = free_port(socket.SOCK_STREAM)
     proc = subprocess.run(
         [sys.executable, "-m", "collector.cli", "serve", "--tcp", "127.0.0.1:0", "--http", f"127.0.0.1:{http}",
          "--store", f"clickhouse://u:p@127.0.0.1:{port}/pw"],

@@ -40,7 +40,7 @@ from collector.store import (
     state_row,
 )
 from parsers import Event, ParseOptions, parse_line
-from tests.collector.conftest import OnThread
+from tests.conftest import OnThread
 
 OPTIONS = ParseOptions(reference=datetime(2025, 3, 10, tzinfo=UTC))
 T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
