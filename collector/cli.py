@@ -9,16 +9,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector import __version__
 from collector.client import ApiError, get_json, render_status, render_timeline_line, timeline_pages
-from collector.config import ConfigError, load_config, parse_duration
+from collector.config import (
+    DEFAULT_HTTP_PORT,
+    TRANSPORTS,
+    Config,
+    ConfigError,
+    Endpoint,
+    Listener,
+    check_serve,
+    load_config,
+    parse_duration,
+    parse_endpoint,
+    render_config,
+)
 from collector.correlator import Correlator
 from collector.replay import replay
 from collector.report import json_objects, render_table
@@ -184,16 +198,16 @@ def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:  # type: i
 
 
 def _default_api() -> str:
-    from collector.service import DEFAULT_HTTP
-
-    host, port = DEFAULT_HTTP
-    return f"http://{host}:{port}"
+    return f"http://127.0.0.1:{DEFAULT_HTTP_PORT}"
 
 
 def run_check_config(args: argparse.Namespace) -> int:
-    """Load the configuration as `serve` would and say in one line whether it is usable."""
+    """Load the configuration as `serve` would; print it with every default filled in
+    (TOML, a summary comment first), or one line naming the wrong key (exit 2)."""
     try:
         config = load_config(args.config)
+        if config.serve.tls is not None:
+            _tls_context(config)
     except ConfigError as exc:
         print(f"pairwatch check-config: {exc}", file=sys.stderr)
         return 2
@@ -202,47 +216,60 @@ def run_check_config(args: argparse.Namespace) -> int:
     if config.pairs:
         summary += f" ({', '.join(pair.name for pair in config.pairs)})"
     strip_domain = "true" if config.hosts.strip_domain else "false"
-    print(f"config ok: {summary}, strip_domain={strip_domain}")
+    print(f"# config ok: {summary}, strip_domain={strip_domain}")
+    print(render_config(config), end="")
     return 0
 
 
-def parse_endpoint(text: str, flag: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[V6]:PORT` -> (host, port); UsageError naming `flag` otherwise."""
-    host, sep, port_text = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        valid_host = bool(host) and ":" in host
-    else:
-        valid_host = bool(host) and ":" not in host and "[" not in host and "]" not in host
-    if not sep or not valid_host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise UsageError(f"{flag}: expected HOST:PORT or [IPV6]:PORT, got {text!r}")
-    return host, int(port_text)
+def _endpoint(text: str, flag: str) -> Endpoint:
+    try:
+        return parse_endpoint(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _with_serve_flags(config: Config, args: argparse.Namespace) -> Config:
+    """Flags override the file: any of --udp/--tcp/--tls replaces all its listeners."""
+    serve = config.serve
+    flagged = tuple(Listener(t, _endpoint(text, f"--{t}")) for t in TRANSPORTS for text in getattr(args, t))
+    if flagged:
+        serve = replace(serve, listeners=flagged)
+    if args.http:
+        serve = replace(serve, http=_endpoint(args.http, "--http"))
+    store = replace(config.store, url=args.store) if args.store else config.store
+    config = replace(config, serve=serve, store=store)
+    check_serve(config.serve)
+    return config
+
+
+def _tls_context(config: Config) -> ssl.SSLContext:
+    from collector.listeners import tls_context
+
+    assert config.serve.tls is not None
+    try:
+        return tls_context(config.serve.tls)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("serve.tls_cert", f"cannot load the certificate, key or CA: {exc}") from None
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Receive syslog, correlate, store and export metrics until SIGTERM/SIGINT."""
     import logging
 
-    from collector.service import DEFAULT_HTTP, DEFAULT_SYSLOG_PORT, Endpoint, ServeOptions, run
-    from collector.store import DEFAULT_STORE_URL, parse_store_url
+    from collector.service import run
+    from collector.store import parse_store_url
 
     try:
-        if args.tls:
-            raise UsageError("--tls: TLS not implemented yet")
-        udp = tuple(Endpoint(*parse_endpoint(t, "--udp")) for t in args.udp)
-        tcp = tuple(Endpoint(*parse_endpoint(t, "--tcp")) for t in args.tcp)
-        if not udp and not tcp:
-            udp = (Endpoint("0.0.0.0", DEFAULT_SYSLOG_PORT),)
-            tcp = (Endpoint("0.0.0.0", DEFAULT_SYSLOG_PORT),)
-        http = Endpoint(*parse_endpoint(args.http, "--http")) if args.http else Endpoint(*DEFAULT_HTTP)
-        config = load_config(args.config)
-        target = parse_store_url(args.store or DEFAULT_STORE_URL)
+        config = _with_serve_flags(load_config(args.config), args)
+        target = parse_store_url(config.store.url)
+        uses_tls = any(lis.transport == "tls" for lis in config.serve.listeners)
+        tls = _tls_context(config) if uses_tls else None
     except (UsageError, ConfigError) as exc:
         print(f"pairwatch serve: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    return run(config, ServeOptions(store=target, udp=udp, tcp=tcp, http=http))
+    return run(config, target, tls)
 
 
 def run_parse(args: argparse.Namespace, out: TextIO) -> int:

@@ -48,6 +48,30 @@ Schema (every table and key is optional unless marked required):
     [pair.limits]             # this pair's limits: any key of [limits] except mclt
     server_silent = "5m"
 
+    [store]                   # where the timeline is kept (pairwatch serve, ingest)
+    url = "embedded:./pairwatch-data"   # or clickhouse://USER@HOST:8123/DB, clickhouses://...;
+                              # the password is better given in PAIRWATCH_CLICKHOUSE_PASSWORD
+    messages_ttl = "90d"      # whole days; messages and events older than this are dropped
+    states_ttl = "400d"       # whole days; states and incidents (both fixed when the tables
+                              # are created: changing them later needs ALTER TABLE ... MODIFY TTL)
+
+    [serve]                   # pairwatch serve; its flags replace these keys
+    udp = ["0.0.0.0:5514"]    # listeners, "HOST:PORT" or "[V6]:PORT", or a table
+    tcp = ["0.0.0.0:5514"]    #   { address = "HOST:PORT", allow = ["CIDR", ...] };
+    tls = []                  #   --udp/--tcp/--tls flags replace all three lists
+    http = "127.0.0.1:9874"   # /metrics and the API
+    allow = []                # sender CIDRs every listener accepts (empty: any sender);
+                              # a listener's own allow replaces it
+    max_message = 65536       # bytes; a longer message is dropped and counted
+    queue_size = 100000       # messages between the listeners and the pipeline
+    udp_receive_buffer = 4194304   # bytes of SO_RCVBUF asked (the kernel caps it at rmem_max)
+    batch_rows = 10000        # store batches are sent at this many rows ...
+    batch_interval = "1s"     # ... or when the oldest row is this old
+    tls_cert = "/etc/pairwatch/tls/server.pem"   # TLS listeners (RFC 5425): certificate chain, PEM
+    tls_key = "/etc/pairwatch/tls/server.key"    # and its private key, PEM (both required for TLS)
+    tls_client_ca = "/etc/pairwatch/tls/ca.pem"  # optional: clients must present a certificate
+                                                 # signed by this CA (mutual TLS)
+
 Rules beyond the types:
 - Durations are greater than 0 and finite; true/false is not a number. A string needs its
   unit: a bare "90" is rejected, write 90.
@@ -56,6 +80,7 @@ Rules beyond the types:
 - A host may be in several pairs only when it takes part in several failover relationships:
   every pair sharing a host must then name its `relationship`, and the names must differ,
   so that each log line of that host belongs to exactly one pair.
+- Listener addresses are unique per transport; `http` is not also a TCP or TLS listener.
 - A pair's `limits` are the global `[limits]` with the pair's own keys (and its `mclt`)
   applied, so consumers read `pair.limits` only; `PairConfig.mclt` keeps what the pair said.
 """
@@ -72,12 +97,22 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time
 from typing import Any
 
-TOP_LEVEL_TABLES: tuple[str, ...] = ("hosts", "limits", "pair")
+from collector.framing import DEFAULT_MAX_MESSAGE
+from collector.schema import DEFAULT_MESSAGES_TTL_DAYS, DEFAULT_STATES_TTL_DAYS, MAX_TTL_DAYS
+
+TOP_LEVEL_TABLES: tuple[str, ...] = ("hosts", "limits", "pair", "store", "serve")
 """Accepted top-level keys; a later feature adds its table here and parses it in `parse_config`."""
 
 HOSTS_KEYS: tuple[str, ...] = ("strip_domain",)
 PAIR_KEYS: tuple[str, ...] = ("name", "hosts", "relationship", "implementation", "mclt", "limits")
 IMPLEMENTATIONS: tuple[str, ...] = ("dhcpd", "kea")
+STORE_KEYS: tuple[str, ...] = ("url", "messages_ttl", "states_ttl")
+SERVE_KEYS: tuple[str, ...] = (
+    "udp", "tcp", "tls", "http", "allow", "max_message", "queue_size", "udp_receive_buffer",
+    "batch_rows", "batch_interval", "tls_cert", "tls_key", "tls_client_ca",
+)
+TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
+LISTENER_KEYS: tuple[str, ...] = ("address", "allow")
 
 DEFAULT_STRIP_DOMAIN = False
 DEFAULT_MCLT = 3600.0
@@ -97,6 +132,25 @@ DEFAULT_NOT_SERVING_WINDOW = 60.0
 DEFAULT_SYNC_SLOW = 600.0
 DEFAULT_POOL_EXHAUSTED_WINDOW = 300.0
 DEFAULT_SPLIT_BRAIN_HOLD = 5.0
+
+DEFAULT_STORE_URL = "embedded:./pairwatch-data"
+DEFAULT_SYSLOG_PORT = 5514
+DEFAULT_HTTP_PORT = 9874
+# HTTP default port. The Prometheus project keeps default ports for exporters in the
+# 9100-9999 range on its wiki page "Default port allocations"
+# (https://github.com/prometheus/prometheus/wiki/Default-port-allocations). A 2023 note
+# (utcc.utoronto.ca/~cks/.../PrometheusExportersFixedPorts, quoting Scott Laird) says the
+# range is now fully listed, and the copies of the page available while this was written
+# were old (2016), so 9874 is PROVISIONAL: check the live page and register pairwatch there
+# before a release. Always overridable with --http or serve.http.
+DEFAULT_QUEUE_SIZE = 100_000
+DEFAULT_UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+DEFAULT_BATCH_ROWS = 10_000
+DEFAULT_BATCH_INTERVAL = 1.0
+_MAX_MESSAGE_RANGE = (480, 16 * 1024 * 1024)  # RFC 5424 receivers must take 480 bytes; 16 MiB is plenty
+_QUEUE_RANGE = (1, 10_000_000)
+_RCVBUF_RANGE = (0, 1 << 30)  # 0: leave the kernel default
+_BATCH_ROWS_RANGE = (1, 1_000_000)
 
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_.:+-]{1,64}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -154,6 +208,64 @@ class HostsConfig:
     strip_domain: bool = DEFAULT_STRIP_DOMAIN
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A socket address to listen on; `str()` is the form the configuration takes."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One syslog listener; `allow` empty means any sender."""
+
+    transport: str  # "udp", "tcp" or "tls"
+    endpoint: Endpoint
+    allow: tuple[Network, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.transport} {self.endpoint}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsConfig:
+    """Server certificate and key (PEM files), and the CA that client certificates must chain to."""
+
+    cert: str
+    key: str
+    client_ca: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    url: str = DEFAULT_STORE_URL
+    messages_ttl_days: int = DEFAULT_MESSAGES_TTL_DAYS
+    states_ttl_days: int = DEFAULT_STATES_TTL_DAYS
+
+
+_ANY = Endpoint("0.0.0.0", DEFAULT_SYSLOG_PORT)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServeConfig:
+    listeners: tuple[Listener, ...] = (Listener("udp", _ANY), Listener("tcp", _ANY))
+    http: Endpoint = Endpoint("127.0.0.1", DEFAULT_HTTP_PORT)
+    allow: tuple[Network, ...] = ()
+    tls: TlsConfig | None = None
+    max_message: int = DEFAULT_MAX_MESSAGE
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    udp_receive_buffer: int = DEFAULT_UDP_RECEIVE_BUFFER
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    batch_interval: float = DEFAULT_BATCH_INTERVAL
+
+
 DEFAULT_LIMITS = Limits()
 DEFAULT_HOSTS = HostsConfig()
 LIMIT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Limits))
@@ -179,6 +291,8 @@ class Config:
     hosts: HostsConfig = DEFAULT_HOSTS
     limits: Limits = DEFAULT_LIMITS
     pairs: tuple[PairConfig, ...] = ()
+    store: StoreConfig = StoreConfig()
+    serve: ServeConfig = ServeConfig()
 
 
 DEFAULT_CONFIG = Config()
@@ -219,10 +333,12 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         hosts = _parse_hosts(_table(data.get("hosts", {}), "hosts"))
         limits = _parse_limits(_table(data.get("limits", {}), "limits"), "limits", DEFAULT_LIMITS, LIMIT_KEYS)
         pairs = _parse_pairs(data.get("pair", []), limits, hosts.strip_domain)
+        store = _parse_store(_table(data.get("store", {}), "store"))
+        serve = _parse_serve(_table(data.get("serve", {}), "serve"))
     except ConfigError as exc:
         exc.source = source
         raise
-    return Config(hosts=hosts, limits=limits, pairs=pairs)
+    return Config(hosts=hosts, limits=limits, pairs=pairs, store=store, serve=serve)
 
 
 def parse_duration(value: object) -> float:
@@ -265,6 +381,89 @@ def host_key(name: str, strip_domain: bool) -> str:
     except ValueError:
         return lowered.partition(".")[0]
     return lowered
+
+
+def render_config(config: Config) -> str:
+    """The effective configuration as TOML: every key with its value, defaults included.
+
+    `pairwatch check-config` prints it, so an operator sees what the service will really
+    do. Loading the text again gives the same `Config`, except that a password in
+    `store.url` is shown as `****`.
+    """
+    lines = ["[hosts]", f"strip_domain = {_toml(config.hosts.strip_domain)}", "", "[limits]"]
+    lines += [f"{key} = {_toml_duration(getattr(config.limits, key))}" for key in LIMIT_KEYS]
+    store = config.store
+    lines += [
+        "", "[store]",
+        f"url = {_toml(_mask_password(store.url))}",
+        f'messages_ttl = "{store.messages_ttl_days}d"',
+        f'states_ttl = "{store.states_ttl_days}d"',
+        "", "[serve]",
+    ]
+    serve = config.serve
+    for transport in TRANSPORTS:
+        items = [_toml_listener(lis) for lis in serve.listeners if lis.transport == transport]
+        lines.append(f"{transport} = [{', '.join(items)}]")
+    lines += [
+        f"http = {_toml(str(serve.http))}",
+        f"allow = {_toml_cidrs(serve.allow)}",
+        f"max_message = {serve.max_message}",
+        f"queue_size = {serve.queue_size}",
+        f"udp_receive_buffer = {serve.udp_receive_buffer}",
+        f"batch_rows = {serve.batch_rows}",
+        f"batch_interval = {_toml_duration(serve.batch_interval)}",
+    ]
+    if serve.tls is not None:
+        lines += [f"tls_cert = {_toml(serve.tls.cert)}", f"tls_key = {_toml(serve.tls.key)}"]
+        if serve.tls.client_ca is not None:
+            lines.append(f"tls_client_ca = {_toml(serve.tls.client_ca)}")
+    for pair in config.pairs:
+        lines += ["", "[[pair]]", f"name = {_toml(pair.name)}", f"hosts = [{_toml(pair.hosts[0])}, {_toml(pair.hosts[1])}]"]
+        for key in ("relationship", "implementation"):
+            if getattr(pair, key) is not None:
+                lines.append(f"{key} = {_toml(getattr(pair, key))}")
+        base = config.limits
+        if pair.mclt is not None:
+            lines.append(f"mclt = {_toml_duration(pair.mclt)}")
+            base = replace(base, mclt=pair.mclt)
+        own = [key for key in PAIR_LIMIT_KEYS if getattr(pair.limits, key) != getattr(base, key)]
+        if own:
+            lines.append("[pair.limits]")
+            lines += [f"{key} = {_toml_duration(getattr(pair.limits, key))}" for key in own]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def _toml_duration(seconds: float) -> str:
+    """The shortest exact spelling: "2d", "1h", "5m", "90s", or a number of seconds."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        count = seconds / size
+        if count >= 1 and count == int(count):
+            return f'"{int(count)}{unit}"'
+    return repr(seconds)
+
+
+def _toml_cidrs(networks: tuple[Network, ...]) -> str:
+    return "[" + ", ".join(_toml(str(n)) for n in networks) + "]"
+
+
+def _toml_listener(listener: Listener) -> str:
+    if not listener.allow:
+        return _toml(str(listener.endpoint))
+    return f"{{ address = {_toml(str(listener.endpoint))}, allow = {_toml_cidrs(listener.allow)} }}"
+
+
+def _mask_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, location = rest.partition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:****@{location}"
 
 
 def _parse_hosts(table: dict[str, Any]) -> HostsConfig:
@@ -355,6 +554,169 @@ def _check_against_earlier(pair: PairConfig, path: str, earlier: list[PairConfig
                 f"host {_describe(shared)} is also in pair {_describe(other.name)}; "
                 "pairs sharing a host must each name a different relationship",
             )
+
+
+def parse_endpoint(text: object) -> Endpoint:
+    """`HOST:PORT` or `[V6]:PORT` -> Endpoint; ValueError with a one-line message otherwise."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected HOST:PORT or [IPV6]:PORT, got {_describe(text)}")
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        valid_host = bool(host) and ":" in host
+    else:
+        valid_host = bool(host) and ":" not in host and "[" not in host and "]" not in host
+    if not sep or not valid_host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"expected HOST:PORT or [IPV6]:PORT, got {_describe(text)}")
+    return Endpoint(host, int(port_text))
+
+
+def parse_cidrs(value: object) -> tuple[Network, ...]:
+    """A list of CIDRs ("192.0.2.0/24", "2001:db8::/32", or one address) -> networks.
+
+    Host bits set ("192.0.2.7/24") are refused: such an entry is usually a typo for
+    either the host or the network, and guessing would widen or narrow the allowlist."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected an array of CIDRs, got {_describe(value)}")
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"expected a CIDR such as \"192.0.2.0/24\", got {_describe(item)}")
+        try:
+            out.append(ipaddress.ip_network(item.strip(), strict=True))
+        except ValueError as exc:
+            raise ValueError(f"not a CIDR: {_describe(item)} ({exc})") from None
+    return tuple(out)
+
+
+def check_serve(serve: ServeConfig) -> None:
+    """Rules across keys (also after command-line flags replaced some): ConfigError."""
+    seen: dict[tuple[str, Endpoint], Listener] = {}
+    for listener in serve.listeners:
+        kind = "udp" if listener.transport == "udp" else "stream"  # TCP and TLS share the port space
+        if (kind, listener.endpoint) in seen:
+            raise ConfigError(f"serve.{listener.transport}", f"{listener.endpoint} is listed twice")
+        seen[(kind, listener.endpoint)] = listener
+    if ("stream", serve.http) in seen:
+        raise ConfigError("serve.http", f"{serve.http} is also a syslog listener")
+    tls = [str(listener) for listener in serve.listeners if listener.transport == "tls"]
+    if tls and serve.tls is None:
+        raise ConfigError("serve.tls_cert", f"the TLS listener {tls[0]} needs serve.tls_cert and serve.tls_key")
+
+
+def _parse_store(table: dict[str, Any]) -> StoreConfig:
+    _reject_unknown(table, "store", STORE_KEYS)
+    url = table.get("url", DEFAULT_STORE_URL)
+    if not isinstance(url, str):
+        raise ConfigError("store.url", f"expected a store URL string, got {_describe(url)}")
+    from collector.store import parse_store_url  # store.py needs this module: import at use
+
+    try:
+        parse_store_url(url, env={})
+    except ConfigError as exc:
+        raise ConfigError("store.url", exc.message) from None
+    return StoreConfig(
+        url=url,
+        messages_ttl_days=_days(table, "messages_ttl", DEFAULT_MESSAGES_TTL_DAYS),
+        states_ttl_days=_days(table, "states_ttl", DEFAULT_STATES_TTL_DAYS),
+    )
+
+
+def _days(table: dict[str, Any], key: str, default: int) -> int:
+    if key not in table:
+        return default
+    seconds = _duration(table[key], f"store.{key}")
+    days = seconds / 86400.0
+    if days != int(days) or not 1 <= days <= MAX_TTL_DAYS:
+        raise ConfigError(f"store.{key}", f"expected whole days from 1 to {MAX_TTL_DAYS} (\"90d\"), got {_describe(table[key])}")
+    return int(days)
+
+
+def _parse_serve(table: dict[str, Any]) -> ServeConfig:
+    _reject_unknown(table, "serve", SERVE_KEYS)
+    defaults = ServeConfig()
+    allow = _cidrs(table["allow"], "serve.allow") if "allow" in table else ()
+    if any(t in table for t in TRANSPORTS):
+        listeners = tuple(
+            _parse_listener(item, transport, f"serve.{transport}[{index}]")
+            for transport in TRANSPORTS
+            for index, item in enumerate(_array(table.get(transport, []), f"serve.{transport}"))
+        )
+    else:
+        listeners = defaults.listeners
+    http = defaults.http
+    if "http" in table:
+        http = _endpoint(table["http"], "serve.http")
+    tls = _parse_tls(table)
+    serve = ServeConfig(
+        listeners=listeners,
+        http=http,
+        allow=allow,
+        tls=tls,
+        max_message=_int(table, "max_message", defaults.max_message, _MAX_MESSAGE_RANGE),
+        queue_size=_int(table, "queue_size", defaults.queue_size, _QUEUE_RANGE),
+        udp_receive_buffer=_int(table, "udp_receive_buffer", defaults.udp_receive_buffer, _RCVBUF_RANGE),
+        batch_rows=_int(table, "batch_rows", defaults.batch_rows, _BATCH_ROWS_RANGE),
+        batch_interval=_duration(table["batch_interval"], "serve.batch_interval")
+        if "batch_interval" in table else defaults.batch_interval,
+    )
+    check_serve(serve)
+    return serve
+
+
+def _parse_tls(table: dict[str, Any]) -> TlsConfig | None:
+    paths = {}
+    for key in ("tls_cert", "tls_key", "tls_client_ca"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, str) or not value or "\0" in value:
+                raise ConfigError(f"serve.{key}", f"expected a file path, got {_describe(value)}")
+            paths[key] = value
+    if not paths:
+        return None
+    for key in ("tls_cert", "tls_key"):
+        if key not in paths:
+            raise ConfigError(f"serve.{key}", "required key is missing (TLS needs tls_cert and tls_key)")
+    return TlsConfig(cert=paths["tls_cert"], key=paths["tls_key"], client_ca=paths.get("tls_client_ca"))
+
+
+def _parse_listener(item: object, transport: str, path: str) -> Listener:
+    if isinstance(item, dict):
+        _reject_unknown(item, path, LISTENER_KEYS)
+        endpoint = _endpoint(_required(item, "address", path), f"{path}.address")
+        allow = _cidrs(item["allow"], f"{path}.allow") if "allow" in item else ()
+        return Listener(transport, endpoint, allow)
+    return Listener(transport, _endpoint(item, path))
+
+
+def _endpoint(value: object, path: str) -> Endpoint:
+    try:
+        return parse_endpoint(value)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc)) from None
+
+
+def _cidrs(value: object, path: str) -> tuple[Network, ...]:
+    try:
+        return parse_cidrs(value)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc)) from None
+
+
+def _array(value: object, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(path, f"expected an array, got {_describe(value)}")
+    return value
+
+
+def _int(table: dict[str, Any], key: str, default: int, bounds: tuple[int, int]) -> int:
+    if key not in table:
+        return default
+    value = table[key]
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"serve.{key}", f"expected a whole number from {low} to {high}, got {_describe(value)}")
+    return value
 
 
 def _reject_unknown(table: dict[str, Any], path: str, allowed: tuple[str, ...]) -> None:

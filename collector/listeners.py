@@ -1,4 +1,4 @@
-"""asyncio syslog listeners: UDP and TCP (TLS: not yet), feeding one bounded queue.
+"""asyncio syslog listeners: UDP, TCP and TLS (RFC 5425), feeding one bounded queue.
 
 Each received message becomes one `Received` item on the pipeline's `asyncio.Queue`:
 (receive time, text, transport, sender address). The queue is bounded
@@ -16,16 +16,30 @@ kernel's buffers, and an unterminated last LF frame, are not read.
 TCP framing is `collector.framing.FrameDecoder`, one per connection; a framing error is
 counted under its reason and logged once per connection; a bad frame never closes the
 connection (only a TLS handshake on a plain port, after which nothing usable can come).
+
+TLS is TCP plus a handshake that the listener drives itself (`loop.start_tls`), so that a
+failed handshake (no client certificate when one is required, a certificate from another
+CA, plain text on the TLS port) is counted as ``reason="tls_handshake"`` instead of
+vanishing inside asyncio.
+
+Sender allowlists (`Gate`): a listener with CIDRs accepts only senders inside them. A TCP
+or TLS connection from elsewhere is closed before anything is read (before the handshake),
+a UDP datagram is dropped; both are counted in ``pairwatch_senders_refused_total{listener}``
+and logged at most once a minute per listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
+import ssl
 import time
+from collections.abc import Sequence
 from typing import Final, NamedTuple
 
+from collector.config import DEFAULT_UDP_RECEIVE_BUFFER, Network, TlsConfig
 from collector.framing import DEFAULT_MAX_MESSAGE, Frame, FrameDecoder, FramingError, datagram_frame, decode_text
 from collector.metrics import ServiceMetrics
 
@@ -35,23 +49,30 @@ except ImportError:  # pragma: no cover - depends on the environment
     uvloop = None
 
 __all__ = [
-    "DEFAULT_QUEUE_SIZE",
-    "DEFAULT_UDP_RCVBUF",
+    "LISTENER_ERRORS",
     "QUEUE_FULL",
+    "TLS_HANDSHAKE",
+    "Gate",
     "Intake",
     "Received",
+    "listener_label",
     "start_tcp",
     "start_udp",
+    "tls_context",
     "uvloop",
 ]
 
 log = logging.getLogger("pairwatch.listeners")
 
-DEFAULT_QUEUE_SIZE: Final = 100_000
-DEFAULT_UDP_RCVBUF: Final = 4 * 1024 * 1024
 QUEUE_FULL: Final = "queue_full"
 """`pairwatch_syslog_errors_total` reason for a UDP datagram dropped because the queue was full."""
-_MAX_DATAGRAM: Final = 65_535
+TLS_HANDSHAKE: Final = "tls_handshake"
+"""`pairwatch_syslog_errors_total` reason for a TLS connection whose handshake failed."""
+LISTENER_ERRORS: Final = (QUEUE_FULL, TLS_HANDSHAKE)
+"""The error reasons the listeners add to the framing's own."""
+TLS_HANDSHAKE_TIMEOUT: Final = 10.0
+REFUSAL_LOG_INTERVAL: Final = 60.0
+_GATE_CACHE: Final = 4096
 
 
 class Received(NamedTuple):
@@ -69,6 +90,65 @@ def _address(peer: object) -> str:
     return "" if peer is None else str(peer)
 
 
+def listener_label(transport: str, port: int) -> str:
+    """The `listener` label of a listener: transport and port ("udp:5514"), never its address."""
+    return f"{transport}:{port}"
+
+
+class Gate:
+    """A listener's sender allowlist; `admits(host)` is True for every sender when it is empty.
+
+    Answers are cached per sender address (a fleet has few senders); the cache is cleared
+    when it reaches `_GATE_CACHE` entries, so spoofed UDP sources cannot grow it unbounded.
+    """
+
+    def __init__(self, allow: Sequence[Network], refused: object, label: str) -> None:
+        self._allow = tuple(allow)
+        self._refused = refused  # the listener's pairwatch_senders_refused_total child
+        self._label = label
+        self._cache: dict[str, bool] = {}
+        self._logged_at = -REFUSAL_LOG_INTERVAL
+
+    def admits(self, host: str) -> bool:
+        if not self._allow:
+            return True
+        known = self._cache.get(host)
+        if known is None:
+            known = self._check(host)
+            if len(self._cache) >= _GATE_CACHE:
+                self._cache.clear()
+            self._cache[host] = known
+        if not known:
+            self._refused.inc()  # type: ignore[attr-defined]
+            now = time.monotonic()
+            if now - self._logged_at >= REFUSAL_LOG_INTERVAL:
+                self._logged_at = now
+                log.warning("%s: refused sender %s (not in the allowlist; further refusals are counted, "
+                            "logged once a minute)", self._label, host)
+        return known
+
+    def _check(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.partition("%")[0])  # drop an IPv6 zone
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d
+        return any(address in network for network in self._allow)
+
+
+def tls_context(tls: TlsConfig) -> ssl.SSLContext:
+    """The server context for TLS listeners: TLS 1.2 or newer; with `client_ca`, a client
+    certificate chaining to it is required. Raises OSError or ssl.SSLError on a bad file."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert, tls.key)
+    if tls.client_ca is not None:
+        context.load_verify_locations(cafile=tls.client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 class Intake:
     """What every listener shares: the queue, the metrics, and the paused TCP transports."""
 
@@ -80,6 +160,7 @@ class Intake:
         self._paused: set[_TcpProtocol] = set()  # connections holding frames the queue had no room for
         self._connections: set[_TcpProtocol] = set()
         self.draining = False
+        self._tls_logged_at = -REFUSAL_LOG_INTERVAL
         self._low_water = max(1, self.queue.maxsize // 2) if self.queue.maxsize > 0 else 0
 
     def put(self, item: Received) -> bool:
@@ -115,6 +196,14 @@ class Intake:
         for protocol in list(self._connections):
             protocol.close()
 
+    def log_tls_failure(self, sender: str, exc: BaseException) -> None:
+        """One warning a minute for failed TLS handshakes (each one is counted)."""
+        now = time.monotonic()
+        if now - self._tls_logged_at >= REFUSAL_LOG_INTERVAL:
+            self._tls_logged_at = now
+            log.warning("tls %s: handshake failed: %s (further failures are counted, logged once a minute)",
+                        sender, exc or type(exc).__name__)
+
     def resume_when_drained(self) -> None:
         """Resume paused TCP readers once the queue is below its low-water mark."""
         if self._paused and self.queue.qsize() <= self._low_water:
@@ -127,8 +216,11 @@ class Intake:
 
 
 class _TcpProtocol(asyncio.Protocol):
-    def __init__(self, intake: Intake, transport_name: str = "tcp") -> None:
+    def __init__(self, intake: Intake, gate: Gate, tls: ssl.SSLContext | None = None) -> None:
+        transport_name = "tcp" if tls is None else "tls"
         self._intake = intake
+        self._gate = gate
+        self._tls = tls
         self._name = transport_name
         self._decoder = FrameDecoder(intake.max_message, detect_tls=transport_name == "tcp")
         self._transport: asyncio.Transport | None = None
@@ -140,9 +232,33 @@ class _TcpProtocol(asyncio.Protocol):
         self._counter = intake.metrics.syslog_messages.labels(transport_name)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._transport is not None:  # start_tls hands the TLS transport over: same connection
+            self._transport = transport  # type: ignore[assignment]
+            return
+        peer = transport.get_extra_info("peername")
+        if not self._gate.admits(str(peer[0]) if isinstance(peer, tuple) else ""):
+            transport.close()
+            return
         self._transport = transport  # type: ignore[assignment]
-        self._sender = _address(transport.get_extra_info("peername"))
+        self._sender = _address(peer)
         self._intake.opened(self)
+        if self._tls is not None:
+            transport.pause_reading()  # nothing may be read before start_tls owns the bytes
+            asyncio.get_running_loop().create_task(self._handshake(transport))  # type: ignore[arg-type]
+
+    async def _handshake(self, raw: asyncio.Transport) -> None:
+        """Upgrade to TLS; a failed handshake is counted and logged once a minute, and closes."""
+        assert self._tls is not None
+        try:
+            await asyncio.get_running_loop().start_tls(
+                raw, self, self._tls, server_side=True, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
+            )
+        except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
+            self._intake.metrics.syslog_errors.labels(TLS_HANDSHAKE).inc()
+            self._intake.log_tls_failure(self._sender, exc)
+            raw.close()
+            self._transport = None
+            self._intake.forget(self)
 
     def data_received(self, data: bytes) -> None:
         self._handle(self._decoder.feed(data))
@@ -165,6 +281,8 @@ class _TcpProtocol(asyncio.Protocol):
             self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:  # refused by the gate, or its handshake failed
+            return
         self._transport = None
         self._intake.forget(self)
         self._flush_backlog()  # what cannot be queued now waits in the intake's paused set
@@ -210,17 +328,22 @@ class _TcpProtocol(asyncio.Protocol):
             self._transport.resume_reading()
 
 
-async def start_tcp(intake: Intake, host: str, port: int) -> asyncio.Server:
+async def start_tcp(
+    intake: Intake, host: str, port: int, gate: Gate | None = None, tls: ssl.SSLContext | None = None
+) -> asyncio.Server:
+    """A TCP listener, or a TLS one when `tls` is given (the handshake is ours: see module doc)."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _TcpProtocol(intake), host, port, reuse_address=True)
+    gate = gate or Gate((), None, "")
+    return await loop.create_server(lambda: _TcpProtocol(intake, gate, tls), host, port, reuse_address=True)
 
 
 # --- UDP ----------------------------------------------------------------------------------
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, intake: Intake) -> None:
+    def __init__(self, intake: Intake, gate: Gate) -> None:
         self._intake = intake
+        self._gate = gate
         self._counter = intake.metrics.syslog_messages.labels("udp")
         self._dropped = intake.metrics.syslog_errors.labels(QUEUE_FULL)
         self._oversize = intake.metrics.syslog_errors.labels("oversize")
@@ -231,6 +354,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if not self._gate.admits(str(addr[0])):
+            return
         frame = datagram_frame(data)
         if not frame:
             return
@@ -250,7 +375,11 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("udp error: %s", exc)
 
 
-async def start_udp(intake: Intake, host: str, port: int, rcvbuf: int = DEFAULT_UDP_RCVBUF) -> asyncio.DatagramTransport:
+async def start_udp(
+    intake: Intake, host: str, port: int, rcvbuf: int = DEFAULT_UDP_RECEIVE_BUFFER, gate: Gate | None = None
+) -> asyncio.DatagramTransport:
+    """A UDP listener (its socket, `get_extra_info("socket")`, names the inode the kernel's
+    drop counter is kept under: `metrics.UdpDropsCollector`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
@@ -269,5 +398,6 @@ async def start_udp(intake: Intake, host: str, port: int, rcvbuf: int = DEFAULT_
     if rcvbuf and got < rcvbuf:
         log.info("udp %s:%d: SO_RCVBUF is %d (asked %d; raise net.core.rmem_max)", host, port, got, rcvbuf)
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(intake), sock=sock)
+    gate = gate or Gate((), None, "")
+    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(intake, gate), sock=sock)
     return transport

@@ -100,14 +100,18 @@ from parsers.events import (
 
 __all__ = [
     "CONTRACT",
+    "EXTENSIONS",
     "FROM_UNKNOWN",
     "FleetTally",
     "MetricSpec",
     "PairCollector",
     "ServiceMetrics",
     "TallySnapshot",
+    "UdpDropsCollector",
     "exposition",
     "program_label",
+    "read_proc_net_udp",
+    "udp_drops",
 ]
 
 # --- names (contract: DESIGN.md "Metrics") -------------------------------------------------
@@ -132,6 +136,8 @@ PAIRWATCH_STORE_INSERT_FAILURES = "pairwatch_store_insert_failures_total"
 PAIRWATCH_STORE_INSERT_DURATION = "pairwatch_store_insert_duration_seconds"
 PAIRWATCH_SPOOL_BYTES = "pairwatch_spool_bytes"
 PAIRWATCH_BUILD_INFO = "pairwatch_build_info"
+PAIRWATCH_SENDERS_REFUSED = "pairwatch_senders_refused_total"
+PAIRWATCH_UDP_RECEIVE_DROPS = "pairwatch_udp_receive_drops_total"
 
 
 class MetricSpec(NamedTuple):
@@ -165,6 +171,13 @@ CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(PAIRWATCH_BUILD_INFO, "info", ("version",)),
 )
 """Every DESIGN.md metric, in DESIGN's order."""
+
+EXTENSIONS: tuple[MetricSpec, ...] = (
+    MetricSpec(PAIRWATCH_SENDERS_REFUSED, "counter", ("listener",)),
+    MetricSpec(PAIRWATCH_UDP_RECEIVE_DROPS, "counter", ("listener",)),
+)
+"""pairwatch's own metrics beyond DESIGN.md's list (README "Metrics"). `listener` is the
+transport and port ("udp:5514"), never an address."""
 
 # --- label values ------------------------------------------------------------------------
 
@@ -561,6 +574,7 @@ class ServiceMetrics:
         error_reasons: Iterable[str] = (),
         transports: Iterable[str] = TRANSPORTS,
         tables: Iterable[str] = STORE_TABLES,
+        listeners: Iterable[str] = (),
     ) -> None:
         self.syslog_messages = Counter(PAIRWATCH_SYSLOG_MESSAGES, "Syslog messages received, by transport.",
                                        ["transport"], registry=None)
@@ -578,6 +592,10 @@ class ServiceMetrics:
         self.spool_bytes = Gauge(PAIRWATCH_SPOOL_BYTES, "Bytes of failed batches spooled to disk.", registry=None)
         self.build_info = Info(PAIRWATCH_BUILD_INFO.removesuffix("_info"), "pairwatch build.", registry=None)
         self.build_info.info({"version": version})
+        self.senders_refused = Counter(PAIRWATCH_SENDERS_REFUSED, "Connections and datagrams refused because "
+                                       "the sender is not in the listener's allowlist.", ["listener"], registry=None)
+        for listener in listeners:
+            self.senders_refused.labels(listener)
         for transport in transports:
             self.syslog_messages.labels(transport)
         for reason in error_reasons:
@@ -594,7 +612,66 @@ class ServiceMetrics:
             self.store_insert_duration,
             self.spool_bytes,
             self.build_info,
+            self.senders_refused,
         )))
+
+
+def udp_drops(proc_net_udp: str) -> dict[int, int]:
+    """Socket inode -> datagrams the kernel dropped, from the text of /proc/net/udp(6).
+
+    The kernel counts a datagram as dropped when the socket's receive buffer is full: the
+    loss that no counter of ours can see. Columns: `sl local rem st queues tr when retr uid
+    timeout inode ref pointer drops`."""
+    out: dict[int, int] = {}
+    for line in proc_net_udp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 13 and fields[9].isdigit() and fields[-1].isdigit():
+            out[int(fields[9])] = int(fields[-1])
+    return out
+
+
+def read_proc_net_udp() -> str:
+    """/proc/self/net/udp and udp6 (this process's network namespace), "" where absent."""
+    parts = []
+    for name in ("udp", "udp6"):
+        try:
+            with open(f"/proc/self/net/{name}", encoding="ascii", errors="replace") as f:
+                parts.append(f.read())
+        except OSError:
+            pass
+    return "".join(parts)
+
+
+class UdpDropsCollector:
+    """`pairwatch_udp_receive_drops_total{listener}`: the kernel's drop count of each UDP
+    listener's socket, read at scrape time (`read` returns /proc/net/udp text; injectable).
+
+    `sockets` holds (listener label, socket inode) pairs; listeners sharing a label add up."""
+
+    def __init__(self, sockets: Sequence[tuple[str, int]], read: Callable[[], str] = read_proc_net_udp) -> None:
+        self._sockets = tuple(sockets)
+        self._read = read
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        drops = udp_drops(self._read()) if self._sockets else {}
+        totals: dict[str, int] = {}
+        for label, inode in self._sockets:
+            totals[label] = totals.get(label, 0) + drops.get(inode, 0)
+        for label, total in totals.items():
+            family.add_metric([label], total)
+        yield family
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily(PAIRWATCH_UDP_RECEIVE_DROPS.removesuffix("_total"), _UDP_DROPS_HELP,
+                                   labels=["listener"])
+
+
+_UDP_DROPS_HELP = "Datagrams the kernel dropped on a UDP listener's socket (receive buffer full)."
 
 
 # --- exposition --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from collector.config import DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_ROWS
 from collector.correlator import Correlator, IncidentClosed, IncidentOpened, PairView, StateChanged
 from collector.listeners import Intake, Received
 from collector.metrics import FleetTally, ServiceMetrics, program_label
@@ -53,12 +54,10 @@ from collector.store import (
 from parsers import LineParser, ParseOptions
 from parsers.events import DhcpdOther, KeaOther
 
-__all__ = ["DEFAULT_BATCH_ROWS", "DEFAULT_FLUSH_INTERVAL", "Pipeline"]
+__all__ = ["Pipeline"]
 
 log = logging.getLogger("pairwatch.pipeline")
 
-DEFAULT_BATCH_ROWS: Final = 10_000
-DEFAULT_FLUSH_INTERVAL: Final = 1.0
 DEFAULT_MAX_BUFFERED_ROWS: Final = 200_000
 CHUNK: Final = 1_000
 """Lines taken from the queue before the snapshot is published and the clock checked."""
@@ -90,7 +89,7 @@ class Pipeline:
         store: Store,
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
-        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        flush_interval: float = DEFAULT_BATCH_INTERVAL,
         max_buffered_rows: int = DEFAULT_MAX_BUFFERED_ROWS,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -9,7 +9,8 @@ SIGTERM / SIGINT (state `draining`): stop accepting (close the listening sockets
 UDP endpoints), close open TCP connections, let the pipeline drain the queue and flush
 every batch, close the store; exit 0 when that finished within `SHUTDOWN_TIMEOUT`.
 
-Not yet (see issue 4): TLS listeners, CIDR allow-lists, the disk spool.
+Everything tunable comes from `Config.serve` and `Config.store` (flags already applied by
+the CLI). Not yet: the disk spool (batches wait in memory while the store is down).
 """
 
 from __future__ import annotations
@@ -17,38 +18,29 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 import signal
+import ssl
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Final
 
 from prometheus_client import CollectorRegistry
 
 from collector import __version__
-from collector.config import Config
+from collector.config import Config, Listener
 from collector.correlator import Correlator
-from collector.framing import DEFAULT_MAX_MESSAGE, ERROR_REASONS
+from collector.framing import ERROR_REASONS
 from collector.http import ApiContext, start_http
-from collector.listeners import DEFAULT_QUEUE_SIZE, DEFAULT_UDP_RCVBUF, QUEUE_FULL, Intake, start_tcp, start_udp
-from collector.metrics import FleetTally, PairCollector, ServiceMetrics
+from collector.listeners import LISTENER_ERRORS, Gate, Intake, listener_label, start_tcp, start_udp
+from collector.metrics import FleetTally, PairCollector, ServiceMetrics, UdpDropsCollector
 from collector.pipeline import Pipeline
 from collector.store import Store, StoreError, StoreTarget, StoreThread
 
-__all__ = ["DEFAULT_HTTP", "DEFAULT_SYSLOG_PORT", "Endpoint", "Lifecycle", "Service", "ServeOptions"]
+__all__ = ["Lifecycle", "Service", "run"]
 
 log = logging.getLogger("pairwatch.service")
 
-DEFAULT_SYSLOG_PORT: Final = 5514
-DEFAULT_HTTP_PORT: Final = 9874
-# HTTP default port. The Prometheus project keeps default ports for exporters in the
-# 9100-9999 range on its wiki page "Default port allocations"
-# (https://github.com/prometheus/prometheus/wiki/Default-port-allocations). A 2023 note
-# (utcc.utoronto.ca/~cks/.../PrometheusExportersFixedPorts, quoting Scott Laird) says the
-# range is now fully listed, and the copies of the page available while this was written
-# were old (2016), so 9874 is PROVISIONAL: check the live page and register pairwatch there
-# before a release. Always overridable with --http.
-DEFAULT_HTTP: Final = ("127.0.0.1", DEFAULT_HTTP_PORT)
 SHUTDOWN_TIMEOUT: Final = 9.0
 
 
@@ -59,30 +51,11 @@ class Lifecycle(enum.Enum):
     STOPPED = "stopped"
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class ServeOptions:
-    store: StoreTarget
-    udp: tuple[Endpoint, ...] = ()
-    tcp: tuple[Endpoint, ...] = ()
-    http: Endpoint = field(default_factory=lambda: Endpoint(*DEFAULT_HTTP))
-    queue_size: int = DEFAULT_QUEUE_SIZE
-    udp_rcvbuf: int = DEFAULT_UDP_RCVBUF
-    max_message: int = DEFAULT_MAX_MESSAGE
-
-
 class Service:
-    def __init__(self, config: Config, options: ServeOptions) -> None:
+    def __init__(self, config: Config, store: StoreTarget, tls: ssl.SSLContext | None = None) -> None:
         self.config = config
-        self.options = options
+        self.target = store
+        self.tls = tls
         self.state = Lifecycle.STARTING
         self.migrated = False
         self._stop = asyncio.Event()
@@ -102,7 +75,10 @@ class Service:
         store: Store | None = None
         try:
             try:
-                store = await thread.call(Store.open, self.options.store)
+                store = await thread.call(
+                    Store.open, self.target, messages_ttl_days=self.config.store.messages_ttl_days,
+                    states_ttl_days=self.config.store.states_ttl_days,
+                )
                 await thread.call(store.migrate)
             except StoreError as exc:  # the message names the store (`open URL: ...`)
                 print(f"pairwatch serve: store: {exc}", file=sys.stderr, flush=True)
@@ -121,9 +97,11 @@ class Service:
                 loop.remove_signal_handler(sig)
 
     async def _serve(self, thread: StoreThread, store: Store) -> int:
-        opts = self.options
+        opts = self.config.serve
         registry = CollectorRegistry()
-        metrics = ServiceMetrics(registry, __version__, error_reasons=(*ERROR_REASONS, QUEUE_FULL))
+        labels = sorted({listener_label(lis.transport, lis.endpoint.port) for lis in opts.listeners})
+        metrics = ServiceMetrics(registry, __version__, error_reasons=(*ERROR_REASONS, *LISTENER_ERRORS),
+                                 listeners=labels)
         tally = FleetTally(strip_domain=self.config.hosts.strip_domain)
         correlator = Correlator(self.config)
         states, incidents = await self._stored_state(thread, store)
@@ -132,19 +110,28 @@ class Service:
             log.info("restored %d server states and %d open incidents from the store", len(states), len(incidents))
         queue: asyncio.Queue = asyncio.Queue(maxsize=opts.queue_size)  # type: ignore[type-arg]
         intake = Intake(queue, metrics, opts.max_message)
-        self.pipeline = pipeline = Pipeline(intake, correlator, tally, metrics, thread, store)
+        self.pipeline = pipeline = Pipeline(intake, correlator, tally, metrics, thread, store,
+                                            batch_rows=opts.batch_rows, flush_interval=opts.batch_interval)
         registry.register(PairCollector(pipeline.pairs_snapshot, tally.snapshot))
         consumer = asyncio.create_task(pipeline.run(), name="pairwatch-pipeline")
 
         servers: list[asyncio.Server] = []
         datagrams: list[asyncio.DatagramTransport] = []
+        udp_sockets: list[tuple[str, int]] = []
         try:
-            for ep in opts.udp:
-                datagrams.append(await start_udp(intake, ep.host, ep.port, opts.udp_rcvbuf))
-                log.info("listening on udp %s", ep)
-            for ep in opts.tcp:
-                servers.append(await start_tcp(intake, ep.host, ep.port))
-                log.info("listening on tcp %s", ep)
+            for lis in opts.listeners:
+                gate = self._gate(lis, metrics)
+                ep = lis.endpoint
+                if lis.transport == "udp":
+                    transport = await start_udp(intake, ep.host, ep.port, opts.udp_receive_buffer, gate)
+                    datagrams.append(transport)
+                    inode = os.fstat(transport.get_extra_info("socket").fileno()).st_ino
+                    udp_sockets.append((listener_label("udp", ep.port), inode))
+                else:
+                    servers.append(await start_tcp(intake, ep.host, ep.port, gate,
+                                                   self.tls if lis.transport == "tls" else None))
+                log.info("listening on %s%s", lis, " (allowlist)" if lis.allow or opts.allow else "")
+            registry.register(UdpDropsCollector(udp_sockets))
             ctx = ApiContext(registry, pipeline.pairs_snapshot, lambda: pipeline.incidents, self.ready, thread, store)
             http = await start_http(ctx, opts.http.host, opts.http.port)
             log.info("http on %s", opts.http)
@@ -192,6 +179,11 @@ class Service:
         log.info("stopped after %d messages", pipeline.processed)
         return code
 
+    def _gate(self, listener: Listener, metrics: ServiceMetrics) -> Gate:
+        """The listener's own allowlist, else the serve-wide one (empty: any sender)."""
+        label = listener_label(listener.transport, listener.endpoint.port)
+        return Gate(listener.allow or self.config.serve.allow, metrics.senders_refused.labels(label), str(listener))
+
     async def _stored_state(self, thread: StoreThread, store: Store) -> tuple[list, list]:  # type: ignore[type-arg]
         """What the last run left: the last state per server and side, and the open incidents."""
         try:
@@ -201,9 +193,9 @@ class Service:
             return [], []
 
 
-def run(config: Config, options: ServeOptions) -> int:
+def run(config: Config, store: StoreTarget, tls: ssl.SSLContext | None = None) -> int:
     async def main() -> int:
-        return await Service(config, options).run()
+        return await Service(config, store, tls).run()
 
     from collector.listeners import uvloop
 

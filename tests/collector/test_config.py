@@ -18,6 +18,7 @@ from collector.config import (
     Config,
     ConfigError,
     HostsConfig,
+    LIMIT_KEYS,
     Limits,
     PairConfig,
     host_key,
@@ -428,15 +429,24 @@ CLI_OK = [
 
 
 @pytest.mark.parametrize("text, line", [c[1:] for c in CLI_OK], ids=[c[0] for c in CLI_OK])
-def test_check_config_ok(tmp_path, capsys, text, line):
-    assert main(["check-config", "--config", write(tmp_path, text)]) == 0
+def test_check_config_ok_prints_the_effective_config(tmp_path, capsys, text, line):
+    path = write(tmp_path, text)
+    assert main(["check-config", "--config", path]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{line}\n" and err == ""
+    assert out.splitlines()[0] == f"# {line}" and err == ""
+    assert parse_config(tomllib.loads(out)) == load_config(path)  # the printout is the same config
 
 
-def test_check_config_without_file_checks_the_defaults(capsys):
+def test_check_config_without_file_prints_every_default(capsys):
     assert main(["check-config"]) == 0
-    assert capsys.readouterr().out == "config ok: 0 pairs, strip_domain=false\n"
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "# config ok: 0 pairs, strip_domain=false"
+    printed = tomllib.loads(out)
+    assert printed["serve"]["udp"] == ["0.0.0.0:5514"] and printed["serve"]["tcp"] == ["0.0.0.0:5514"]
+    assert printed["serve"]["http"] == "127.0.0.1:9874" and printed["serve"]["tls"] == []
+    assert printed["store"] == {"url": "embedded:./pairwatch-data", "messages_ttl": "90d", "states_ttl": "400d"}
+    assert printed["limits"]["server_silent"] == "10m" and set(printed["limits"]) == set(LIMIT_KEYS)
+    assert parse_config(printed) == Config()
 
 
 def test_check_config_error_exits_2_with_one_line(tmp_path, capsys):

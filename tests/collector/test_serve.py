@@ -8,6 +8,7 @@ import json
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from collector.cli import main, parse_endpoint
+from collector.cli import main
+from collector.config import Endpoint, parse_endpoint
 from collector.listeners import QUEUE_FULL, Intake, Received, start_tcp, start_udp
 from collector.metrics import ServiceMetrics
 from tests.conftest import need
@@ -226,7 +228,7 @@ def test_restart_on_the_same_store_keeps_the_timeline(serve: Serve, tmp_path: Pa
      ("localhost:514", ("localhost", 514))],
 )
 def test_endpoint_forms(text: str, expected: tuple[str, int]) -> None:
-    assert parse_endpoint(text, "--udp") == expected
+    assert parse_endpoint(text) == Endpoint(*expected)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +238,7 @@ def test_endpoint_forms(text: str, expected: tuple[str, int]) -> None:
         (["--tcp", "127.0.0.1:99999"], "--tcp"),
         (["--http", "::1:80"], "--http"),
         (["--tcp", "[::1]"], "--tcp"),
-        (["--tls", "127.0.0.1:6514"], "--tls"),
+        (["--tls", "127.0.0.1:6514"], "serve.tls_cert"),
     ],
 )
 def test_bad_serve_flags_exit_2_naming_the_flag(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -340,3 +342,36 @@ def test_tcp_listener_on_ipv6_loopback() -> None:
     assert item.text == "<30>Mar  3 08:15:02 h dhcpd: over v6"
     assert item.transport == "tcp" and item.sender.startswith("[::1]:")
 
+
+
+def test_serve_with_tls_and_an_allowlist_from_the_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A TLS listener (--tls) with the certificate from the config file, and serve.allow: a
+    sender outside it is refused and counted by listener, one inside it is stored."""
+    need(shutil.which("openssl") is not None, "needs the openssl command to make a test certificate")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem",
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   cwd=d, check=True, capture_output=True, timeout=60)
+    config = d / "pairwatch.toml"
+    config.write_text(f'[serve]\nallow = ["127.0.0.2/32"]\ntls_cert = "{d}/cert.pem"\ntls_key = "{d}/key.pem"\n')
+    tls_port = free_port()
+    rel = f"x{uuid.uuid4().hex[:6]}"
+    with serving(tmp_path_factory, ["--config", str(config), "--tls", f"127.0.0.1:{tls_port}"]) as serve:
+        assert serve.value("pairwatch_udp_receive_drops_total", listener=f"udp:{serve.udp}") == 0.0
+        assert serve.value("pairwatch_senders_refused_total", listener=f"tcp:{serve.tcp}") == 0.0
+        with socket.create_connection(("127.0.0.1", serve.tcp), timeout=5) as refused:  # from 127.0.0.1
+            refused.sendall(f"<30>Mar  3 08:15:02 dhcp-x dhcpd: {_interrupted(rel + 'no')}\n".encode())
+        serve.poll(lambda: serve.value("pairwatch_senders_refused_total", listener=f"tcp:{serve.tcp}") == 1.0,
+                   "the refusal counted")
+
+        ctx = ssl.create_default_context(cafile=str(d / "cert.pem"))
+        with socket.create_connection(("127.0.0.1", tls_port), timeout=5, source_address=("127.0.0.2", 0)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+                line = f"<30>Mar  3 08:15:02 dhcp-x dhcpd: {_interrupted(rel)}".encode()
+                conn.sendall(b"%d %s" % (len(line), line))
+        rows = serve.poll(lambda: serve.json(f"/api/v1/timeline?pair={rel}&since=1h")["messages"],  # type: ignore[index]
+                          "the TLS line in the timeline")
+        assert [r["relationship"] for r in rows] == [rel]
+        assert serve.value("pairwatch_syslog_messages_total", transport="tls") == 1.0
+        assert serve.value("pairwatch_syslog_messages_total", transport="tcp") == 0.0
+        assert "refused sender 127.0.0.1" in serve.logs()
