@@ -7,15 +7,16 @@ with one line on stderr naming what is wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import ssl
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector import __version__
@@ -37,9 +38,6 @@ from collector.correlator import Correlator
 from collector.replay import replay
 from collector.report import json_objects, render_table
 from parsers import LineParser, ParseOptions, event_to_dict
-
-NOT_IMPLEMENTED = ("ingest",)
-
 
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
 """One encoder for every line printed (json.dumps with options builds one per call)."""
@@ -74,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--config", metavar="FILE", help="TOML configuration file (pairs, limits)")
 
     ingest = sub.add_parser("ingest", help="backfill old logs into the store")
-    ingest.add_argument("files", nargs="*", metavar="FILE|-")
-    ingest.add_argument("--store", metavar="URL")
+    _add_input_options(ingest)
+    ingest.add_argument("--store", metavar="URL", help="default: the config's store.url, else embedded:./pairwatch-data")
+    ingest.add_argument("--config", metavar="FILE", help="TOML configuration file (pairs, limits, store)")
 
     status = sub.add_parser("status", help="current state of every pair, from a running service")
     status.add_argument("--api", metavar="URL")
@@ -112,9 +111,6 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in NOT_IMPLEMENTED:
-        print(f"pairwatch {args.command}: not implemented yet", file=sys.stderr)
-        return 2
     if args.command == "check-config":
         return run_check_config(args)
     if args.command == "serve":
@@ -126,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_status(args, sys.stdout)
         if args.command == "timeline":
             return run_timeline(args, sys.stdout)
+        if args.command == "ingest":
+            return run_ingest(args, sys.stdout, sys.stderr)
         return run_parse(args, sys.stdout)
     except ApiError as exc:
         print(f"pairwatch {args.command}: {exc}", file=sys.stderr)
@@ -174,13 +172,9 @@ def run_timeline(args: argparse.Namespace, out: TextIO) -> int:
 
 def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:  # type: ignore[type-arg]
     """Read the store directly (no service may hold an embedded store meanwhile)."""
-    from collector.store import Store, StoreError, TimelineCursor, parse_store_url  # heavy: only when asked
+    from collector.store import Store, TimelineCursor  # heavy: only when asked
 
-    try:
-        store = Store.open(parse_store_url(args.store))
-    except StoreError as exc:
-        raise ApiError(f"{exc} (an embedded store belongs to one process: is `pairwatch serve` using it? "
-                       "then use --api)") from exc
+    store = _open_store(Store.open, args.store, "then use --api")
     try:
         hosts = list(args.host) + (store.pair_hosts(args.pair) if args.pair else [])
         if args.pair and not hosts:
@@ -195,6 +189,94 @@ def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:  # type: i
             after = TimelineCursor.after(rows[-1])
     finally:
         store.close()
+
+
+def _open_store(opener: Callable[..., Any], url: str, hint: str, **kwargs: Any) -> Any:
+    """`opener(target, **kwargs)` (Store.open, maybe through the store's thread), with the
+    embedded store's one-process rule explained when it fails."""
+    from collector.store import StoreError, parse_store_url
+
+    try:
+        return opener(parse_store_url(url), **kwargs)
+    except StoreError as exc:
+        raise ApiError(f"{exc} (an embedded store belongs to one process: is `pairwatch serve` using it? "
+                       f"{hint})") from exc
+
+
+def run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Backfill files into the store: the same parse, correlate and store steps as `serve`."""
+    from collector.ingest import Source, ingest, progress_line
+    from collector.store import Store, StoreError, StoreThread
+
+    config = load_config(args.config)
+    url = args.store or config.store.url
+    ttl = {"messages_ttl_days": config.store.messages_ttl_days, "states_ttl_days": config.store.states_ttl_days}
+    sources: list[Source] = []
+    thread = StoreThread()
+    try:
+        store = _open_store(lambda target, **kw: thread.submit(Store.open, target, **kw).result(), url,
+                            "stop it first, or ingest into a ClickHouse server it shares", **ttl)
+        try:
+            thread.submit(store.migrate).result()
+            with contextlib.ExitStack() as files:
+                progress = _Progress(err if err.isatty() else None, progress_line)
+                for name, stream, options in _opened_inputs(args):
+                    if name != "-":
+                        files.enter_context(stream)
+                    sources.append(Source(name, progress.count(stream), options, options.reference.timestamp()))
+                done = ingest(sources, Correlator(config), thread, store, on_line=progress.line, **ttl)
+                progress.close()
+        except StoreError as exc:
+            raise ApiError(str(exc)) from exc
+        finally:
+            thread.submit(store.close).result()
+    finally:
+        thread.close()
+    names = len(sources)
+    out.write(
+        f"ingested {done.lines} lines from {names} input{'s' if names != 1 else ''} into {store.target}: "
+        f"{done.stored} sent to the store, {done.expired} older than the {ttl['messages_ttl_days']}-day retention skipped, "
+        f"{done.states} state changes, {done.incidents} incidents ({done.still_open} still open at the end)\n"
+    )
+    return 0
+
+
+class _Progress:
+    """`ingest: 42% (1,234 lines)` on a terminal's stderr, redrawn at most every 0.2 s."""
+
+    def __init__(self, tty: TextIO | None, render: Callable[[int, int | None, int], str]) -> None:
+        self._tty = tty
+        self._render = render
+        self._read = 0
+        self._lines = 0
+        self._drawn = 0.0
+        self.total: int | None = None
+
+    def count(self, stream: BinaryIO) -> Iterator[str]:
+        """The stream's lines (as `read_lines`), counting the bytes read; its size adds to `total`."""
+        try:
+            size = os.fstat(stream.fileno()).st_size
+        except (OSError, ValueError):
+            size = 0
+        self.total = (self.total or 0) + size
+        return self._lines_of(stream)
+
+    def _lines_of(self, stream: BinaryIO) -> Iterator[str]:
+        for raw in stream:
+            self._read += len(raw)
+            yield _decode_line(raw)
+
+    def line(self) -> None:
+        self._lines += 1
+        if self._tty is not None and self._lines % 4096 == 0 and time.monotonic() - self._drawn >= 0.2:
+            self._drawn = time.monotonic()
+            self._tty.write("\r" + self._render(self._read, self.total or None, self._lines))
+            self._tty.flush()
+
+    def close(self) -> None:
+        if self._tty is not None and self._drawn:
+            self._tty.write("\r" + self._render(self._read, self.total or None, self._lines) + "\n")
+            self._tty.flush()
 
 
 def _default_api() -> str:
@@ -296,24 +378,39 @@ def run_analyze(args: argparse.Namespace, out: TextIO) -> int:
 
 def _inputs(args: argparse.Namespace) -> Iterator[tuple[BinaryIO, ParseOptions]]:
     """Each input with its parse options; files are opened one at a time and closed after use."""
+    for name, stream, options in _opened_inputs(args):
+        if name == "-":
+            yield stream, options
+            continue
+        with stream:
+            yield stream, options
+
+
+def _opened_inputs(args: argparse.Namespace) -> Iterator[tuple[str, BinaryIO, ParseOptions]]:
+    """(name, open stream, parse options) of each input, opened as they are asked for; the
+    caller closes every stream but standard input. The reference instant of a file is its
+    mtime (it fixes the year of RFC 3164 timestamps) unless --reference gives one."""
     zone = _zone(args.tz)
     fixed = _instant(args.reference) if args.reference else None
     for name in args.files or ["-"]:
         if name == "-":
-            yield sys.stdin.buffer, ParseOptions(reference=fixed or datetime.now(UTC), tz=zone)
+            yield name, sys.stdin.buffer, ParseOptions(reference=fixed or datetime.now(UTC), tz=zone)
             continue
-        with open(name, "rb") as f:
-            reference = fixed or datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC)
-            yield f, ParseOptions(reference=reference, tz=zone)
+        f = open(name, "rb")
+        reference = fixed or datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, UTC)
+        yield name, f, ParseOptions(reference=reference, tz=zone)
 
 
 def read_lines(stream: BinaryIO) -> Iterator[str]:
     """Lines split on LF only (a CR, VT or FF inside a message is not a line break),
     trailing CR removed, invalid UTF-8 replaced."""
-    for raw in stream:
-        if raw.endswith(b"\n"):
-            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-        yield raw.decode("utf-8", errors="replace")
+    return map(_decode_line, stream)
+
+
+def _decode_line(raw: bytes) -> str:
+    if raw.endswith(b"\n"):
+        raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+    return raw.decode("utf-8", errors="replace")
 
 
 def _emit(stream: BinaryIO, options: ParseOptions, out: TextIO) -> None:

@@ -105,6 +105,7 @@ STATE_COLUMNS: Final = tuple(name for name, _ in schema.STATE_COLUMNS)
 INCIDENT_COLUMNS: Final = tuple(name for name, _ in schema.INCIDENT_COLUMNS)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # one encoder for every row: json.dumps with options builds a new encoder per call
 _compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -251,6 +252,42 @@ def _parse_server_url(url: str, secure: bool, env: Mapping[str, str]) -> StoreTa
         secure=secure,
         database=database,
     )
+
+
+def _check_unlocked(target: StoreTarget) -> None:
+    """Refuse, in one line, an embedded directory another process's engine holds.
+
+    The engine locks `DIR/status` (flock) while it runs; opening it anyway fails deep inside
+    chdb after it printed its own error to stderr. Trying the lock first says it plainly. When
+    the holder is this very process (its engine is already up), opening again is fine."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(str(target.path), "status"), os.O_RDONLY)
+    except FileNotFoundError:
+        return  # never opened: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if _lock_holders(os.fstat(fd).st_ino) != {os.getpid()}:
+            raise StoreUnavailable(f"open {target}: another process is using this store") from None
+    finally:
+        os.close(fd)  # closing releases the lock, if we took it
+
+
+def _lock_holders(inode: int) -> set[int]:
+    """Pids holding a lock on a file with this inode, from /proc/locks (empty when unknown)."""
+    holders = set()
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 16024 fe:00:2540929 0 EOF" (a "->" marks a waiter)
+                if len(fields) >= 6 and fields[1] != "->" and fields[5].rsplit(":", 1)[-1] == str(inode):
+                    holders.add(int(fields[4]))
+    except (OSError, ValueError):
+        pass
+    return holders
 
 
 # --- rows ----------------------------------------------------------------------------------
@@ -474,6 +511,7 @@ class Store:
                 os.makedirs(target.path, exist_ok=True)
                 if not os.access(target.path, os.W_OK | os.X_OK):
                     raise StoreUnavailable(f"open {target}: directory is not writable")
+                _check_unlocked(target)
                 client = clickhouse_connect.get_client(interface="chdb", path=target.path)
             else:
                 client = clickhouse_connect.get_client(

@@ -71,11 +71,11 @@ class OnThread:
     """Calls `obj`'s methods on `thread` and waits for the result (exceptions re-raised)."""
 
     def __init__(self, obj: Any, thread: StoreThread) -> None:
-        self._obj = obj
+        self.obj = obj
         self._thread = thread
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._obj, name)
+        method = getattr(self.obj, name)
         if not callable(method):
             return method
         return lambda *args, **kwargs: self._thread.submit(method, *args, **kwargs).result(timeout=60)

@@ -25,12 +25,6 @@ def test_every_subcommand_has_help(command, capsys):
     assert f"usage: pairwatch {command}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["ingest"])
-def test_unimplemented_subcommands_exit_2(command, capsys):
-    assert main([command]) == 2
-    assert capsys.readouterr().err.strip() == f"pairwatch {command}: not implemented yet"
-
-
 def test_usage_error_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["parse", "--no-such-flag"])

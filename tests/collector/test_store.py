@@ -440,7 +440,7 @@ def test_store_thread_runs_everything_on_one_named_thread(store_thread: StoreThr
     names = {store_thread.submit(where).result() for _ in range(5)}
 
     async def from_the_loop() -> list[Any]:
-        return [await store_thread.call(where), await store_thread.call(store._obj.ping)]
+        return [await store_thread.call(where), await store_thread.call(store.obj.ping)]
 
     loop_names = asyncio.run(from_the_loop())
     assert len(names) == 1 and names == {loop_names[0]}
@@ -464,7 +464,7 @@ def test_a_closed_store_thread_refuses_work() -> None:
 
 def test_the_store_refuses_calls_from_another_thread(store: Any) -> None:
     with pytest.raises(StoreError, match="thread"):
-        store._obj.timeline()  # called here, not on the store thread
+        store.obj.timeline()  # called here, not on the store thread
 
 
 def test_ping_close_and_use_after_close(store_target: StoreTarget, store_thread: StoreThread, store_database: str) -> None:
