@@ -128,3 +128,18 @@ def test_expand_leaves_other_events_alone():
     assert expand(event) == (event,)
     kea_other = parse_line("Mar  3 08:15:02 kea-a kea-dhcp4[1]: INFO  [kea-dhcp4.x.1] DHCP4_X y", OPTS)
     assert isinstance(kea_other.payload, KeaOther) and expand(kea_other) == (kea_other,)
+
+
+def test_rsyslog_protocol23_frame_with_two_spaces_before_the_text():
+    """Seen in the lab (dhcpd 4.4.3 -> rsyslog 8.2302, RSYSLOG_SyslogProtocol23Format): `%msg%`
+    keeps the space after the tag, so the text follows the SD after two spaces."""
+    line = ("<190>1 2026-11-25T22:16:35.067789+00:00 dhcp1 dhcpd 9873 - -  "
+            "failover peer pw-lab: I move from recover-done to normal")
+    event = parse_line(line, OPTS)
+    assert isinstance(event.payload, FailoverState)
+    assert (event.payload.relationship, event.payload.from_state, event.payload.to_state) == (
+        "pw-lab", "recover-done", "normal")
+    kea = parse_line("<134>1 2026-11-25T22:16:35+00:00 kea1 kea-dhcp4 77 - -  INFO  [kea-dhcp4.ha-hooks.1] "
+                     "HA_STATE_TRANSITION server transitions from WAITING to SYNCING state, partner state is WAITING",
+                     OPTS)
+    assert kea.kind == "failover.state"
