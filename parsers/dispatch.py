@@ -36,12 +36,8 @@ def parse_line(text: str, options: ParseOptions = DEFAULT_OPTIONS) -> Event:
 
 
 def classify(record: Record) -> Event:
-    """The payload for a decoded record, with the repeat and continuation markers.
-
-    Leading spaces are not part of what dhcpd or Kea said: rsyslog's `msg` property keeps
-    the space after the tag, so `RSYSLOG_SyslogProtocol23Format` (`... SD %msg%`) sends
-    two spaces before the text."""
-    message = record.message.lstrip(" ")
+    """The payload for a decoded record, with the repeat and continuation markers."""
+    message = record.message
     repeated: int | None = None
     bare_repeat = False  # "last message repeated N times" says nothing but the count
     if "repeated" in message:

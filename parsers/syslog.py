@@ -410,7 +410,12 @@ def _finish(
     msgid: str | None = None,
     structured_data: str | None = None,
 ) -> Record:
-    """The layers inside the message: Solaris ``[ID ...]`` and Kea's own layout."""
+    """The layers inside the message: Solaris ``[ID ...]`` and Kea's own layout.
+
+    Leading spaces are not part of the message: rsyslog's `msg` property keeps the space
+    after the tag, so `RSYSLOG_SyslogProtocol23Format` (`... SD %msg%`) sends two."""
+    if text.startswith(" ", pos):
+        pos = _skip_spaces(text, pos)
     if program is not None and not program.startswith("kea") and not text.startswith("[ID ", pos):
         # positional: this is the hot path, and keywords cost a third of the call here
         return Record(ts, host, program, pid, facility, severity, msgid, structured_data, text[pos:] if pos else text)
