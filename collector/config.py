@@ -67,6 +67,11 @@ Schema (every table and key is optional unless marked required):
     udp_receive_buffer = 4194304   # bytes of SO_RCVBUF asked (the kernel caps it at rmem_max)
     batch_rows = 10000        # store batches are sent at this many rows ...
     batch_interval = "1s"     # ... or when the oldest row is this old
+    memory_rows = 200000      # while the store is down: rows kept in memory, then ...
+    spool_directory = "/var/lib/pairwatch/spool"  # ... batches go to this disk spool, replayed
+                              # in order when the store is back (default: beside an embedded
+                              # store, "PATH.spool"; for a server, "./pairwatch-spool")
+    spool_max_bytes = 1073741824   # the spool's bound; when full: backpressure
     tls_cert = "/etc/pairwatch/tls/server.pem"   # TLS listeners (RFC 5425): certificate chain, PEM
     tls_key = "/etc/pairwatch/tls/server.key"    # and its private key, PEM (both required for TLS)
     tls_client_ca = "/etc/pairwatch/tls/ca.pem"  # optional: clients must present a certificate
@@ -109,7 +114,8 @@ IMPLEMENTATIONS: tuple[str, ...] = ("dhcpd", "kea")
 STORE_KEYS: tuple[str, ...] = ("url", "messages_ttl", "states_ttl")
 SERVE_KEYS: tuple[str, ...] = (
     "udp", "tcp", "tls", "http", "allow", "max_message", "queue_size", "udp_receive_buffer",
-    "batch_rows", "batch_interval", "tls_cert", "tls_key", "tls_client_ca",
+    "batch_rows", "batch_interval", "memory_rows", "spool_directory", "spool_max_bytes",
+    "tls_cert", "tls_key", "tls_client_ca",
 )
 TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
 LISTENER_KEYS: tuple[str, ...] = ("address", "allow")
@@ -147,6 +153,10 @@ DEFAULT_QUEUE_SIZE = 100_000
 DEFAULT_UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 DEFAULT_BATCH_ROWS = 10_000
 DEFAULT_BATCH_INTERVAL = 1.0
+DEFAULT_MEMORY_ROWS = 200_000
+DEFAULT_SPOOL_MAX_BYTES = 1 << 30
+_MEMORY_ROWS_RANGE = (1, 100_000_000)
+_SPOOL_RANGE = (1 << 20, 1 << 50)
 _MAX_MESSAGE_RANGE = (480, 16 * 1024 * 1024)  # RFC 5424 receivers must take 480 bytes; 16 MiB is plenty
 _QUEUE_RANGE = (1, 10_000_000)
 _RCVBUF_RANGE = (0, 1 << 30)  # 0: leave the kernel default
@@ -264,6 +274,9 @@ class ServeConfig:
     udp_receive_buffer: int = DEFAULT_UDP_RECEIVE_BUFFER
     batch_rows: int = DEFAULT_BATCH_ROWS
     batch_interval: float = DEFAULT_BATCH_INTERVAL
+    memory_rows: int = DEFAULT_MEMORY_ROWS
+    spool_directory: str | None = None  # None: next to the store (see `spool_directory`)
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
 
 
 DEFAULT_LIMITS = Limits()
@@ -412,7 +425,11 @@ def render_config(config: Config) -> str:
         f"udp_receive_buffer = {serve.udp_receive_buffer}",
         f"batch_rows = {serve.batch_rows}",
         f"batch_interval = {_toml_duration(serve.batch_interval)}",
+        f"memory_rows = {serve.memory_rows}",
+        f"spool_max_bytes = {serve.spool_max_bytes}",
     ]
+    if serve.spool_directory is not None:
+        lines.append(f"spool_directory = {_toml(serve.spool_directory)}")
     if serve.tls is not None:
         lines += [f"tls_cert = {_toml(serve.tls.cert)}", f"tls_key = {_toml(serve.tls.key)}"]
         if serve.tls.client_ca is not None:
@@ -589,6 +606,18 @@ def parse_cidrs(value: object) -> tuple[Network, ...]:
     return tuple(out)
 
 
+def spool_directory(serve: ServeConfig, store_url: str) -> str:
+    """Where the spool lives: `serve.spool_directory`, else beside an embedded store
+    (`embedded:/var/lib/pairwatch/data` -> `/var/lib/pairwatch/data.spool`), else
+    `./pairwatch-spool`."""
+    if serve.spool_directory is not None:
+        return serve.spool_directory
+    scheme, _, rest = store_url.strip().partition(":")
+    if scheme.lower() == "embedded" and rest:
+        return rest.rstrip("/") + ".spool"
+    return "./pairwatch-spool"
+
+
 def check_serve(serve: ServeConfig) -> None:
     """Rules across keys (also after command-line flags replaced some): ConfigError."""
     seen: dict[tuple[str, Endpoint], Listener] = {}
@@ -659,19 +688,23 @@ def _parse_serve(table: dict[str, Any]) -> ServeConfig:
         batch_rows=_int(table, "batch_rows", defaults.batch_rows, _BATCH_ROWS_RANGE),
         batch_interval=_duration(table["batch_interval"], "serve.batch_interval")
         if "batch_interval" in table else defaults.batch_interval,
+        memory_rows=_int(table, "memory_rows", defaults.memory_rows, _MEMORY_ROWS_RANGE),
+        spool_directory=_path(table, "spool_directory", "") if "spool_directory" in table else None,
+        spool_max_bytes=_int(table, "spool_max_bytes", defaults.spool_max_bytes, _SPOOL_RANGE),
     )
     check_serve(serve)
     return serve
 
 
+def _path(table: dict[str, Any], key: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ConfigError(f"serve.{key}", f"expected a file path, got {_describe(value)}")
+    return value
+
+
 def _parse_tls(table: dict[str, Any]) -> TlsConfig | None:
-    paths = {}
-    for key in ("tls_cert", "tls_key", "tls_client_ca"):
-        if key in table:
-            value = table[key]
-            if not isinstance(value, str) or not value or "\0" in value:
-                raise ConfigError(f"serve.{key}", f"expected a file path, got {_describe(value)}")
-            paths[key] = value
+    paths = {key: _path(table, key, "") for key in ("tls_cert", "tls_key", "tls_client_ca") if key in table}
     if not paths:
         return None
     for key in ("tls_cert", "tls_key"):

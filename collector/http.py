@@ -8,7 +8,7 @@ Endpoints:
 
 * ``/metrics``: `collector.metrics.exposition` for the request's Accept header.
 * ``/healthz``: 200 ``ok`` while the process runs.
-* ``/readyz``: 200 when the store answered and migrations are done (and the service is
+* ``/readyz``: 200 when the store took the last batch and migrations are done (and the service is
   serving), else 503.
 * ``/api/v1/pairs``: every pair from the published snapshot.
 * ``/api/v1/incidents``: open incidents (correlator); ``?all=1`` every stored incident.
@@ -56,7 +56,14 @@ class ApiContext:
     open_incidents: Callable[[], Sequence[dict[str, Any]]]
     ready: Callable[[], bool]
     store_thread: StoreThread
-    store: Store
+    store: Callable[[], Store | None]  # None while the store has not been reached yet
+
+    def connected_store(self) -> Store:
+        """The store, or StoreError (a 503) while there is none."""
+        store = self.store()
+        if store is None:
+            raise StoreError("not connected yet")
+        return store
 
 
 def pairs_json(pairs: Sequence[PairView]) -> list[dict[str, Any]]:
@@ -172,7 +179,7 @@ class _Handler:
         if path == "/api/v1/incidents":
             if _flag(query, "all"):
                 pair = _one(query, "pair")
-                rows = await ctx.store_thread.call(ctx.store.incidents, pair)
+                rows = await ctx.store_thread.call(ctx.connected_store().incidents, pair)
                 return 200, _json({"incidents": rows}), "application/json"
             return 200, _json({"incidents": list(ctx.open_incidents())}), "application/json"
         if path == "/api/v1/timeline":
@@ -187,7 +194,7 @@ class _Handler:
         hosts = query.get("host") or None
         pair = _one(query, "pair")
         if pair:
-            pair_hosts = await self.ctx.store_thread.call(self.ctx.store.pair_hosts, pair)
+            pair_hosts = await self.ctx.store_thread.call(self.ctx.connected_store().pair_hosts, pair)
             hosts = sorted(set(hosts or ()) | set(pair_hosts))
         since = _instant(s, now) if (s := _one(query, "since")) else None
         until = _instant(u, now) if (u := _one(query, "until")) else None
@@ -203,7 +210,7 @@ class _Handler:
             after = TimelineCursor.parse(after_text) if after_text else None
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
-        rows = await self.ctx.store_thread.call(self.ctx.store.timeline, hosts, since, until, limit, after)
+        rows = await self.ctx.store_thread.call(self.ctx.connected_store().timeline, hosts, since, until, limit, after)
         out: dict[str, Any] = {"messages": rows}
         if len(rows) == limit:
             out["next"] = str(TimelineCursor.after(rows[-1]))

@@ -34,13 +34,10 @@ from collector.config import DEFAULT_BATCH_ROWS
 from collector.correlator import Correlator, Incident, IncidentClosed, IncidentOpened, StateChanged
 from collector.replay import Observed, run
 from collector.store import (
-    EVENT_COLUMNS,
+    COLUMNS,
     EVENTS,
-    INCIDENT_COLUMNS,
     INCIDENTS,
-    MESSAGE_COLUMNS,
     MESSAGES,
-    STATE_COLUMNS,
     STATES,
     MessageIds,
     Store,
@@ -55,7 +52,6 @@ from parsers import Event, LineParser, ParseOptions
 __all__ = ["Ingested", "Source", "ingest", "progress_line"]
 
 DAY: Final = 86400.0
-_COLUMNS = {MESSAGES: MESSAGE_COLUMNS, EVENTS: EVENT_COLUMNS, STATES: STATE_COLUMNS, INCIDENTS: INCIDENT_COLUMNS}
 
 
 @dataclass(slots=True)
@@ -110,8 +106,8 @@ class _Writer:
         self._thread = thread
         self._store = store
         self._batch_rows = batch_rows
-        self._rows: dict[str, list[Sequence[Any]]] = {table: [] for table in _COLUMNS}
-        self._keys: dict[str, list[str]] = {table: [] for table in _COLUMNS}
+        self._rows: dict[str, list[Sequence[Any]]] = {table: [] for table in COLUMNS}
+        self._keys: dict[str, list[str]] = {table: [] for table in COLUMNS}
         self._inflight: Future[int] | None = None
 
     def add(self, table: str, row: Sequence[Any], key: str) -> None:
@@ -122,7 +118,7 @@ class _Writer:
             self._send(table)
 
     def finish(self) -> None:
-        for table in _COLUMNS:
+        for table in COLUMNS:
             if self._rows[table]:
                 self._send(table)
         self._wait()
@@ -135,7 +131,7 @@ class _Writer:
             digest.update(key.encode("utf-8", "surrogatepass"))
             digest.update(b"\0")
         self._wait()
-        self._inflight = self._thread.submit(self._store.insert, table, rows, _COLUMNS[table], digest.hexdigest())
+        self._inflight = self._thread.submit(self._store.insert, table, rows, COLUMNS[table], digest.hexdigest())
 
     def _wait(self) -> None:
         if self._inflight is not None:

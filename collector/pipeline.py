@@ -8,14 +8,10 @@ After each chunk of lines taken from the queue the pipeline publishes, by refere
 an immutable correlator snapshot (`pairs`) and the open incidents (`incidents`), so the
 HTTP handler and the metrics collector never walk live state.
 
-Store writes: rows go to one batch per table (`messages`, `events`, `states`,
-`incidents`), flushed when a batch reaches `batch_rows` or is `flush_interval` seconds
-old, through `StoreThread.call(store.insert, ...)` with a fresh dedup token (uuid4) per
-batch. At most one batch is in flight per table. A failed batch is kept and retried with
-the same token (so a retry is stored once); while it waits, new rows accumulate up to
-`max_buffered_rows` per table, after which the pipeline waits for the store before it takes
-more lines from the queue (backpressure reaches the queue, and from there TCP senders).
-No disk spool yet.
+Store writes: rows go to the `StoreWriter` (`collector.writer`), one batch per table
+(`messages`, `events`, `states`, `incidents`); it sends them, keeps them in memory and then
+in the disk spool while the store is down, and makes `flush_due` wait when neither has
+room (backpressure reaches the queue, and from there TCP senders).
 """
 
 from __future__ import annotations
@@ -25,32 +21,24 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from collector.config import DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_ROWS
 from collector.correlator import Correlator, IncidentClosed, IncidentOpened, PairView, StateChanged
 from collector.listeners import Intake, Received
 from collector.metrics import FleetTally, ServiceMetrics, program_label
 from collector.store import (
-    EVENT_COLUMNS,
     EVENTS,
-    INCIDENT_COLUMNS,
     INCIDENTS,
-    MESSAGE_COLUMNS,
     MESSAGES,
-    STATE_COLUMNS,
     STATES,
     MessageIds,
-    Store,
-    StoreError,
-    StoreThread,
     event_row,
     incident_row,
     message_row,
     state_row,
 )
+from collector.writer import StoreWriter
 from parsers import LineParser, ParseOptions
 from parsers.events import DhcpdOther, KeaOther
 
@@ -58,7 +46,6 @@ __all__ = ["Pipeline"]
 
 log = logging.getLogger("pairwatch.pipeline")
 
-DEFAULT_MAX_BUFFERED_ROWS: Final = 200_000
 CHUNK: Final = 1_000
 """Lines taken from the queue before the snapshot is published and the clock checked."""
 TICK_INTERVAL: Final = 1.0
@@ -66,16 +53,6 @@ REFERENCE_REFRESH: Final = 3600.0
 """Seconds after which the parser's year-inference reference is moved to the receive clock
 (`FUTURE_SLACK` is days, so an hour-old reference is exact enough; rebuilding the parser
 forgets its repeat/continuation context, which is why it is not done per line)."""
-
-_COLUMNS = {MESSAGES: MESSAGE_COLUMNS, EVENTS: EVENT_COLUMNS, STATES: STATE_COLUMNS, INCIDENTS: INCIDENT_COLUMNS}
-
-
-@dataclass(slots=True)
-class _Batch:
-    rows: list[Sequence[Any]] = field(default_factory=list)
-    started: float = 0.0  # clock when the first row came
-    retry: tuple[list[Sequence[Any]], str] | None = None  # a failed batch and its token
-    inflight: asyncio.Task[None] | None = None
 
 
 class Pipeline:
@@ -85,12 +62,8 @@ class Pipeline:
         correlator: Correlator,
         tally: FleetTally,
         metrics: ServiceMetrics,
-        store_thread: StoreThread,
-        store: Store,
+        writer: StoreWriter,
         *,
-        batch_rows: int = DEFAULT_BATCH_ROWS,
-        flush_interval: float = DEFAULT_BATCH_INTERVAL,
-        max_buffered_rows: int = DEFAULT_MAX_BUFFERED_ROWS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._intake = intake
@@ -98,18 +71,12 @@ class Pipeline:
         self._correlator = correlator
         self._tally = tally
         self._metrics = metrics
-        self._thread = store_thread
-        self._store = store
-        self._batch_rows = batch_rows
-        self._flush_interval = flush_interval
-        self._max_buffered = max(max_buffered_rows, batch_rows)
+        self._writer = writer
         self._clock = clock
         self._ids = MessageIds()
-        self._batches = {table: _Batch() for table in _COLUMNS}
         self._parser_built = 0.0
         self._parser = self._new_parser(clock())
         self._stopping = False
-        self.store_ok = True
         self.processed = 0
         self.failed_lines = 0
         self.pairs: tuple[PairView, ...] = correlator.snapshot()
@@ -121,16 +88,22 @@ class Pipeline:
         """The snapshot published last (for `PairCollector` and the API; any thread)."""
         return self.pairs
 
+    @property
+    def store_ok(self) -> bool:
+        """The store took the last batch (for /readyz)."""
+        return self._writer.ok
+
     def stop(self) -> None:
-        """Finish: process what is queued, flush every batch, then `run` returns."""
+        """Finish: process what is queued, then `run` returns (the caller closes the writer)."""
         self._stopping = True
+        self._writer.release()
 
     async def run(self) -> None:
         queue = self._queue
         next_tick = self._clock() + TICK_INTERVAL
         while True:
             now = self._clock()
-            timeout = max(0.0, min(next_tick, self._next_flush(now)) - now)
+            timeout = max(0.0, min(next_tick, self._writer.next_flush(now)) - now)
             if self._stopping and queue.empty() and not self._intake.has_backlog():
                 break
             try:
@@ -151,27 +124,10 @@ class Pipeline:
                 self._apply_tick(now)
                 next_tick = now + TICK_INTERVAL
             self._publish()
-            await self._flush_due(now)
+            await self._writer.flush_due(now)
             self._intake.resume_when_drained()
         self._apply_tick(self._clock())
         self._publish()
-        await self.flush_all()
-
-    async def flush_all(self) -> None:
-        """Send every buffered row and wait for the store (one retry of a failed batch)."""
-        for attempt in range(2):
-            for table, batch in self._batches.items():
-                if batch.inflight is not None:
-                    await asyncio.shield(batch.inflight)
-                if batch.retry is not None or batch.rows:
-                    self._start_insert(table, batch)
-            for batch in self._batches.values():
-                if batch.inflight is not None:
-                    await asyncio.shield(batch.inflight)
-            if not any(b.retry or b.rows for b in self._batches.values()):
-                return
-        left = sum(len(b.rows) + (len(b.retry[0]) if b.retry else 0) for b in self._batches.values())
-        log.error("store: %d rows could not be written at shutdown", left)
 
     # -- processing --
 
@@ -186,14 +142,8 @@ class Pipeline:
         feed = self._correlator.feed
         observe = self._tally.observe
         ids = self._ids
-        messages = self._batches[MESSAGES]
-        events = self._batches[EVENTS]
         unrecognized = self._metrics.parse_unrecognized
-        if not messages.rows:
-            messages.started = self._clock()
-        if not events.rows:
-            events.started = self._clock()
-        mrows, erows = messages.rows, events.rows
+        mrows, erows = self._writer.append_rows(MESSAGES), self._writer.append_rows(EVENTS)
         for received_at, text, transport, sender in chunk:
             try:
                 event = parse(text)
@@ -222,71 +172,12 @@ class Pipeline:
         incidents_changed = False
         for change in changes:
             if isinstance(change, StateChanged):
-                self._add(STATES, state_row(change))
+                self._writer.add(STATES, state_row(change))
             elif isinstance(change, IncidentOpened | IncidentClosed):
-                self._add(INCIDENTS, incident_row(change.incident, now))
+                self._writer.add(INCIDENTS, incident_row(change.incident, now))
                 incidents_changed = True
         if incidents_changed:
             self.incidents = tuple(i.as_dict() for i in self._correlator.open_incidents())
 
-    def _add(self, table: str, row: Sequence[Any]) -> None:
-        batch = self._batches[table]
-        if not batch.rows:
-            batch.started = self._clock()
-        batch.rows.append(row)
-
     def _publish(self) -> None:
         self.pairs = self._correlator.snapshot()
-
-    # -- store batches --
-
-    def _next_flush(self, now: float) -> float:
-        starts = [b.started for b in self._batches.values() if b.rows or b.retry]
-        return min(starts) + self._flush_interval if starts else now + self._flush_interval
-
-    async def _flush_due(self, now: float) -> None:
-        for table, batch in self._batches.items():
-            due = batch.retry is not None or len(batch.rows) >= self._batch_rows or (
-                batch.rows and now - batch.started >= self._flush_interval
-            )
-            if due and batch.inflight is None:
-                self._start_insert(table, batch)
-            # backpressure: too much waiting for the store -> stop taking lines
-            while batch.inflight is not None and len(batch.rows) >= self._max_buffered:
-                await asyncio.shield(batch.inflight)
-                if batch.retry is not None and batch.inflight is None:
-                    if len(batch.rows) >= self._max_buffered:
-                        await asyncio.sleep(1.0)  # store still failing: retry at most once a second
-                    self._start_insert(table, batch)
-
-    def _start_insert(self, table: str, batch: _Batch) -> None:
-        if batch.retry is not None:
-            rows, token = batch.retry
-            batch.retry = None
-        else:
-            rows = batch.rows[: self._batch_rows]
-            del batch.rows[: self._batch_rows]
-            token = uuid.uuid4().hex
-            batch.started = self._clock()
-        if not rows:
-            return
-        batch.inflight = asyncio.create_task(self._insert(table, batch, rows, token))
-
-    async def _insert(self, table: str, batch: _Batch, rows: list[Sequence[Any]], token: str) -> None:
-        started = time.perf_counter()
-        try:
-            await self._thread.call(self._store.insert, table, rows, _COLUMNS[table], token)
-        except StoreError as exc:
-            self._metrics.store_insert_failures.inc()
-            if self.store_ok:
-                log.error("store: insert into %s failed, will retry: %s", table, exc)
-            self.store_ok = False
-            batch.retry = (rows, token)
-        else:
-            self._metrics.store_insert_duration.observe(time.perf_counter() - started)
-            self._metrics.store_rows.labels(table).inc(len(rows))
-            if not self.store_ok:
-                log.info("store: inserts succeed again")
-            self.store_ok = True
-        finally:
-            batch.inflight = None

@@ -28,20 +28,24 @@ from typing import Final
 from prometheus_client import CollectorRegistry
 
 from collector import __version__
-from collector.config import Config, Listener
+from collector.config import Config, Listener, spool_directory
 from collector.correlator import Correlator
 from collector.framing import ERROR_REASONS
 from collector.http import ApiContext, start_http
 from collector.listeners import LISTENER_ERRORS, Gate, Intake, listener_label, start_tcp, start_udp
 from collector.metrics import FleetTally, PairCollector, ServiceMetrics, UdpDropsCollector
 from collector.pipeline import Pipeline
-from collector.store import Store, StoreError, StoreTarget, StoreThread
+from collector.spool import Spool, SpoolError
+from collector.store import COLUMNS, Store, StoreError, StoreTarget, StoreThread
+from collector.writer import StoreWriter
 
 __all__ = ["Lifecycle", "Service", "run"]
 
 log = logging.getLogger("pairwatch.service")
 
 SHUTDOWN_TIMEOUT: Final = 9.0
+WRITER_SHARE: Final = 0.4
+"""Of the shutdown time, what is kept for the writer (flush, or spool what the store refuses)."""
 
 
 class Lifecycle(enum.Enum):
@@ -57,14 +61,13 @@ class Service:
         self.target = store
         self.tls = tls
         self.state = Lifecycle.STARTING
-        self.migrated = False
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
         self._stop.set()
 
     def ready(self) -> bool:
-        return self.state is Lifecycle.SERVING and self.migrated and self.pipeline.store_ok
+        return self.state is Lifecycle.SERVING and self.writer is not None and self.writer.ok
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; the exit code."""
@@ -72,31 +75,48 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         thread = StoreThread()
-        store: Store | None = None
+        self.writer: StoreWriter | None = None
         try:
             try:
-                store = await thread.call(
-                    Store.open, self.target, messages_ttl_days=self.config.store.messages_ttl_days,
-                    states_ttl_days=self.config.store.states_ttl_days,
-                )
-                await thread.call(store.migrate)
-            except StoreError as exc:  # the message names the store (`open URL: ...`)
-                print(f"pairwatch serve: store: {exc}", file=sys.stderr, flush=True)
+                spool = Spool(spool_directory(self.config.serve, self.config.store.url),
+                              self.config.serve.spool_max_bytes)
+            except SpoolError as exc:
+                print(f"pairwatch serve: {exc}", file=sys.stderr, flush=True)
                 return 1
-            self.migrated = True
-            return await self._serve(thread, store)
+            store: Store | None = None
+            try:
+                store = await thread.call(self._open_store)
+            except StoreError as exc:  # the message names the store (`open URL: ...`)
+                if self.target.kind == "embedded":  # a local directory: nothing will change by waiting
+                    print(f"pairwatch serve: store: {exc}", file=sys.stderr, flush=True)
+                    return 1
+                log.error("store: %s; serving anyway: batches wait in memory and in the spool %s until it "
+                          "answers (/readyz says 503 meanwhile)", exc, spool.directory)
+            return await self._serve(thread, store, spool)
         finally:
+            store = self.writer.store if self.writer is not None else None
             if store is not None:
                 try:
                     await thread.call(store.close)
                 except StoreError as exc:
                     log.warning("store close: %s", exc)
-            thread.close()
+            thread.close(wait=False)  # an insert stuck on a store that does not answer must not hold the exit
             self.state = Lifecycle.STOPPED
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
-    async def _serve(self, thread: StoreThread, store: Store) -> int:
+    def _open_store(self) -> Store:
+        """Open and migrate the store (on the store's thread); StoreError when it cannot."""
+        store = Store.open(self.target, messages_ttl_days=self.config.store.messages_ttl_days,
+                           states_ttl_days=self.config.store.states_ttl_days)
+        try:
+            store.migrate()
+        except StoreError:
+            store.close()
+            raise
+        return store
+
+    async def _serve(self, thread: StoreThread, store: Store | None, spool: Spool) -> int:
         opts = self.config.serve
         registry = CollectorRegistry()
         labels = sorted({listener_label(lis.transport, lis.endpoint.port) for lis in opts.listeners})
@@ -104,14 +124,18 @@ class Service:
                                  listeners=labels)
         tally = FleetTally(strip_domain=self.config.hosts.strip_domain)
         correlator = Correlator(self.config)
-        states, incidents = await self._stored_state(thread, store)
+        states, incidents = await self._stored_state(thread, store) if store is not None else ([], [])
         correlator.restore(states, incidents, time.time())
         if states or incidents:
             log.info("restored %d server states and %d open incidents from the store", len(states), len(incidents))
         queue: asyncio.Queue = asyncio.Queue(maxsize=opts.queue_size)  # type: ignore[type-arg]
         intake = Intake(queue, metrics, opts.max_message)
-        self.pipeline = pipeline = Pipeline(intake, correlator, tally, metrics, thread, store,
-                                            batch_rows=opts.batch_rows, flush_interval=opts.batch_interval)
+        self.writer = writer = StoreWriter(
+            COLUMNS, thread, store, self._open_store, spool, metrics,
+            batch_rows=opts.batch_rows, flush_interval=opts.batch_interval, memory_rows=opts.memory_rows,
+        )
+        writer.start()
+        pipeline = Pipeline(intake, correlator, tally, metrics, writer)
         registry.register(PairCollector(pipeline.pairs_snapshot, tally.snapshot))
         consumer = asyncio.create_task(pipeline.run(), name="pairwatch-pipeline")
 
@@ -132,7 +156,8 @@ class Service:
                                                    self.tls if lis.transport == "tls" else None))
                 log.info("listening on %s%s", lis, " (allowlist)" if lis.allow or opts.allow else "")
             registry.register(UdpDropsCollector(udp_sockets))
-            ctx = ApiContext(registry, pipeline.pairs_snapshot, lambda: pipeline.incidents, self.ready, thread, store)
+            ctx = ApiContext(registry, pipeline.pairs_snapshot, lambda: pipeline.incidents, self.ready, thread,
+                             lambda: writer.store)
             http = await start_http(ctx, opts.http.host, opts.http.port)
             log.info("http on %s", opts.http)
         except OSError as exc:
@@ -143,6 +168,7 @@ class Service:
                 transport.close()
             pipeline.stop()
             await consumer
+            await writer.close(time.monotonic() + SHUTDOWN_TIMEOUT)
             return 1
 
         self.state = Lifecycle.SERVING
@@ -158,10 +184,12 @@ class Service:
             for transport in datagrams:
                 transport.close()
             http.close()
+            await writer.close(time.monotonic() + SHUTDOWN_TIMEOUT)
             return 1
 
         self.state = Lifecycle.DRAINING
         log.info("draining")
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT
         for server in servers:
             server.close()
         for transport in datagrams:
@@ -169,10 +197,14 @@ class Service:
         intake.stop_reading()
         pipeline.stop()
         code = 0
-        try:
-            await asyncio.wait_for(asyncio.shield(consumer), SHUTDOWN_TIMEOUT)
+        try:  # the queue first, leaving the writer WRITER_SHARE of the time to flush or spool
+            await asyncio.wait_for(asyncio.shield(consumer), SHUTDOWN_TIMEOUT * (1 - WRITER_SHARE))
         except TimeoutError:
-            log.error("drain did not finish within %.0f s; %d messages still queued", SHUTDOWN_TIMEOUT, queue.qsize())
+            log.error("drain did not finish in time; %d messages still queued are lost", queue.qsize())
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+            code = 1
+        if await writer.close(deadline):
             code = 1
         intake.close_connections()
         http.close()

@@ -60,6 +60,7 @@ __all__ = [
     "DEFAULT_DATABASE",
     "DEFAULT_STORE_URL",
     "EVENTS",
+    "COLUMNS",
     "EVENT_COLUMNS",
     "INCIDENTS",
     "INCIDENT_COLUMNS",
@@ -103,6 +104,8 @@ MESSAGE_COLUMNS: Final = tuple(name for name, _ in schema.MESSAGE_COLUMNS)
 EVENT_COLUMNS: Final = tuple(name for name, _ in schema.EVENT_COLUMNS)
 STATE_COLUMNS: Final = tuple(name for name, _ in schema.STATE_COLUMNS)
 INCIDENT_COLUMNS: Final = tuple(name for name, _ in schema.INCIDENT_COLUMNS)
+COLUMNS: Final = {MESSAGES: MESSAGE_COLUMNS, EVENTS: EVENT_COLUMNS, STATES: STATE_COLUMNS, INCIDENTS: INCIDENT_COLUMNS}
+"""Each data table's insert columns, in row order."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 

@@ -102,10 +102,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def start_serve(tmp: Path, store: Path | None = None, args: Sequence[str] = ()) -> Serve:
-    """Start `serve` on fresh loopback ports and wait for /readyz; `args` are extra flags.
-
-    Returns also when the process exited early (the caller looks at the exit)."""
+def start_serve(tmp: Path, store: Path | None = None, args: Sequence[str] = (), ready: str = "/readyz") -> Serve:
+    """Start `serve` on fresh loopback ports and wait until `ready` answers 200; `args` are
+    extra flags (a later `--store` wins). Returns also when the process exited early (the
+    caller looks at the exit)."""
     udp, tcp, http = free_port(socket.SOCK_DGRAM), free_port(), free_port()
     store = store or tmp / "store"
     log = tmp / "serve.log"
@@ -123,7 +123,7 @@ def start_serve(tmp: Path, store: Path | None = None, args: Sequence[str] = ()) 
             if proc.poll() is not None:
                 return serve
             try:
-                if serve.get("/readyz")[0] == 200:
+                if serve.get(ready)[0] == 200:
                     return serve
             except OSError:
                 pass
@@ -136,13 +136,13 @@ def start_serve(tmp: Path, store: Path | None = None, args: Sequence[str] = ()) 
 
 
 @contextlib.contextmanager
-def serving(factory: pytest.TempPathFactory, args: Sequence[str] = ()) -> Iterator[Serve]:
+def serving(factory: pytest.TempPathFactory, args: Sequence[str] = (), ready: str = "/readyz") -> Iterator[Serve]:
     """A running service for the duration of the block, stopped by pid afterwards.
 
     A port probed free can be taken before the service binds it: one retry covers that."""
     started = None
     for attempt in range(2):
-        started = start_serve(factory.mktemp(f"serve{attempt}"), args=args)
+        started = start_serve(factory.mktemp(f"serve{attempt}"), args=args, ready=ready)
         if started.proc.poll() is None:
             break
         if "cannot listen" not in started.logs() or attempt == 1:

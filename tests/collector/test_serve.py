@@ -304,12 +304,53 @@ def test_udp_counts_drops_when_the_queue_is_full() -> None:
     assert value("pairwatch_syslog_errors_total", reason=QUEUE_FULL) == 7
 
 
-def test_unreachable_store_exits_1_with_one_line(tmp_path: Path) -> None:
-    port = free_port(socket.SOCK_STREAM)  # nothing listens there
-    http = free_port(socket.SOCK_STREAM)
+def test_store_down_spools_then_a_restart_replays_everything_once(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A ClickHouse server URL that refuses: the service serves anyway (/readyz 503), keeps
+    correlating, and spools the batches; SIGTERM keeps what is in memory in the spool too.
+    Restarted on a store that works (the embedded one: no ClickHouse server here), it writes
+    the spool first, and every line is stored exactly once."""
+    d = tmp_path_factory.mktemp("spooled")
+    config = d / "pairwatch.toml"
+    config.write_text(f'[serve]\nspool_directory = "{d}/spool"\nbatch_rows = 20\nmemory_rows = 20\n'
+                      'batch_interval = 0.2\n')
+    refusing = f"clickhouse://u:p@127.0.0.1:{free_port()}/pw"  # nothing listens there
+    rel = f"d{uuid.uuid4().hex[:6]}"
+    lines = [f"<30>Mar  3 08:15:{i % 60:02d} dhcp-d dhcpd: DHCPACK on 198.18.0.{i % 250 + 1} to 00:00:5e:00:53:01 "
+             f"via eth0 #{i}" for i in range(300)] + [f"<30>Mar  3 08:16:00 dhcp-d dhcpd: {_interrupted(rel)}"]
+    with serving(tmp_path_factory, ["--config", str(config), "--store", refusing], ready="/healthz") as down:
+        assert down.get("/readyz")[0] == 503
+        with socket.create_connection(("127.0.0.1", down.tcp), timeout=5) as conn:
+            conn.sendall(b"".join(b"%d %s" % (len(x), x.encode()) for x in lines))
+        down.poll(lambda: down.value("dhcp_failover_condition", condition="communications_interrupted", pair=rel) == 1.0,
+                  "live correlation without a store")
+        down.poll(lambda: (down.value("pairwatch_spool_bytes") or 0) > 0, "batches in the spool")
+        assert (down.value("pairwatch_store_insert_failures_total") or 0) >= 1
+        assert down.get("/api/v1/timeline")[0] == 503
+        down.proc.send_signal(signal.SIGTERM)
+        assert down.proc.wait(STOP_DEADLINE) == 0, down.logs()
+    assert "store unavailable at shutdown" in down.logs()
+    assert "serving anyway" in down.logs()
+
+    with serving(tmp_path_factory, ["--config", str(config)]) as up:  # the harness's embedded store
+        def stored() -> list:  # type: ignore[type-arg]
+            rows = up.json("/api/v1/timeline?host=dhcp-d&limit=10000")["messages"]  # type: ignore[index]
+            return rows if len(rows) >= len(lines) else []
+
+        rows = up.poll(stored, "every spooled line in the store")
+        up.poll(lambda: up.value("pairwatch_spool_bytes") == 0.0, "the spool emptied")
+        assert sorted(r["message"] for r in rows) == sorted(x.split("dhcpd: ", 1)[1] for x in lines)
+        assert len({r["id"] for r in rows}) == len(lines)
+        incidents = up.json("/api/v1/incidents?all=1")["incidents"]  # type: ignore[index]
+        assert [i["condition"] for i in incidents if i["pair"] == rel] == ["communications_interrupted"]
+        assert "caught up" in up.logs()
+
+
+def test_an_unusable_embedded_store_exits_1_with_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
     proc = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "serve", "--tcp", "127.0.0.1:0", "--http", f"127.0.0.1:{http}",
-         "--store", f"clickhouse://u:p@127.0.0.1:{port}/pw"],
+        [sys.executable, "-m", "collector.cli", "serve", "--tcp", "127.0.0.1:0", "--http", f"127.0.0.1:{free_port()}",
+         "--store", f"embedded:{blocker}/store"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1

@@ -1,0 +1,328 @@
+"""The store writer: rows -> batches -> the store, and, while the store is down, memory then the spool.
+
+The pipeline adds rows per table (`add`) and calls `flush_due` after each chunk of lines.
+A table's batch is sent when it has `batch_rows` rows or its oldest row is `flush_interval`
+old, on the store's thread, with a fresh deduplication token; at most one batch per table
+is in flight.
+
+When an insert fails (or the store could not be opened at start), the writer is
+*degraded*: every batch, the failed one first, goes to an in-memory backlog; past
+`memory_rows` rows the oldest batches move to the disk spool (`collector.spool`). A
+recovery task reopens the store if needed, then writes the spool's batches and then the
+backlog's, oldest first, each with the token it was first given, so a batch that did reach
+the store before its insert reported a failure is not stored twice. When both are empty the
+writer is healthy again. The order is that of the batches, except that a batch whose
+insert was still in flight when another table's insert failed joins the backlog when its
+own insert fails (rows are ordered by their key in the store anyway).
+
+Backpressure: when the memory bound is reached and the spool is full (or unusable),
+`flush_due` waits for the recovery to make room; the pipeline then takes no more lines from
+the queue, so TCP senders are paused and UDP datagrams are dropped and counted. Memory
+never grows without bound.
+
+At shutdown (`close`) pending rows are flushed; what cannot be written goes to the spool,
+where the next start finds it and writes it first.
+
+Spool I/O runs on its own thread (never the event loop, never the store's thread, which may
+be stuck on a store that does not answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from collector.metrics import ServiceMetrics
+from collector.spool import Spool, SpoolError, SpoolFull
+from collector.store import Store, StoreError, StoreThread
+
+__all__ = ["StoreWriter"]
+
+log = logging.getLogger("pairwatch.writer")
+
+RETRY_MIN: Final = 0.5
+RETRY_MAX: Final = 10.0
+LOG_INTERVAL: Final = 60.0
+
+
+@dataclass(slots=True)
+class _Table:
+    columns: Sequence[str]
+    rows: list[Sequence[Any]] = field(default_factory=list)
+    started: float = 0.0
+    inflight: asyncio.Task[None] | None = None
+    sending: _Batch | None = None  # the batch `inflight` writes
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    table: str
+    token: str
+    rows: list[Sequence[Any]]
+
+
+class StoreWriter:
+    def __init__(
+        self,
+        tables: dict[str, Sequence[str]],
+        thread: StoreThread,
+        store: Store | None,
+        open_store: Callable[[], Store],
+        spool: Spool,
+        metrics: ServiceMetrics,
+        *,
+        batch_rows: int,
+        flush_interval: float,
+        memory_rows: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`tables`: each table's insert columns. `store` None: the store could not be
+        opened yet; `open_store` (run on `thread`) opens and migrates it. A non-empty
+        `spool` starts the writer degraded."""
+        self._tables = {name: _Table(columns) for name, columns in tables.items()}
+        self._thread = thread
+        self._store = store
+        self._open_store = open_store
+        self._spool = spool
+        self._metrics = metrics
+        self._batch_rows = batch_rows
+        self._flush_interval = flush_interval
+        self._memory_rows = max(memory_rows, batch_rows)
+        self._clock = clock
+        self._backlog: deque[_Batch] = deque()
+        self._backlog_rows = 0
+        self._spool_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairwatch-spool")
+        self._recovery: asyncio.Task[None] | None = None
+        self._room = asyncio.Event()  # set whenever the recovery made progress
+        self._closing = False
+        self._logged_at = -LOG_INTERVAL
+        self._spooled_at_start = bool(spool)  # (no other thread uses the spool yet)
+        self.ok = store is not None and not self._spooled_at_start
+        self._metrics.spool_bytes.set(spool.bytes)
+
+    @property
+    def store(self) -> Store | None:
+        return self._store
+
+    @property
+    def degraded(self) -> bool:
+        return self._recovery is not None
+
+    # -- rows in --
+
+    def add(self, table: str, row: Sequence[Any]) -> None:
+        self.append_rows(table).append(row)
+
+    def append_rows(self, table: str) -> list[Sequence[Any]]:
+        """The table's pending row list, to append to directly on the hot path (see `add`)."""
+        t = self._tables[table]
+        if not t.rows:
+            t.started = self._clock()
+        return t.rows
+
+    def next_flush(self, now: float) -> float:
+        starts = [t.started for t in self._tables.values() if t.rows]
+        return min(starts) + self._flush_interval if starts else now + self._flush_interval
+
+    def start(self) -> None:
+        """Begin recovering when the store is missing or the spool holds batches (call on the loop)."""
+        if self._store is None or self._spooled_at_start:
+            self._degrade()
+
+    # -- batches out --
+
+    async def flush_due(self, now: float) -> None:
+        for name, t in self._tables.items():
+            if len(t.rows) >= self._batch_rows or (t.rows and now - t.started >= self._flush_interval):
+                if self.degraded:
+                    self._to_backlog(self._take(name, t))
+                elif t.inflight is None:
+                    t.inflight = asyncio.create_task(self._insert_live(name, t, self._take(name, t)))
+        while self.degraded and self._backlog_rows > self._memory_rows and not self._closing:
+            await self._spill_or_wait()
+
+    def release(self) -> None:
+        """Shutdown begins: stop waiting for room (what cannot be kept is counted at `close`)."""
+        self._closing = True
+        self._room.set()
+
+    async def close(self, deadline: float) -> int:
+        """Flush everything; what the store has not taken by `deadline` (monotonic) goes to
+        the spool. Returns the rows that could be kept nowhere (0 unless the spool failed)."""
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        for t in self._tables.values():
+            if t.inflight is not None:
+                done, _ = await asyncio.wait({t.inflight}, timeout=left())
+                if not done and t.sending is not None:  # a store that does not answer: keep the batch
+                    self._degrade()  # (if the insert lands after all, the replay's token dedups it)
+                    self._to_backlog(t.sending)
+        for name, t in self._tables.items():
+            while t.rows:
+                batch = self._take(name, t)
+                if self.degraded:
+                    self._to_backlog(batch)
+                elif not await self._try_insert(batch, timeout=left()):
+                    self._degrade()
+                    self._to_backlog(batch)
+        if self._recovery is not None:
+            try:  # the store may be back: give the recovery the time that is left
+                await asyncio.wait_for(asyncio.shield(self._recovery), left())
+            except TimeoutError:
+                pass
+        lost = 0
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+            self._recovery = None
+            while self._backlog:
+                batch = self._from_backlog()
+                try:
+                    await self._spool_call(self._spool.append, batch.table, batch.token, batch.rows)
+                except SpoolError as exc:
+                    lost += len(batch.rows)
+                    log.error("spool: cannot keep %d %s rows at shutdown: %s", len(batch.rows), batch.table, exc)
+            spooled = await self._spool_bytes()
+            self._metrics.spool_bytes.set(spooled)
+            if spooled:
+                log.warning("store unavailable at shutdown: %d bytes wait in the spool %s for the next start",
+                            spooled, self._spool.directory)
+        self._spool_io.shutdown(wait=True)
+        return lost
+
+    # -- internals --
+
+    def _take(self, name: str, t: _Table) -> _Batch:
+        rows = t.rows[: self._batch_rows]
+        del t.rows[: self._batch_rows]
+        if t.rows:
+            t.started = self._clock()
+        return _Batch(name, uuid.uuid4().hex, rows)
+
+    async def _insert_live(self, name: str, t: _Table, batch: _Batch) -> None:
+        t.sending = batch
+        try:
+            if not await self._try_insert(batch):
+                self._degrade()
+                self._to_backlog(batch)
+        finally:
+            t.inflight = t.sending = None
+
+    async def _try_insert(self, batch: _Batch, timeout: float | None = None) -> bool:
+        """One insert on the store's thread; False (counted, logged once a minute) on failure
+        or after `timeout` seconds (the insert may still land: its token dedups a replay)."""
+        store = self._store
+        if store is None:
+            return False
+        started = time.perf_counter()
+        call = self._thread.call(store.insert, batch.table, batch.rows, self._tables[batch.table].columns, batch.token)
+        try:
+            await asyncio.wait_for(call, timeout)
+        except (StoreError, TimeoutError) as exc:
+            self._metrics.store_insert_failures.inc()
+            self.ok = False
+            self._log(f"store: insert into {batch.table} failed, keeping the batch: {exc}")
+            return False
+        self._metrics.store_insert_duration.observe(time.perf_counter() - started)
+        self._metrics.store_rows.labels(batch.table).inc(len(batch.rows))
+        if not self.ok:
+            log.info("store: inserts succeed again")
+        self.ok = True
+        return True
+
+    def _degrade(self) -> None:
+        if self._recovery is None:
+            self.ok = False
+            self._recovery = asyncio.create_task(self._recover(), name="pairwatch-store-recovery")
+
+    def _to_backlog(self, batch: _Batch) -> None:
+        self._backlog.append(batch)
+        self._backlog_rows += len(batch.rows)
+
+    def _from_backlog(self) -> _Batch:
+        batch = self._backlog.popleft()
+        self._backlog_rows -= len(batch.rows)
+        return batch
+
+    def _back_to_front(self, batch: _Batch) -> None:
+        self._backlog.appendleft(batch)
+        self._backlog_rows += len(batch.rows)
+
+    async def _spill_or_wait(self) -> None:
+        """Move the oldest in-memory batch to the spool; when the spool cannot take it, wait
+        (at most a second, then the caller checks again) for the recovery to make room."""
+        batch = self._from_backlog()
+        try:
+            await self._spool_call(self._spool.append, batch.table, batch.token, batch.rows)
+        except SpoolError as exc:
+            self._back_to_front(batch)
+            self._log(f"spool: {exc}; waiting for the store before taking more lines")
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), 1.0)
+            except TimeoutError:
+                pass
+            return
+        self._metrics.spool_bytes.set(await self._spool_bytes())
+
+    async def _recover(self) -> None:
+        """Reopen the store if needed, then write the spool and the backlog, oldest first."""
+        delay = RETRY_MIN
+        while True:
+            if self._store is None:
+                try:
+                    self._store = await self._thread.call(self._open_store)
+                    log.info("store: connected")
+                except StoreError as exc:  # counted as a failed insert: batches wait for it
+                    self._metrics.store_insert_failures.inc()
+                    self._log(f"store: still unavailable, retrying: {exc}")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+                    continue
+            record = await self._spool_call(self._spool.peek)
+            if record is not None:
+                if await self._try_insert(_Batch(record.table, record.token, record.rows)):
+                    await self._spool_call(self._spool.pop)
+                    self._metrics.spool_bytes.set(await self._spool_bytes())
+                    self._room.set()
+                    delay = RETRY_MIN
+                    continue
+            elif self._backlog:
+                batch = self._from_backlog()  # held here, so a spill cannot take it meanwhile
+                written = False
+                try:
+                    written = await self._try_insert(batch)
+                finally:  # also when cancelled at shutdown: the batch goes back, to the spool
+                    if not written:
+                        self._back_to_front(batch)
+                if written:
+                    self._room.set()
+                    delay = RETRY_MIN
+                    continue
+            else:
+                self._recovery = None
+                self._room.set()
+                log.info("store: caught up; the spool is empty")
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _spool_bytes(self) -> int:
+        return await self._spool_call(lambda: self._spool.bytes)  # type: ignore[no-any-return]
+
+    async def _spool_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._spool_io, fn, *args)
+
+    def _log(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_INTERVAL:
+            self._logged_at = now
+            log.error("%s (repeats are counted, logged once a minute)", message)
