@@ -6,8 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces.
 DEB_PACKAGES := bsdutils rsyslog isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl
+# and what the benchmarks compare against
+BENCH_PACKAGES := rsyslog mtail
 
-.PHONY: install deps run test lab bench clean
+.PHONY: install deps bench-deps apt run test lab bench clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +20,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory apt PACKAGES="$(DEB_PACKAGES)"
+
+bench-deps:
+	@$(MAKE) --no-print-directory apt PACKAGES="$(BENCH_PACKAGES)"
+
+# apt PACKAGES="...": install those that are missing (apt-get update first)
+apt:
+	@missing=""; for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -35,11 +44,12 @@ test: deps install
 lab:
 	@echo "make lab: the dhcpd/Kea pair lab is not implemented yet" >&2; exit 2
 
-bench: install
+bench: bench-deps install
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/correlate.py
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --runs 1
+	$(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,123 +1,426 @@
-"""End-to-end ingest: messages/s from one TCP connection until every row is stored.
+"""End-to-end ingest: messages/s until every row is stored, pairwatch next to rsyslog on the same stream.
 
-Run: `.venv/bin/python bench/ingest.py [--messages N] [--runs R]` (or `make bench`).
-Each run starts a real `pairwatch serve` on a fresh embedded store in a temporary
-directory (loopback only), sends a bounded stream of realistic dhcpd lease lines as
-octet-counted frames over one TCP connection, and polls `/metrics` until
-`pairwatch_store_rows_total{table="messages"}` reaches the count. It prints the rate,
-the service's resident memory at rest, at its peak and after the load, and how long
-SIGTERM took; then the median rate of the runs. Figures only, never asserted.
+Run: `.venv/bin/python bench/ingest.py [--messages N] [--runs R] [--transport T]... [--udp-rate N]
+[--out FILE]` (or `make bench`). Needs `rsyslogd` (Debian package rsyslog).
+
+The stream is bench/corpus.py's: N realistic dhcpd and Kea lines from 100 failover pairs
+(200 hosts), as rsyslog forwards them. For every run and transport (`tcp-octet`: one TCP
+connection, RFC 6587 octet-counted frames; `tcp-lf`: one TCP connection, newline-terminated;
+`udp`: one datagram per message from one socket, as fast as Python sends them unless
+`--udp-rate` paces them), both receivers get the same bytes, each started fresh on
+loopback ports:
+
+* rsyslog, the reference: a real `rsyslogd -n -f CONF -i PIDFILE` (own work directory in a
+  temporary directory, `imtcp` and `imudp` into one ruleset whose only action is `omfile`;
+  imudp asks for the same socket receive buffer as pairwatch); done when the output file
+  has every line.
+* pairwatch: a real `pairwatch serve` on a fresh embedded store; done when
+  `pairwatch_store_rows_total{table="messages"}` in `/metrics` reaches N. `/metrics` is
+  polled seldom (at most every 2 s, densely only near the predicted end), because each
+  scrape is work for the service's event loop.
+
+The clock runs from the first byte sent until the receiver has everything, or, when some
+messages never arrive (UDP), until the last one that did (no growth for a few seconds).
+Reported per receiver: messages/s, lost (sent - stored), the sender's own time, CPU
+seconds of the receiver's process over the run (all threads; over 100 % means more than one
+core; for pairwatch also its main thread, the event loop), and memory from
+/proc/PID/smaps_rollup sampled 5 times a second: peak `anon` (the process' own heap: what
+must stay bounded), `private` (Private_Clean + Private_Dirty; it includes chdb's library
+pages while no other process maps that file, so it moves with what else runs), `file`
+(Pss_File: mapped files, for pairwatch mostly chdb's library), and VmHWM at the end; for
+pairwatch also at rest (before the stream) and when done, what it received, framing errors,
+the kernel's UDP drops, and its SIGTERM exit. Then per transport the median msg/s of the
+runs and the ratio pairwatch/rsyslog.
+
+Prints one line per measurement and per transport, then one JSON object, also written to
+bench/results/ingest.json. Figures only, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from corpus import lf_framed, make_corpus, octet_counted  # noqa: E402
+
+from collector.config import DEFAULT_UDP_RECEIVE_BUFFER  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+TRANSPORTS = ("tcp-octet", "tcp-lf", "udp")
 STORED = re.compile(r'^pairwatch_store_rows_total\{table="messages"\} (\S+)$', re.MULTILINE)
+RECEIVED = re.compile(r'^pairwatch_syslog_messages_total\{transport="(tcp|udp)"\} (\S+)$', re.MULTILINE)
+ERRORS = re.compile(r'^pairwatch_syslog_errors_total\{reason="([^"]+)"\} (\S+)$', re.MULTILINE)
+KERNEL_DROPS = re.compile(r"^pairwatch_udp_receive_drops_total\{[^}]*\} (\S+)$", re.MULTILINE)
+READY_DEADLINE = 120.0
+SETTLE = {"tcp-octet": 10.0, "tcp-lf": 10.0, "udp": 3.0}
+"""Seconds without growth after which a receiver is taken to have all it will ever get."""
+TICK = os.sysconf("SC_CLK_TCK")
+MIB = 1024 * 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _rss_mib(pid: int) -> int:
+def _cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """utime + stime of the whole process (every thread), or of one of its threads, from /proc."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _memory(pid: int) -> dict[str, int]:
+    """Bytes now: rss, private (Private_Clean + Private_Dirty), anon, file (Pss_File)."""
+    kb: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, value = line.partition(":")
+        kb[key] = int(value.split()[0])
+    return {"rss": kb["Rss"] * 1024, "private": (kb["Private_Clean"] + kb["Private_Dirty"]) * 1024,
+            "anon": kb["Anonymous"] * 1024, "file": kb.get("Pss_File", 0) * 1024}
+
+
+def _hwm(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
     return 0
 
 
-def make_stream(count: int) -> bytes:
-    """DISCOVER / OFFER / ACK from two servers, as rsyslog's octet-counted RFC 3164 forward."""
-    frames = []
-    for i in range(count):
-        mac = f"00:00:5e:00:53:{i % 256:02x}"
-        ip = f"198.18.{i // 250 % 4}.{i % 250 + 1}"
-        msg = (
-            f"<30>Mar  3 08:15:02 dhcp1 dhcpd[1234]: DHCPDISCOVER from {mac} via eth0",
-            f"<30>Mar  3 08:15:02 dhcp1 dhcpd[1234]: DHCPOFFER on {ip} to {mac} via eth0",
-            f"<30>Mar  3 08:15:02 dhcp2 dhcpd[99]: DHCPACK on {ip} to {mac} (host{i % 100}) via eth1",
-        )[i % 3].encode()
-        frames.append(b"%d %s" % (len(msg), msg))
-    return b"".join(frames)
+def _mib(values: dict[str, int]) -> dict[str, float]:
+    return {key: round(value / MIB, 1) for key, value in values.items()}
 
 
-def one_run(count: int, stream: bytes) -> float:
-    tcp, http = _free_port(), _free_port()
+class Sampler:
+    """Peak memory of one process, sampled on a thread every 0.2 s while running."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = _memory(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        try:
+            now = _memory(self.pid)
+        except OSError:  # the process is gone: the peak stays what was seen
+            return
+        self.peak = {key: max(value, now[key]) for key, value in self.peak.items()}
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample()
+
+
+class Sender:
+    """Sends the stream on its own thread; `seconds` is how long the sending took."""
+
+    def __init__(self, transport: str, payload: bytes | list[bytes], port: int, udp_rate: float) -> None:
+        self.transport, self.payload, self.port, self.udp_rate = transport, payload, port, udp_rate
+        self.seconds = 0.0
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> float:
+        started = time.monotonic()
+        self._thread.start()
+        return started
+
+    def join(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            raise SystemExit(f"sending failed: {self.error!r}")
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        try:
+            if isinstance(self.payload, bytes):
+                with socket.create_connection(("127.0.0.1", self.port)) as conn:
+                    conn.sendall(self.payload)
+            else:
+                self._udp(self.payload)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+        self.seconds = time.monotonic() - started
+        self.done.set()
+
+    def _udp(self, datagrams: list[bytes]) -> None:
+        target = ("127.0.0.1", self.port)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            send = sock.sendto
+            if self.udp_rate <= 0:
+                for datagram in datagrams:
+                    send(datagram, target)
+                return
+            start, batch = time.monotonic(), max(1, int(self.udp_rate / 100))  # 100 batches a second
+            for first in range(0, len(datagrams), batch):
+                delay = start + first / self.udp_rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                for datagram in datagrams[first:first + batch]:
+                    send(datagram, target)
+
+
+def wait_stored(count: Callable[[], int], total: int, started: float, sender: Sender, settle: float,
+                dense: bool) -> tuple[int, float]:
+    """Poll `count()` until it reaches `total`, or stops growing for `settle` s once sent.
+
+    Returns (stored, seconds from `started` to the poll that saw the last growth). `dense`
+    polls every 10 ms; otherwise at most every 2 s, half the time the rate so far predicts
+    is left, so the end is seen within a few tens of ms with few polls."""
+    stored, last_change = 0, started
+    deadline = started + max(120.0, total / 2000)
+    while True:
+        now_count = count()
+        now = time.monotonic()
+        if now_count != stored:
+            stored, last_change = now_count, now
+        if stored >= total:
+            return stored, last_change - started
+        if sender.done.is_set() and now - last_change > settle:
+            return stored, last_change - started
+        if now > deadline:
+            print(f"  gave up after {now - started:.0f} s", flush=True)
+            return stored, last_change - started
+        if dense:
+            time.sleep(0.01)
+        else:
+            rate = stored / (now - started) if stored else 0.0
+            left = (total - stored) / rate if rate else 1.0
+            time.sleep(min(2.0, max(0.02, left / 2)))
+
+
+def _payload(transport: str, lines: list[str]) -> bytes | list[bytes]:
+    if transport == "tcp-octet":
+        return octet_counted(lines)
+    if transport == "tcp-lf":
+        return lf_framed(lines)
+    return [line.encode() for line in lines]
+
+
+def _result(receiver: str, transport: str, sent: int, stored: int, seconds: float, sender: Sender,
+            cpu: float, peak: dict[str, int], hwm: int, **extra: Any) -> dict[str, Any]:
+    rate = stored / seconds if seconds > 0 else 0.0
+    result = {"receiver": receiver, "transport": transport, "sent": sent, "stored": stored, "lost": sent - stored,
+              "seconds": round(seconds, 3), "msg_per_s": round(rate), "send_seconds": round(sender.seconds, 3),
+              "cpu_seconds": round(cpu, 2), "cpu_percent": round(100 * cpu / seconds) if seconds > 0 else None,
+              "peak_mib": _mib(peak), "hwm_mib": round(hwm / MIB, 1), **extra}
+    mem = result["peak_mib"]
+    main = f", main thread {extra['main_thread_cpu_seconds']:.1f} s" if "main_thread_cpu_seconds" in extra else ""
+    print(f"  {receiver:9} {transport:9}: {stored}/{sent} stored in {seconds:.2f} s = {rate:,.0f} msg/s, "
+          f"lost {sent - stored}; sent in {sender.seconds:.2f} s; CPU {cpu:.1f} s ({result['cpu_percent']} %{main}); "
+          f"peak anon {mem['anon']} MiB, private {mem['private']} MiB, file {mem['file']} MiB; "
+          f"VmHWM {result['hwm_mib']} MiB", flush=True)
+    return result
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> tuple[int | None, float]:
+    """SIGTERM by pid, then SIGKILL after 30 s: (exit code, seconds it took)."""
+    started = time.monotonic()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode, time.monotonic() - started
+
+
+RSYSLOG_CONF = """\
+global(workDirectory="{dir}")
+module(load="imtcp")
+module(load="imudp")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="bench")
+input(type="imudp" address="127.0.0.1" port="{udp}" rcvBufSize="{rcvbuf}" ruleset="bench")
+ruleset(name="bench") {{
+  action(type="omfile" file="{out}")
+}}
+"""
+
+
+def run_rsyslog(rsyslogd: str, transport: str, payload: bytes | list[bytes], sent: int, udp_rate: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pairwatch-bench-rsyslog-") as tmp:
+        tcp, udp = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
+        out, conf = Path(tmp) / "out.log", Path(tmp) / "rsyslog.conf"
+        conf.write_text(RSYSLOG_CONF.format(dir=tmp, tcp=tcp, udp=udp, out=out, rcvbuf=DEFAULT_UDP_RECEIVE_BUFFER))
+        with open(Path(tmp) / "rsyslogd.log", "wb") as log:
+            proc = subprocess.Popen([rsyslogd, "-n", "-f", str(conf), "-i", f"{tmp}/rsyslogd.pid"],
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # listening once a TCP connect succeeds (imudp is bound in the same step)
+                try:
+                    socket.create_connection(("127.0.0.1", tcp), timeout=1).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit("rsyslogd did not start:\n" + (Path(tmp) / "rsyslogd.log").read_text()) from None
+                    time.sleep(0.05)
+            sender = Sender(transport, payload, udp if transport == "udp" else tcp, udp_rate)
+            cpu0 = _cpu_seconds(proc.pid)
+            with _LineCounter(out) as lines, Sampler(proc.pid) as sampler:
+                started = sender.start()
+                stored, seconds = wait_stored(lines, sent, started, sender, SETTLE[transport], dense=True)
+                cpu = _cpu_seconds(proc.pid) - cpu0
+                hwm = _hwm(proc.pid)
+            sender.join()
+        finally:
+            _stop(proc)
+        return _result("rsyslog", transport, sent, stored, seconds, sender, cpu, sampler.peak, hwm)
+
+
+class _LineCounter:
+    """Lines in a file that is being appended to, reading only what is new at each call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = 0
+        self._file: Any = None
+
+    def __call__(self) -> int:
+        if self._file is None:
+            try:
+                self._file = open(self.path, "rb")
+            except FileNotFoundError:
+                return 0
+        while chunk := self._file.read(1 << 20):
+            self.lines += chunk.count(b"\n")
+        return self.lines
+
+    def __enter__(self) -> _LineCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def run_pairwatch(transport: str, payload: bytes | list[bytes], sent: int, udp_rate: float) -> dict[str, Any]:
+    tcp, udp, http = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
     with tempfile.TemporaryDirectory(prefix="pairwatch-bench-") as tmp:
-        log = open(Path(tmp) / "serve.log", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "collector.cli", "serve", "--tcp", f"127.0.0.1:{tcp}",
-             "--http", f"127.0.0.1:{http}", "--store", f"embedded:{tmp}/store"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with open(Path(tmp) / "serve.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "collector.cli", "serve", "--tcp", f"127.0.0.1:{tcp}", "--udp",
+                 f"127.0.0.1:{udp}", "--http", f"127.0.0.1:{http}", "--store", f"embedded:{tmp}/store"],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
 
         def get(path: str) -> str:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=10) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=30) as response:
                 return response.read().decode()
 
+        def stored() -> int:
+            m = STORED.search(get("/metrics"))
+            return int(float(m.group(1))) if m else 0
+
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + READY_DEADLINE
             while True:
                 try:
                     get("/readyz")
                     break
                 except OSError:
                     if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("pairwatch serve did not become ready") from None
+                        raise SystemExit("pairwatch serve did not become ready:\n"
+                                         + (Path(tmp) / "serve.log").read_text()) from None
                     time.sleep(0.2)
-            time.sleep(2)
-            at_rest = _rss_mib(proc.pid)
-            started = time.monotonic()
-            with socket.create_connection(("127.0.0.1", tcp)) as conn:
-                conn.sendall(stream)
-            sent = time.monotonic()
-            peak = at_rest
-            while True:
-                m = STORED.search(get("/metrics"))
-                peak = max(peak, _rss_mib(proc.pid))
-                if m and float(m.group(1)) >= count:
-                    break
-                if time.monotonic() - started > 600:
-                    raise SystemExit("not every message was stored within 10 minutes")
-                time.sleep(0.1)
-            done = time.monotonic()
-            time.sleep(2)
-            after = _rss_mib(proc.pid)
+            time.sleep(1.0)  # let start-up work finish before "at rest" is taken
+            at_rest = _memory(proc.pid)
+            sender = Sender(transport, payload, udp if transport == "udp" else tcp, udp_rate)
+            cpu0, main0 = _cpu_seconds(proc.pid), _cpu_seconds(proc.pid, proc.pid)
+            with Sampler(proc.pid) as sampler:
+                started = sender.start()
+                count, seconds = wait_stored(stored, sent, started, sender, SETTLE[transport], dense=False)
+                cpu = _cpu_seconds(proc.pid) - cpu0
+                main_cpu = _cpu_seconds(proc.pid, proc.pid) - main0
+                hwm = _hwm(proc.pid)
+                when_done = _memory(proc.pid)
+            sender.join()
+            text = get("/metrics")
+            received = {m.group(1): int(float(m.group(2))) for m in RECEIVED.finditer(text)}
+            errors = {m.group(1): int(float(m.group(2))) for m in ERRORS.finditer(text) if float(m.group(2))}
+            kernel_drops = sum(int(float(m.group(1))) for m in KERNEL_DROPS.finditer(text))
         finally:
-            stop = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(30)
-            log.close()
-        rate = count / (done - started)
-        print(f"{count} messages: sent in {sent - started:.2f} s, stored in {done - started:.2f} s = {rate:,.0f} msg/s; "
-              f"RSS {at_rest} MiB at rest, {peak} MiB peak, {after} MiB after; SIGTERM exit {code} in "
-              f"{time.monotonic() - stop:.1f} s")
-        return rate
+            code, stop_seconds = _stop(proc)
+        return _result("pairwatch", transport, sent, count, seconds, sender, cpu, sampler.peak, hwm,
+                       main_thread_cpu_seconds=round(main_cpu, 2),
+                       received=received.get("udp" if transport == "udp" else "tcp", 0), errors=errors,
+                       udp_kernel_drops=kernel_drops, at_rest_mib=_mib(at_rest), done_mib=_mib(when_done),
+                       sigterm_exit=code, sigterm_seconds=round(stop_seconds, 2))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--messages", type=int, default=300_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--transport", action="append", choices=TRANSPORTS,
+                    help="tcp-octet, tcp-lf or udp (repeatable; default: all three)")
+    ap.add_argument("--udp-rate", type=float, default=0.0, help="pace UDP at this many msg/s (default 0: unpaced)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "ingest.json", help="where the JSON goes")
     args = ap.parse_args()
-    stream = make_stream(args.messages)
-    rates = [one_run(args.messages, stream) for _ in range(args.runs)]
-    print(f"median of {args.runs}: {statistics.median(rates):,.0f} msg/s end to end "
-          f"(one TCP connection, octet-counted, embedded store)")
+    rsyslogd = shutil.which("rsyslogd") or shutil.which("rsyslogd", path="/usr/sbin:/sbin")
+    if rsyslogd is None:
+        raise SystemExit("bench/ingest.py: rsyslogd not found (Debian package `rsyslog`)")
+    transports = args.transport or list(TRANSPORTS)
+    corpus = make_corpus(args.messages)
+    payloads = {t: _payload(t, corpus.lines) for t in transports}
+    measured: dict[str, dict[str, list[dict[str, Any]]]] = {t: {"rsyslog": [], "pairwatch": []} for t in transports}
+    for run in range(1, args.runs + 1):
+        print(f"run {run}/{args.runs}: {args.messages} messages, {corpus.pairs} pairs", flush=True)
+        for t in transports:
+            measured[t]["rsyslog"].append(run_rsyslog(rsyslogd, t, payloads[t], args.messages, args.udp_rate))
+            measured[t]["pairwatch"].append(run_pairwatch(t, payloads[t], args.messages, args.udp_rate))
+
+    summary: dict[str, Any] = {}
+    for t in transports:
+        rates = {r: statistics.median(m["msg_per_s"] for m in runs) for r, runs in measured[t].items()}
+        lost = {r: max(m["lost"] for m in runs) for r, runs in measured[t].items()}
+        ratio = rates["pairwatch"] / rates["rsyslog"] if rates["rsyslog"] else None
+        summary[t] = {"pairwatch_msg_per_s": round(rates["pairwatch"]), "rsyslog_msg_per_s": round(rates["rsyslog"]),
+                      "ratio": None if ratio is None else round(ratio, 3), "pairwatch_lost_max": lost["pairwatch"],
+                      "rsyslog_lost_max": lost["rsyslog"],
+                      "pairwatch_peak_private_mib": max(m["peak_mib"]["private"] for m in measured[t]["pairwatch"]),
+                      "pairwatch_peak_anon_mib": max(m["peak_mib"]["anon"] for m in measured[t]["pairwatch"])}
+        pace = f", UDP paced at {args.udp_rate:,.0f} msg/s" if t == "udp" and args.udp_rate > 0 else ""
+        print(f"{t}: median of {args.runs}: pairwatch {rates['pairwatch']:,.0f} msg/s (lost max {lost['pairwatch']}), "
+              f"rsyslog {rates['rsyslog']:,.0f} msg/s (lost max {lost['rsyslog']}), ratio "
+              f"{'-' if ratio is None else f'{ratio:.2f}'}{pace}; pairwatch peak anon "
+              f"{summary[t]['pairwatch_peak_anon_mib']} MiB (private {summary[t]['pairwatch_peak_private_mib']} MiB)")
+    result = {"bench": "ingest", "messages": args.messages, "runs": args.runs, "pairs": corpus.pairs,
+              "udp_rate": args.udp_rate, "summary": summary, "measurements": measured}
+    text = json.dumps(result)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

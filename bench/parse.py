@@ -1,123 +1,180 @@
-"""Parse throughput: lines/s through `LineParser.parse` over a realistic synthetic mix.
+"""Parse throughput: lines/s through `LineParser.parse`, and the same corpus through Debian's mtail.
 
-Run: `.venv/bin/python bench/parse.py [--lines N] [--runs R]` (or `make bench`).
-Prints each run and the median. The mix mirrors a busy failover pair as rsyslog
-forwards it: mostly dhcpd lease traffic in the traditional and RFC 5424 formats,
-some Kea lease and HA lines, failover state, pool-balancing and unrelated lines.
-Figures are printed, never asserted: this machine is shared and noisy.
+Run: `.venv/bin/python bench/parse.py [--lines N] [--runs R] [--out FILE]` (or `make bench`).
+The corpus is bench/corpus.py's stream from 100 failover pairs (dhcpd and Kea, lease
+traffic, pool balancing, flaps and restarts, three rsyslog forward formats).
+
+* pairwatch: each run a fresh `LineParser` over the lines in memory, one thread.
+* mtail (`mtail --one_shot`, Debian package `mtail`): the same lines in a file, read by
+  the program bench/mtail/dhcpd.mtail, which extracts state transitions (dhcpd `I move
+  from` / `peer moves from`, Kea HA_STATE_TRANSITION), lease messages by type, and a few
+  more. Each run is the whole process, timed from outside; mtail's start-up (the same
+  command on an empty file) is subtracted, which favours mtail. Also timed once: a
+  program that only counts lines, mtail's own cost per line whatever the program.
+
+Both sides are checked against the corpus' ground truth: the number of state-transition
+lines (pairwatch: `failover.state` events; mtail: the sum of
+`dhcp_failover_transitions_total`) and of lease lines (`lease.*` events;
+`dhcp_lease_messages_total`); a mismatch is printed and recorded (`"agree": false`).
+Prints each run, the medians and the ratio, then one JSON object, also written to
+bench/results/parse.json. Figures are printed, never asserted: this machine is shared and
+noisy.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import json
+import resource
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from parsers import LineParser, ParseOptions
+sys.path.insert(0, str(Path(__file__).parent))
+from corpus import make_corpus  # noqa: E402
 
-HOSTS = ("dhcp1", "dhcp2")
-REL = "campus-pair"
+from parsers import LineParser, ParseOptions  # noqa: E402
 
-
-def _mac(rng: random.Random) -> str:
-    return "00:00:5e:00:53:%02x" % rng.randrange(256)
-
-
-def _ip(rng: random.Random) -> str:
-    return "198.18.%d.%d" % (rng.randrange(4), rng.randrange(1, 255))
-
-
-def _header(rng: random.Random, second: int, host: str, program: str) -> str:
-    hh, mm, ss = second // 3600 % 24, second // 60 % 60, second % 60
-    form = rng.random()
-    if form < 0.45:
-        return f"Mar  3 {hh:02d}:{mm:02d}:{ss:02d} {host} {program}: "
-    if form < 0.85:
-        return f"<30>1 2025-03-03T{hh:02d}:{mm:02d}:{ss:02d}.{rng.randrange(10**6):06d}+00:00 {host} {program} 1234 - - "
-    return f"<30>2025-03-03T{hh:02d}:{mm:02d}:{ss:02d}+00:00 {host} {program}[1234]: "
-
-
-def _dhcpd_message(rng: random.Random) -> str:
-    mac, ip, via = _mac(rng), _ip(rng), rng.choice(("eth0", "198.18.0.1", "vlan12"))
-    name = rng.choice(("", "(host-a) ", "(laptop-17) "))
-    r = rng.random()
-    if r < 0.22:
-        return f"DHCPDISCOVER from {mac} {name}via {via}"
-    if r < 0.26:
-        return f"DHCPDISCOVER from {mac} {name}via {via}: load balance to peer {REL}"
-    if r < 0.46:
-        return f"DHCPOFFER on {ip} to {mac} {name}via {via}"
-    if r < 0.66:
-        return f"DHCPREQUEST for {ip} (198.18.0.2) from {mac} {name}via {via}"
-    if r < 0.86:
-        return f"DHCPACK on {ip} to {mac} {name}via {via}"
-    if r < 0.88:
-        return f"DHCPRELEASE of {ip} from {mac} {name}via {via} (found)"
-    if r < 0.90:
-        return f"DHCPREQUEST for {ip} from {mac} via {via}: lease owned by peer"
-    if r < 0.92:
-        return "balancing pool 5612a0c3e0a0 198.18.0.0/22  total 1000  free 480  backup 470  lts 5  max-own (+/-)95"
-    if r < 0.93:
-        return f"failover peer {REL}: I move from normal to communications-interrupted"
-    if r < 0.94:
-        return f"failover peer {REL}: peer moves from normal to normal"
-    if r < 0.95:
-        return f"uid lease {ip} for client {mac} is duplicate on 198.18.0.0/22"
-    if r < 0.96:
-        return f"peer {REL}: disconnected"
-    return f"DHCPDISCOVER from {mac} via {via}: peer holds all free leases"
-
-
-def _kea_message(rng: random.Random) -> str:
-    mac, ip = _mac(rng), _ip(rng)
-    label = f"[hwtype=1 {mac}], cid=[01:{mac}], tid=0x{rng.randrange(16**8):08x}"
-    r = rng.random()
-    if r < 0.4:
-        return f"INFO  [kea-dhcp4.leases.139887825118784] DHCP4_LEASE_ALLOC {label}: lease {ip} has been allocated for 3600 seconds"
-    if r < 0.7:
-        return f"INFO  [kea-dhcp4.leases.139887825118784] DHCP4_LEASE_OFFER {label}: lease {ip} will be offered"
-    if r < 0.85:
-        return f"INFO  [kea-dhcp4.dhcp4.139887825118784] DHCP4_QUERY_LABEL received query: {label}"
-    if r < 0.95:
-        return "WARN  [kea-dhcp4.ha-hooks.139887825118784] HA_COMMUNICATION_INTERRUPTED kea1: communication with kea2 is interrupted"
-    return "INFO  [kea-dhcp4.ha-hooks.139887825118784] HA_STATE_TRANSITION kea1: server transitions from LOAD-BALANCING to COMMUNICATION-RECOVERY state, partner state is UNAVAILABLE"
+BENCH = Path(__file__).resolve().parent
+PROGRAMS = BENCH / "mtail"
+RESULTS = BENCH / "results"
+COUNT_LINES = "counter lines_total\n/$/ {\n  lines_total++\n}\n"
+"""mtail's floor: a program that does nothing but count lines."""
 
 
 def make_lines(n: int, seed: int = 1) -> list[str]:
-    rng = random.Random(seed)
-    lines = []
-    for i in range(n):
-        second = 8 * 3600 + i // 50
-        r = rng.random()
-        if r < 0.75:
-            lines.append(_header(rng, second, rng.choice(HOSTS), "dhcpd") + _dhcpd_message(rng))
-        elif r < 0.95:
-            lines.append(_header(rng, second, rng.choice(("kea1", "kea2")), "kea-dhcp4") + _kea_message(rng))
-        else:
-            lines.append(_header(rng, second, "dhcp1", "systemd") + "Started Session 42 of user root.")
-    return lines
+    """The corpus lines (bench/floor.py times its cost floor on the same lines)."""
+    return make_corpus(n, seed=seed).lines
+
+
+def _options() -> ParseOptions:
+    return ParseOptions(reference=datetime(2025, 3, 4, tzinfo=UTC))
+
+
+def parse_counts(lines: list[str]) -> tuple[int, int]:
+    """(state-transition lines, lease lines) as pairwatch's parser sees them (not timed)."""
+    parse = LineParser(_options()).parse
+    kinds = Counter(parse(line).kind for line in lines)
+    return kinds["failover.state"], sum(n for kind, n in kinds.items() if kind.startswith("lease."))
+
+
+def parse_rate(lines: list[str]) -> float:
+    parse = LineParser(_options()).parse
+    start = time.perf_counter()
+    for line in lines:
+        parse(line)
+    return len(lines) / (time.perf_counter() - start)
+
+
+def run_mtail(mtail: str, progs: Path, log: Path) -> tuple[float, float, dict[str, Any]]:
+    """One `mtail --one_shot` over `log`: (wall seconds, CPU seconds, its metrics).
+
+    Its HTTP listener (started even in one-shot mode) goes to a free loopback port, and
+    its log to the pipe, so nothing lands in /tmp or on a public address."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [mtail, "--one_shot", "--one_shot_format", "json", "--progs", str(progs), "--logs", str(log),
+         "--address", "127.0.0.1", "--port", "0", "--logtostderr"],
+        capture_output=True, timeout=600, check=False,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        raise SystemExit(f"mtail exited with {done.returncode}:\n" + "\n".join(tail))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, json.loads(done.stdout or b"{}")
+
+
+def metric_sum(metrics: dict[str, Any], name: str) -> int:
+    """The sum of every series of one mtail metric in its one-shot JSON."""
+    total = 0.0
+    for metric in metrics.get(name, ()):
+        for series in metric.get("LabelValues") or ():
+            total += series["Value"]["Value"]
+        if "Value" in metric:  # a metric without labels
+            total += metric["Value"]["Value"]
+    return int(total)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=200_000)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=RESULTS / "parse.json", help="where the JSON goes")
     args = ap.parse_args()
-    lines = make_lines(args.lines)
-    options = ParseOptions(reference=datetime(2025, 3, 4, tzinfo=UTC))
+    mtail = shutil.which("mtail")
+    if mtail is None:
+        raise SystemExit("bench/parse.py: mtail not found (Debian package `mtail`: apt-get install mtail)")
+
+    corpus = make_corpus(args.lines)
+    lines = corpus.lines
+    truth = {"transitions": corpus.transitions, "leases": sum(corpus.leases.values())}
+    ours_transitions, ours_leases = parse_counts(lines)
     rates = []
     for run in range(1, args.runs + 1):
-        parser = LineParser(options)
-        parse = parser.parse
-        start = time.perf_counter()
-        for line in lines:
-            parse(line)
-        elapsed = time.perf_counter() - start
-        rates.append(len(lines) / elapsed)
-        print(f"run {run}: {len(lines)} lines in {elapsed:.3f} s = {rates[-1]:,.0f} lines/s")
-    print(f"median of {args.runs}: {statistics.median(rates):,.0f} lines/s (single thread, {len(lines)} lines)")
+        rates.append(parse_rate(lines))
+        print(f"pairwatch run {run}: {len(lines)} lines = {rates[-1]:,.0f} lines/s")
+    ours = statistics.median(rates)
+
+    with tempfile.TemporaryDirectory(prefix="pairwatch-bench-mtail-") as tmp:
+        log, empty, floor_progs = Path(tmp) / "corpus.log", Path(tmp) / "empty.log", Path(tmp) / "floor"
+        log.write_text("".join(line + "\n" for line in lines))
+        empty.touch()
+        floor_progs.mkdir()
+        (floor_progs / "lines.mtail").write_text(COUNT_LINES)
+        startup = statistics.median(run_mtail(mtail, PROGRAMS, empty)[0] for _ in range(3))
+        walls, cpus, metrics = [], [], {}
+        for run in range(1, args.runs + 1):
+            wall, cpu, metrics = run_mtail(mtail, PROGRAMS, log)
+            walls.append(wall)
+            cpus.append(cpu)
+            print(f"mtail run {run}: {len(lines)} lines in {wall:.2f} s (CPU {cpu:.2f} s) = "
+                  f"{len(lines) / max(wall - startup, 1e-9):,.0f} lines/s without its {startup * 1000:.0f} ms start-up")
+        floor_wall, _, floor_metrics = run_mtail(mtail, floor_progs, log)
+    mtail_rate = len(lines) / max(statistics.median(walls) - startup, 1e-9)
+    floor_rate = len(lines) / max(floor_wall - startup, 1e-9)
+    theirs = {"transitions": metric_sum(metrics, "dhcp_failover_transitions_total"),
+              "leases": metric_sum(metrics, "dhcp_lease_messages_total")}
+    counted = metric_sum(floor_metrics, "lines_total")
+    mine = {"transitions": ours_transitions, "leases": ours_leases}
+    agree = mine == truth and theirs == truth and counted == len(lines)
+    ratio = ours / mtail_rate
+
+    print(f"pairwatch: median of {args.runs} {ours:,.0f} lines/s (single thread); "
+          f"mtail: median of {args.runs} {mtail_rate:,.0f} lines/s (a line-counting program: {floor_rate:,.0f} lines/s); "
+          f"ratio {ratio:.2f}x")
+    print(f"state transitions: corpus {truth['transitions']}, pairwatch {mine['transitions']}, mtail {theirs['transitions']}; "
+          f"lease lines: corpus {truth['leases']}, pairwatch {mine['leases']}, mtail {theirs['leases']}"
+          + ("" if agree else "  << MISMATCH"))
+    result = {
+        "bench": "parse",
+        "lines": len(lines),
+        "pairs": corpus.pairs,
+        "runs": args.runs,
+        "pairwatch_lines_per_s": round(ours),
+        "pairwatch_runs": [round(r) for r in rates],
+        "mtail_lines_per_s": round(mtail_rate),
+        "mtail_wall_s": [round(w, 3) for w in walls],
+        "mtail_cpu_s": [round(c, 3) for c in cpus],
+        "mtail_startup_s": round(startup, 3),
+        "mtail_count_lines_per_s": round(floor_rate),
+        "ratio": round(ratio, 2),
+        "counts": {"corpus": truth, "pairwatch": mine, "mtail": theirs},
+        "agree": agree,
+    }
+    text = json.dumps(result)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
