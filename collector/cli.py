@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector import __version__
-from collector.client import ApiError, get_json, render_status, render_timeline_line, timeline_pages
+from collector.client import TOKEN_ENV, ApiError, get_json, render_status, render_timeline_line, timeline_pages
 from collector.config import (
     DEFAULT_HTTP_PORT,
     TRANSPORTS,
@@ -351,7 +351,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    return run(config, target, tls)
+    return run(config, target, tls, os.environ.get(TOKEN_ENV) or None)
 
 
 def run_parse(args: argparse.Namespace, out: TextIO) -> int:

@@ -8,6 +8,7 @@ never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,6 +19,8 @@ from typing import Any
 from collector.report import duration
 
 TIMEOUT = 10.0
+TOKEN_ENV = "PAIRWATCH_API_TOKEN"
+"""The API's bearer token, read by `serve` (to require it) and by the clients (to send it)."""
 PAGE = 5_000
 """Messages asked per timeline page (the API caps a page at 10 000)."""
 
@@ -28,8 +31,11 @@ class ApiError(Exception):
 
 def get_json(base: str, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
     url = base.rstrip("/") + path + (("?" + urllib.parse.urlencode(params)) if params else "")
+    request = urllib.request.Request(url)
+    if token := os.environ.get(TOKEN_ENV):
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             return json.load(response)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace").strip()

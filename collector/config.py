@@ -72,6 +72,11 @@ Schema (every table and key is optional unless marked required):
                               # in order when the store is back (default: beside an embedded
                               # store, "PATH.spool"; for a server, "./pairwatch-spool")
     spool_max_bytes = 1073741824   # the spool's bound; when full: backpressure
+    max_connections = 1000    # open TCP/TLS connections; more are closed at once and counted
+    max_connections_per_sender = 32   # per sender address, so one host cannot take them all
+    idle_timeout = "1h"       # close connections silent this long (default: never, because
+                              # rsyslog loses the line it writes into a connection the
+                              # collector closed)
     tls_cert = "/etc/pairwatch/tls/server.pem"   # TLS listeners (RFC 5425): certificate chain, PEM
     tls_key = "/etc/pairwatch/tls/server.key"    # and its private key, PEM (both required for TLS)
     tls_client_ca = "/etc/pairwatch/tls/ca.pem"  # optional: clients must present a certificate
@@ -115,6 +120,7 @@ STORE_KEYS: tuple[str, ...] = ("url", "messages_ttl", "states_ttl")
 SERVE_KEYS: tuple[str, ...] = (
     "udp", "tcp", "tls", "http", "allow", "max_message", "queue_size", "udp_receive_buffer",
     "batch_rows", "batch_interval", "memory_rows", "spool_directory", "spool_max_bytes",
+    "max_connections", "max_connections_per_sender", "idle_timeout",
     "tls_cert", "tls_key", "tls_client_ca",
 )
 TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
@@ -153,6 +159,9 @@ DEFAULT_QUEUE_SIZE = 100_000
 DEFAULT_UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 DEFAULT_BATCH_ROWS = 10_000
 DEFAULT_BATCH_INTERVAL = 1.0
+DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_MAX_CONNECTIONS_PER_SENDER = 32
+_CONNECTIONS_RANGE = (1, 1_000_000)
 DEFAULT_MEMORY_ROWS = 200_000
 DEFAULT_SPOOL_MAX_BYTES = 1 << 30
 _MEMORY_ROWS_RANGE = (1, 100_000_000)
@@ -277,6 +286,9 @@ class ServeConfig:
     memory_rows: int = DEFAULT_MEMORY_ROWS
     spool_directory: str | None = None  # None: next to the store (see `spool_directory`)
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_sender: int = DEFAULT_MAX_CONNECTIONS_PER_SENDER
+    idle_timeout: float | None = None  # None: never close a quiet connection
 
 
 DEFAULT_LIMITS = Limits()
@@ -427,7 +439,11 @@ def render_config(config: Config) -> str:
         f"batch_interval = {_toml_duration(serve.batch_interval)}",
         f"memory_rows = {serve.memory_rows}",
         f"spool_max_bytes = {serve.spool_max_bytes}",
+        f"max_connections = {serve.max_connections}",
+        f"max_connections_per_sender = {serve.max_connections_per_sender}",
     ]
+    if serve.idle_timeout is not None:
+        lines.append(f"idle_timeout = {_toml_duration(serve.idle_timeout)}")
     if serve.spool_directory is not None:
         lines.append(f"spool_directory = {_toml(serve.spool_directory)}")
     if serve.tls is not None:
@@ -691,6 +707,10 @@ def _parse_serve(table: dict[str, Any]) -> ServeConfig:
         memory_rows=_int(table, "memory_rows", defaults.memory_rows, _MEMORY_ROWS_RANGE),
         spool_directory=_path(table, "spool_directory", "") if "spool_directory" in table else None,
         spool_max_bytes=_int(table, "spool_max_bytes", defaults.spool_max_bytes, _SPOOL_RANGE),
+        max_connections=_int(table, "max_connections", defaults.max_connections, _CONNECTIONS_RANGE),
+        max_connections_per_sender=_int(table, "max_connections_per_sender", defaults.max_connections_per_sender,
+                                        _CONNECTIONS_RANGE),
+        idle_timeout=_duration(table["idle_timeout"], "serve.idle_timeout") if "idle_timeout" in table else None,
     )
     check_serve(serve)
     return serve

@@ -8,6 +8,9 @@ Endpoints:
 
 * ``/metrics``: `collector.metrics.exposition` for the request's Accept header.
 * ``/healthz``: 200 ``ok`` while the process runs.
+* With a token (`PAIRWATCH_API_TOKEN` in the service's environment), ``/api/*`` answers 401
+  unless the request says ``Authorization: Bearer <token>``; /metrics, /healthz and
+  /readyz stay open (Prometheus and health checks need no secret).
 * ``/readyz``: 200 when the store took the last batch and migrations are done (and the service is
   serving), else 503.
 * ``/api/v1/pairs``: every pair from the published snapshot.
@@ -21,6 +24,7 @@ Endpoints:
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -45,7 +49,7 @@ log = logging.getLogger("pairwatch.http")
 MAX_HEADER_BYTES: Final = 16 * 1024
 READ_TIMEOUT: Final = 10.0
 MAX_TIMELINE_LIMIT: Final = 10_000
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
             503: "Service Unavailable", 431: "Request Header Fields Too Large"}
 
 
@@ -57,6 +61,7 @@ class ApiContext:
     ready: Callable[[], bool]
     store_thread: StoreThread
     store: Callable[[], Store | None]  # None while the store has not been reached yet
+    token: str | None = None  # when set, /api/* needs "Authorization: Bearer <token>"
 
     def connected_store(self) -> Store:
         """The store, or StoreError (a 503) while there is none."""
@@ -143,6 +148,10 @@ class _Handler:
             if method not in ("GET", "HEAD"):
                 await self._send(writer, 405, b"GET only\n", "text/plain", extra={"Allow": "GET, HEAD"})
                 return
+            if self.ctx.token is not None and target.startswith("/api/") and not self._authorized(headers):
+                await self._send(writer, 401, b"bearer token required\n", "text/plain",
+                                 extra={"WWW-Authenticate": 'Bearer realm="pairwatch"'})
+                return
             try:
                 status, body, ctype = await self._route(target, headers)
             except _BadRequest as exc:
@@ -159,6 +168,11 @@ class _Handler:
                 await writer.wait_closed()
             except ConnectionError:
                 pass
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        scheme, _, credential = headers.get("authorization", "").partition(" ")
+        assert self.ctx.token is not None
+        return scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), self.ctx.token.encode())
 
     async def _route(self, target: str, headers: dict[str, str]) -> tuple[int, bytes, str]:
         url = urlsplit(target)

@@ -39,7 +39,13 @@ import time
 from collections.abc import Sequence
 from typing import Final, NamedTuple
 
-from collector.config import DEFAULT_UDP_RECEIVE_BUFFER, Network, TlsConfig
+from collector.config import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_SENDER,
+    DEFAULT_UDP_RECEIVE_BUFFER,
+    Network,
+    TlsConfig,
+)
 from collector.framing import DEFAULT_MAX_MESSAGE, Frame, FrameDecoder, FramingError, datagram_frame, decode_text
 from collector.metrics import ServiceMetrics
 
@@ -68,7 +74,14 @@ QUEUE_FULL: Final = "queue_full"
 """`pairwatch_syslog_errors_total` reason for a UDP datagram dropped because the queue was full."""
 TLS_HANDSHAKE: Final = "tls_handshake"
 """`pairwatch_syslog_errors_total` reason for a TLS connection whose handshake failed."""
-LISTENER_ERRORS: Final = (QUEUE_FULL, TLS_HANDSHAKE)
+CONNECTION_LIMIT: Final = "connection_limit"
+"""`pairwatch_syslog_errors_total` reason for a TCP/TLS connection closed at once: too many open."""
+IDLE_TIMEOUT: Final = "idle_timeout"
+"""`pairwatch_syslog_errors_total` reason for a connection closed after `idle_timeout` silent seconds."""
+INVALID_UTF8: Final = "invalid_utf8"
+"""`pairwatch_syslog_errors_total` reason for a message that is not UTF-8: counted, and stored
+with U+FFFD in place of the bad bytes (the line is still evidence)."""
+LISTENER_ERRORS: Final = (QUEUE_FULL, TLS_HANDSHAKE, CONNECTION_LIMIT, IDLE_TIMEOUT, INVALID_UTF8)
 """The error reasons the listeners add to the framing's own."""
 TLS_HANDSHAKE_TIMEOUT: Final = 10.0
 REFUSAL_LOG_INTERVAL: Final = 60.0
@@ -153,10 +166,16 @@ class Intake:
     """What every listener shares: the queue, the metrics, and the paused TCP transports."""
 
     def __init__(self, queue: asyncio.Queue[Received], metrics: ServiceMetrics,
-                 max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+                 max_message: int = DEFAULT_MAX_MESSAGE, *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 max_per_sender: int = DEFAULT_MAX_CONNECTIONS_PER_SENDER, idle_timeout: float | None = None) -> None:
         self.queue = queue
         self.metrics = metrics
         self.max_message = max_message
+        self.max_connections = max_connections
+        self.max_per_sender = max_per_sender
+        self.idle_timeout = idle_timeout
+        self._per_sender: dict[str, int] = {}
+        self._limit_logged_at = -REFUSAL_LOG_INTERVAL
         self._paused: set[_TcpProtocol] = set()  # connections holding frames the queue had no room for
         self._connections: set[_TcpProtocol] = set()
         self.draining = False
@@ -174,12 +193,45 @@ class Intake:
     def pause(self, protocol: _TcpProtocol) -> None:
         self._paused.add(protocol)
 
-    def opened(self, protocol: _TcpProtocol) -> None:
+    def admit(self, protocol: _TcpProtocol, host: str) -> bool:
+        """Count a new connection in, or refuse it (counted, logged once a minute) when the
+        total or this sender's share is at its limit: idle or slow connections (one byte a
+        second) cannot take every slot, nor can one sender take all of them."""
+        count = self._per_sender.get(host, 0)
+        if len(self._connections) >= self.max_connections or count >= self.max_per_sender:
+            self.metrics.syslog_errors.labels(CONNECTION_LIMIT).inc()
+            now = time.monotonic()
+            if now - self._limit_logged_at >= REFUSAL_LOG_INTERVAL:
+                self._limit_logged_at = now
+                log.warning("tcp: refused a connection from %s: %d open, %d from it (limits %d and %d; further "
+                            "refusals are counted, logged once a minute)", host, len(self._connections), count,
+                            self.max_connections, self.max_per_sender)
+            return False
+        self._per_sender[host] = count + 1
         self._connections.add(protocol)
+        return True
 
-    def forget(self, protocol: _TcpProtocol) -> None:
+    async def close_idle(self) -> None:
+        """Every few seconds, close the connections silent for `idle_timeout` (runs until cancelled)."""
+        if self.idle_timeout is None:
+            return
+        while True:
+            await asyncio.sleep(min(5.0, self.idle_timeout / 4))
+            oldest = time.monotonic() - self.idle_timeout
+            for protocol in list(self._connections):
+                if protocol.last_data < oldest:
+                    self.metrics.syslog_errors.labels(IDLE_TIMEOUT).inc()
+                    protocol.close()
+
+    def forget(self, protocol: _TcpProtocol, host: str) -> None:
         """A connection closed (its held frames, if any, still wait in the paused set)."""
-        self._connections.discard(protocol)
+        if protocol in self._connections:
+            self._connections.discard(protocol)
+            left = self._per_sender.get(host, 1) - 1
+            if left > 0:
+                self._per_sender[host] = left
+            else:
+                self._per_sender.pop(host, None)
 
     def stop_reading(self) -> None:
         """Shutdown, first step: read nothing more from any TCP connection; frames already
@@ -229,19 +281,23 @@ class _TcpProtocol(asyncio.Protocol):
         self._backlog: list[Received] = []  # frames decoded while the queue was full
         self._paused = False
         self._got_eof = False
+        self._host = ""
+        self.last_data = time.monotonic()
         self._counter = intake.metrics.syslog_messages.labels(transport_name)
+        self._invalid = intake.metrics.syslog_errors.labels(INVALID_UTF8)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._transport is not None:  # start_tls hands the TLS transport over: same connection
             self._transport = transport  # type: ignore[assignment]
             return
         peer = transport.get_extra_info("peername")
-        if not self._gate.admits(str(peer[0]) if isinstance(peer, tuple) else ""):
+        host = str(peer[0]) if isinstance(peer, tuple) else ""
+        if not self._gate.admits(host) or not self._intake.admit(self, host):
             transport.close()
             return
         self._transport = transport  # type: ignore[assignment]
         self._sender = _address(peer)
-        self._intake.opened(self)
+        self._host = host
         if self._tls is not None:
             transport.pause_reading()  # nothing may be read before start_tls owns the bytes
             asyncio.get_running_loop().create_task(self._handshake(transport))  # type: ignore[arg-type]
@@ -258,9 +314,10 @@ class _TcpProtocol(asyncio.Protocol):
             self._intake.log_tls_failure(self._sender, exc)
             raw.close()
             self._transport = None
-            self._intake.forget(self)
+            self._intake.forget(self, self._host)
 
     def data_received(self, data: bytes) -> None:
+        self.last_data = time.monotonic()
         self._handle(self._decoder.feed(data))
 
     def eof_received(self) -> bool | None:
@@ -284,14 +341,16 @@ class _TcpProtocol(asyncio.Protocol):
         if self._transport is None:  # refused by the gate, or its handshake failed
             return
         self._transport = None
-        self._intake.forget(self)
+        self._intake.forget(self, self._host)
         self._flush_backlog()  # what cannot be queued now waits in the intake's paused set
 
     def _handle(self, items: list[Frame | FramingError]) -> None:
         now = time.time()
         for item in items:
             if isinstance(item, Frame):
-                text, _invalid = decode_text(item.data)
+                text, invalid = decode_text(item.data)
+                if invalid:
+                    self._invalid.inc()
                 self._backlog.append(Received(now, text, self._name, self._sender))
                 continue
             self._intake.metrics.syslog_errors.labels(item.reason).inc()
@@ -347,6 +406,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._counter = intake.metrics.syslog_messages.labels("udp")
         self._dropped = intake.metrics.syslog_errors.labels(QUEUE_FULL)
         self._oversize = intake.metrics.syslog_errors.labels("oversize")
+        self._invalid = intake.metrics.syslog_errors.labels(INVALID_UTF8)
         self._logged_drop = False
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -362,7 +422,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if len(frame) > self._intake.max_message:
             self._oversize.inc()
             return
-        text, _invalid = decode_text(frame)
+        text, invalid = decode_text(frame)
+        if invalid:
+            self._invalid.inc()
         if self._intake.put(Received(time.time(), text, "udp", _address(addr))):
             self._counter.inc()
             return

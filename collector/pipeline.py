@@ -42,10 +42,18 @@ from collector.writer import StoreWriter
 from parsers import LineParser, ParseOptions
 from parsers.events import DhcpdOther, KeaOther
 
-__all__ = ["Pipeline"]
+__all__ = ["PIPELINE_ERRORS", "Pipeline"]
 
 log = logging.getLogger("pairwatch.pipeline")
 
+TIMESTAMP_SKEW: Final = "timestamp_skew"
+"""`pairwatch_syslog_errors_total` reason: a header time more than `MAX_SKEW` from the receive
+time (a sender's broken clock, or a forged line). Stored all the same; the timeline orders by
+receive time and the correlator runs on it."""
+BAD_HOSTNAME: Final = "bad_hostname"
+"""`pairwatch_syslog_errors_total` reason: a host name with control characters (stored verbatim)."""
+PIPELINE_ERRORS: Final = (TIMESTAMP_SKEW, BAD_HOSTNAME)
+MAX_SKEW: Final = 86_400.0
 CHUNK: Final = 1_000
 """Lines taken from the queue before the snapshot is published and the clock checked."""
 TICK_INTERVAL: Final = 1.0
@@ -143,6 +151,8 @@ class Pipeline:
         observe = self._tally.observe
         ids = self._ids
         unrecognized = self._metrics.parse_unrecognized
+        skewed = self._metrics.syslog_errors.labels(TIMESTAMP_SKEW)
+        bad_host = self._metrics.syslog_errors.labels(BAD_HOSTNAME)
         mrows, erows = self._writer.append_rows(MESSAGES), self._writer.append_rows(EVENTS)
         for received_at, text, transport, sender in chunk:
             try:
@@ -155,6 +165,11 @@ class Pipeline:
                 erows.append(event_row(event, id=ident, received_at=received_at))
                 if isinstance(event.payload, DhcpdOther | KeaOther):
                     unrecognized.labels(program_label(event.record.program)).inc()
+                record = event.record
+                if record.ts is not None and abs(record.ts.timestamp() - received_at) > MAX_SKEW:
+                    skewed.inc()
+                if record.host is not None and not record.host.isprintable():
+                    bad_host.inc()
                 if changes:
                     self._changes(changes, received_at)
             except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)

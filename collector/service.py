@@ -34,7 +34,7 @@ from collector.framing import ERROR_REASONS
 from collector.http import ApiContext, start_http
 from collector.listeners import LISTENER_ERRORS, Gate, Intake, listener_label, start_tcp, start_udp
 from collector.metrics import FleetTally, PairCollector, ServiceMetrics, UdpDropsCollector
-from collector.pipeline import Pipeline
+from collector.pipeline import PIPELINE_ERRORS, Pipeline
 from collector.spool import Spool, SpoolError
 from collector.store import COLUMNS, Store, StoreError, StoreTarget, StoreThread
 from collector.writer import StoreWriter
@@ -56,10 +56,12 @@ class Lifecycle(enum.Enum):
 
 
 class Service:
-    def __init__(self, config: Config, store: StoreTarget, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, config: Config, store: StoreTarget, tls: ssl.SSLContext | None = None,
+                 api_token: str | None = None) -> None:
         self.config = config
         self.target = store
         self.tls = tls
+        self.api_token = api_token
         self.state = Lifecycle.STARTING
         self._stop = asyncio.Event()
 
@@ -120,7 +122,7 @@ class Service:
         opts = self.config.serve
         registry = CollectorRegistry()
         labels = sorted({listener_label(lis.transport, lis.endpoint.port) for lis in opts.listeners})
-        metrics = ServiceMetrics(registry, __version__, error_reasons=(*ERROR_REASONS, *LISTENER_ERRORS),
+        metrics = ServiceMetrics(registry, __version__, error_reasons=(*ERROR_REASONS, *LISTENER_ERRORS, *PIPELINE_ERRORS),
                                  listeners=labels)
         tally = FleetTally(strip_domain=self.config.hosts.strip_domain)
         correlator = Correlator(self.config)
@@ -129,7 +131,9 @@ class Service:
         if states or incidents:
             log.info("restored %d server states and %d open incidents from the store", len(states), len(incidents))
         queue: asyncio.Queue = asyncio.Queue(maxsize=opts.queue_size)  # type: ignore[type-arg]
-        intake = Intake(queue, metrics, opts.max_message)
+        intake = Intake(queue, metrics, opts.max_message, max_connections=opts.max_connections,
+                        max_per_sender=opts.max_connections_per_sender, idle_timeout=opts.idle_timeout)
+        idle_sweeper = asyncio.create_task(intake.close_idle(), name="pairwatch-idle-connections")
         self.writer = writer = StoreWriter(
             COLUMNS, thread, store, self._open_store, spool, metrics,
             batch_rows=opts.batch_rows, flush_interval=opts.batch_interval, memory_rows=opts.memory_rows,
@@ -157,7 +161,7 @@ class Service:
                 log.info("listening on %s%s", lis, " (allowlist)" if lis.allow or opts.allow else "")
             registry.register(UdpDropsCollector(udp_sockets))
             ctx = ApiContext(registry, pipeline.pairs_snapshot, lambda: pipeline.incidents, self.ready, thread,
-                             lambda: writer.store)
+                             lambda: writer.store, self.api_token)
             http = await start_http(ctx, opts.http.host, opts.http.port)
             log.info("http on %s", opts.http)
         except OSError as exc:
@@ -167,6 +171,7 @@ class Service:
             for transport in datagrams:
                 transport.close()
             pipeline.stop()
+            idle_sweeper.cancel()
             await consumer
             await writer.close(time.monotonic() + SHUTDOWN_TIMEOUT)
             return 1
@@ -184,6 +189,7 @@ class Service:
             for transport in datagrams:
                 transport.close()
             http.close()
+            idle_sweeper.cancel()
             await writer.close(time.monotonic() + SHUTDOWN_TIMEOUT)
             return 1
 
@@ -206,6 +212,7 @@ class Service:
             code = 1
         if await writer.close(deadline):
             code = 1
+        idle_sweeper.cancel()
         intake.close_connections()
         http.close()
         log.info("stopped after %d messages", pipeline.processed)
@@ -225,9 +232,9 @@ class Service:
             return [], []
 
 
-def run(config: Config, store: StoreTarget, tls: ssl.SSLContext | None = None) -> int:
+def run(config: Config, store: StoreTarget, tls: ssl.SSLContext | None = None, api_token: str | None = None) -> int:
     async def main() -> int:
-        return await Service(config, store, tls).run()
+        return await Service(config, store, tls, api_token).run()
 
     from collector.listeners import uvloop
 
