@@ -224,7 +224,8 @@ def run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     if name != "-":
                         files.enter_context(stream)
                     sources.append(Source(name, progress.count(stream), options, options.reference.timestamp()))
-                done = ingest(sources, Correlator(config), thread, store, on_line=progress.line, **ttl)
+                done = ingest(sources, Correlator(config), thread, store, on_line=progress.line,
+                              strip_domain=config.hosts.strip_domain, **ttl)
                 progress.close()
         except StoreError as exc:
             raise ApiError(str(exc)) from exc

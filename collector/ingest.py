@@ -30,12 +30,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
 
-from collector.config import DEFAULT_BATCH_ROWS
+from collector.config import DEFAULT_BATCH_ROWS, host_key
 from collector.correlator import Correlator, Incident, IncidentClosed, IncidentOpened, StateChanged
 from collector.replay import Observed, run
 from collector.store import (
     COLUMNS,
     EVENTS,
+    HOSTS,
     INCIDENTS,
     MESSAGES,
     STATES,
@@ -43,6 +44,7 @@ from collector.store import (
     Store,
     StoreThread,
     event_row,
+    host_row,
     incident_row,
     message_row,
     state_row,
@@ -148,6 +150,7 @@ def ingest(
     messages_ttl_days: int,
     states_ttl_days: int,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    strip_domain: bool = False,
     now: float | None = None,
     on_line: Callable[[], None] = lambda: None,
 ) -> Ingested:
@@ -161,6 +164,7 @@ def ingest(
     ids = MessageIds()
     result = Ingested()
     incidents: dict[int, Incident] = {}
+    hosts: set[str] = set()
     end = None
     merged = heapq.merge(*(_lines(source, on_line) for source in sources), key=lambda item: item.ts)
     for order, item in enumerate(merged):
@@ -171,6 +175,10 @@ def ingest(
                                              transport="file", sender=item.sender), item.line)
             writer.add(EVENTS, event_row(item.event, id=ident, received_at=item.ts), item.line)
             result.stored += 1
+            host = item.event.record.host
+            if host is not None and host not in hosts:
+                hosts.add(host)
+                writer.add(HOSTS, host_row(host_key(host, strip_domain), host, item.ts), host)
         else:
             result.expired += 1
         if not item.placed:

@@ -189,7 +189,7 @@ LEASE_TYPES = ("discover", "offer", "request", "ack", "nak", "release", "decline
 """The `type` label: the suffix of the eight `lease.*` message kinds (`lease.no_free` lines are
 counted in `dhcp_no_free_leases_total`, not here)."""
 TRANSPORTS = ("udp", "tcp", "tls", "file")
-STORE_TABLES = ("messages", "events", "states", "incidents")
+STORE_TABLES = ("messages", "events", "states", "incidents", "hosts")
 STORE_INSERT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 MAX_SERIES = 10_000
 """Per keyed table of the tally: new keys beyond this are dropped (existing ones keep counting)."""

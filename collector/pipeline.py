@@ -27,13 +27,16 @@ from typing import Any, Final
 from collector.correlator import Correlator, IncidentClosed, IncidentOpened, PairView, StateChanged
 from collector.listeners import Intake, Received
 from collector.metrics import FleetTally, ServiceMetrics, program_label
+from collector.config import host_key
 from collector.store import (
     EVENTS,
+    HOSTS,
     INCIDENTS,
     MESSAGES,
     STATES,
     MessageIds,
     event_row,
+    host_row,
     incident_row,
     message_row,
     state_row,
@@ -51,9 +54,13 @@ TIMESTAMP_SKEW: Final = "timestamp_skew"
 time (a sender's broken clock, or a forged line). Stored all the same; the timeline orders by
 receive time and the correlator runs on it."""
 BAD_HOSTNAME: Final = "bad_hostname"
-"""`pairwatch_syslog_errors_total` reason: a host name with control characters (stored verbatim)."""
+"""`pairwatch_syslog_errors_total` reason: a host name with control characters (stored
+verbatim; counted once per spelling, when it is first seen)."""
 PIPELINE_ERRORS: Final = (TIMESTAMP_SKEW, BAD_HOSTNAME)
 MAX_SKEW: Final = 86_400.0
+MAX_HOSTS_SEEN: Final = 100_000
+"""Host spellings remembered (a `hosts` row is written for each new one); forgotten all at
+once beyond this, so forged host names cannot grow memory (a rewrite is harmless)."""
 CHUNK: Final = 1_000
 """Lines taken from the queue before the snapshot is published and the clock checked."""
 TICK_INTERVAL: Final = 1.0
@@ -72,6 +79,7 @@ class Pipeline:
         metrics: ServiceMetrics,
         writer: StoreWriter,
         *,
+        strip_domain: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._intake = intake
@@ -80,6 +88,8 @@ class Pipeline:
         self._tally = tally
         self._metrics = metrics
         self._writer = writer
+        self._strip_domain = strip_domain
+        self._hosts_seen: set[str] = set()
         self._clock = clock
         self._ids = MessageIds()
         self._parser_built = 0.0
@@ -152,6 +162,7 @@ class Pipeline:
         ids = self._ids
         unrecognized = self._metrics.parse_unrecognized
         skewed = self._metrics.syslog_errors.labels(TIMESTAMP_SKEW)
+        hosts_seen = self._hosts_seen
         bad_host = self._metrics.syslog_errors.labels(BAD_HOSTNAME)
         mrows, erows = self._writer.append_rows(MESSAGES), self._writer.append_rows(EVENTS)
         for received_at, text, transport, sender in chunk:
@@ -168,8 +179,11 @@ class Pipeline:
                 record = event.record
                 if record.ts is not None and abs(record.ts.timestamp() - received_at) > MAX_SKEW:
                     skewed.inc()
-                if record.host is not None and not record.host.isprintable():
-                    bad_host.inc()
+                host = record.host
+                if host is not None and host not in hosts_seen:
+                    self._new_host(host, received_at)
+                    if not host.isprintable():
+                        bad_host.inc()
                 if changes:
                     self._changes(changes, received_at)
             except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)
@@ -177,6 +191,12 @@ class Pipeline:
                 if self.failed_lines <= 10:
                     log.exception("pipeline: line from %s %s failed: %r", transport, sender, text[:200])
         self.processed += len(chunk)
+
+    def _new_host(self, host: str, now: float) -> None:
+        if len(self._hosts_seen) >= MAX_HOSTS_SEEN:
+            self._hosts_seen.clear()
+        self._hosts_seen.add(host)
+        self._writer.add(HOSTS, host_row(host_key(host, self._strip_domain), host, now))
 
     def _apply_tick(self, now: float) -> None:
         changes = self._correlator.tick(now)

@@ -144,8 +144,23 @@ ORDER BY (pair, condition, start, id)
 TTL toDateTime(start) + INTERVAL {states_ttl_days} DAY
 SETTINGS non_replicated_deduplication_window = 1000"""
 
+_HOSTS = """CREATE TABLE IF NOT EXISTS {db}.hosts
+(
+    key        LowCardinality(String),
+    host       String,
+    first_seen DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree
+-- Every spelling a host's lines carry (`host` as in messages.host: "DHCP1", "dhcp1.example.net")
+-- under the form the correlator compares (`key`, as in states.server: "dhcp1"), so a pair's
+-- timeline finds all of its hosts' lines. A row per spelling, written again after a restart
+-- (the merge keeps one); no TTL: a host that keeps logging must keep its row.
+ORDER BY (key, host)
+SETTINGS non_replicated_deduplication_window = 1000"""
+
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
     (1, "initial tables: messages, events, states, incidents", (_MESSAGES, _EVENTS, _STATES, _INCIDENTS)),
+    (2, "hosts: the spellings of each host name", (_HOSTS,)),
 )
 
 # --- column order for inserts, with the types (so an insert needs no DESCRIBE round trip) --
@@ -195,11 +210,17 @@ INCIDENT_COLUMNS: Final = (
     ("evidence", "Array(String)"),
     ("updated_at", "DateTime64(6, 'UTC')"),
 )
+HOST_COLUMNS: Final = (
+    ("key", "LowCardinality(String)"),
+    ("host", "String"),
+    ("first_seen", "DateTime64(6, 'UTC')"),
+)
 TABLE_COLUMNS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "messages": MESSAGE_COLUMNS,
     "events": EVENT_COLUMNS,
     "states": STATE_COLUMNS,
     "incidents": INCIDENT_COLUMNS,
+    "hosts": HOST_COLUMNS,
 }
 """The data tables, each with its columns in DDL order and their types."""
 
@@ -266,7 +287,15 @@ GROUP BY pair, server, side
 ORDER BY pair, server, side"""
 """The latest state per (pair, server, side): what a restarted collector starts from."""
 
-PAIR_HOSTS: Final = "SELECT DISTINCT server FROM {db}.states WHERE pair = %(pair)s ORDER BY server"
+PAIR_HOSTS: Final = """SELECT DISTINCT host FROM
+(
+    SELECT host FROM {db}.hosts WHERE key IN (SELECT server FROM {db}.states WHERE pair = %(pair)s)
+    UNION ALL
+    SELECT server AS host FROM {db}.states WHERE pair = %(pair)s
+)
+ORDER BY host"""
+"""Every spelling of the pair's hosts (the servers themselves too, for lines stored before the
+hosts table existed)."""
 
 
 def check_ttl_days(name: str, days: object) -> int:

@@ -139,7 +139,7 @@ class Service:
             batch_rows=opts.batch_rows, flush_interval=opts.batch_interval, memory_rows=opts.memory_rows,
         )
         writer.start()
-        pipeline = Pipeline(intake, correlator, tally, metrics, writer)
+        pipeline = Pipeline(intake, correlator, tally, metrics, writer, strip_domain=self.config.hosts.strip_domain)
         registry.register(PairCollector(pipeline.pairs_snapshot, tally.snapshot))
         consumer = asyncio.create_task(pipeline.run(), name="pairwatch-pipeline")
 

@@ -63,6 +63,8 @@ __all__ = [
     "COLUMNS",
     "EVENT_COLUMNS",
     "INCIDENTS",
+    "HOSTS",
+    "HOST_COLUMNS",
     "INCIDENT_COLUMNS",
     "MESSAGES",
     "MESSAGE_COLUMNS",
@@ -79,6 +81,7 @@ __all__ = [
     "TimelineCursor",
     "event_row",
     "incident_id",
+    "host_row",
     "incident_row",
     "map_store_errors",
     "message_row",
@@ -99,12 +102,15 @@ MESSAGES: Final = "messages"
 EVENTS: Final = "events"
 STATES: Final = "states"
 INCIDENTS: Final = "incidents"
+HOSTS: Final = "hosts"
 
 MESSAGE_COLUMNS: Final = tuple(name for name, _ in schema.MESSAGE_COLUMNS)
 EVENT_COLUMNS: Final = tuple(name for name, _ in schema.EVENT_COLUMNS)
 STATE_COLUMNS: Final = tuple(name for name, _ in schema.STATE_COLUMNS)
 INCIDENT_COLUMNS: Final = tuple(name for name, _ in schema.INCIDENT_COLUMNS)
-COLUMNS: Final = {MESSAGES: MESSAGE_COLUMNS, EVENTS: EVENT_COLUMNS, STATES: STATE_COLUMNS, INCIDENTS: INCIDENT_COLUMNS}
+HOST_COLUMNS: Final = tuple(name for name, _ in schema.HOST_COLUMNS)
+COLUMNS: Final = {MESSAGES: MESSAGE_COLUMNS, EVENTS: EVENT_COLUMNS, STATES: STATE_COLUMNS, INCIDENTS: INCIDENT_COLUMNS,
+                  HOSTS: HOST_COLUMNS}
 """Each data table's insert columns, in row order."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -393,6 +399,11 @@ def event_row(event: Event, *, id: int, received_at: datetime | float) -> tuple[
         relationship or "",
         _compact_json(fields),
     )
+
+
+def host_row(key: str, host: str, first_seen: datetime | float) -> tuple[Any, ...]:
+    """One `hosts` row: a spelling `host` of the host compared as `key` (see `host_key`)."""
+    return (key, host, _micros(first_seen))
 
 
 def state_row(change: StateChanged) -> tuple[Any, ...]:
@@ -743,7 +754,8 @@ class Store:
         ]
 
     def pair_hosts(self, pair: str) -> list[str]:
-        """The servers the store has seen in `pair` (for `timeline --pair`)."""
+        """Every host name, as logged, of the servers the store has seen in `pair` (for
+        `timeline --pair`: "DHCP1" and "dhcp1.example.net" are both server "dhcp1")."""
         self._check()
         with map_store_errors("read pair hosts"):
             rows = self._client.query(self._render(schema.PAIR_HOSTS), parameters={"pair": pair}).result_rows

@@ -107,6 +107,16 @@ ORDER BY (pair, condition, start, id)
 TTL toDateTime(start) + INTERVAL 400 DAY
 SETTINGS replicated_deduplication_window = 1000;
 
+CREATE TABLE IF NOT EXISTS pairwatch.hosts ON CLUSTER '{cluster}'
+(
+    key        LowCardinality(String),
+    host       String,
+    first_seen DateTime64(6, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+ORDER BY (key, host)
+SETTINGS replicated_deduplication_window = 1000;
+
 -- Read-only views of every shard.
 
 CREATE TABLE IF NOT EXISTS pairwatch_all.messages ON CLUSTER '{cluster}' AS pairwatch.messages
@@ -120,3 +130,6 @@ ENGINE = Distributed('{cluster}', pairwatch, states);
 
 CREATE TABLE IF NOT EXISTS pairwatch_all.incidents ON CLUSTER '{cluster}' AS pairwatch.incidents
 ENGINE = Distributed('{cluster}', pairwatch, incidents);
+
+CREATE TABLE IF NOT EXISTS pairwatch_all.hosts ON CLUSTER '{cluster}' AS pairwatch.hosts
+ENGINE = Distributed('{cluster}', pairwatch, hosts);

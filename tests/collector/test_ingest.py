@@ -152,3 +152,17 @@ def test_ingest_missing_file_exits_1_naming_it(tmp_path: Path) -> None:
     done = _cli("ingest", str(tmp_path / "absent.log"), "--store", f"embedded:{tmp_path / 'store'}")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [f"pairwatch ingest: [Errno 2] No such file or directory: '{tmp_path / 'absent.log'}'"]
+
+
+def test_a_pairs_hosts_are_found_under_every_spelling(store: OnThread, store_thread: Any) -> None:
+    """Servers are compared as `host_key` ("dhcp1"), lines keep the name as logged
+    ("DHCP1.example.net"): the hosts table joins the two, so the pair's timeline has every line."""
+    config = parse_config({"hosts": {"strip_domain": True},
+                           "pair": [{"name": "campus", "hosts": ["dhcp1", "dhcp2"], "relationship": REL}]})
+    one = [x.replace(" dhcp1 ", " DHCP1.example.net ") for x in DHCP1]
+    two = [x.replace(" dhcp2 ", " dhcp2.example.net ") for x in DHCP2]
+    ingest(sources(("a.log", one), ("b.log", two)), Correlator(config), store_thread, store.obj,
+           messages_ttl_days=KEEP, states_ttl_days=KEEP, strip_domain=True)
+    hosts = store.pair_hosts("campus")
+    assert hosts == sorted(["DHCP1.example.net", "dhcp1", "dhcp2", "dhcp2.example.net"])
+    assert len(store.timeline(hosts, limit=100)) == 6

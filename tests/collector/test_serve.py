@@ -156,6 +156,20 @@ def test_status_and_timeline_read_the_running_service(serve: Serve, capsys: pyte
     assert any(row.endswith(_interrupted(rel)) for row in capsys.readouterr().out.splitlines())
 
 
+def test_a_pairs_timeline_finds_its_hosts_whatever_their_case(serve: Serve) -> None:
+    """The correlator knows server "dhcp-up1"; the line says "DHCP-UP1": the pair's timeline
+    still has it (the hosts table records each spelling)."""
+    rel = f"c{uuid.uuid4().hex[:6]}"
+    line = f"<30>Mar  3 08:15:02 DHCP-UP1 dhcpd: {_interrupted(rel)}"
+    with socket.create_connection(("127.0.0.1", serve.tcp), timeout=5) as conn:
+        conn.sendall(line.encode() + b"\n")
+    rows = serve.poll(lambda: serve.json(f"/api/v1/timeline?pair={rel}&since=1h")["messages"],  # type: ignore[index]
+                      "the upper-case host's line in the pair's timeline")
+    assert [(r["host"], r["relationship"]) for r in rows] == [("DHCP-UP1", rel)]
+    (pair,) = [p for p in serve.json("/api/v1/pairs")["pairs"] if p["name"] == rel]  # type: ignore[index]
+    assert [s["host"] for s in pair["servers"]] == ["dhcp-up1"]
+
+
 def test_status_without_a_service_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port(socket.SOCK_STREAM)
     assert main(["status", "--api", f"http://127.0.0.1:{port}"]) == 1
