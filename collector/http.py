@@ -180,7 +180,9 @@ class _Handler:
         ctx = self.ctx
         path = url.path
         if path == "/metrics":
-            body, ctype = exposition(ctx.registry, headers.get("accept"))
+            # rendered on a worker thread: the collectors read published snapshots only, and a
+            # scrape of a large fleet takes tens of milliseconds the event loop should not lose
+            body, ctype = await asyncio.to_thread(exposition, ctx.registry, headers.get("accept"))
             return 200, body, ctype
         if path == "/healthz":
             return 200, b"ok\n", "text/plain; charset=utf-8"

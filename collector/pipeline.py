@@ -4,7 +4,8 @@ One task (`Pipeline.run`) owns the parser, the correlator and the tally; nothing
 touches them. Live serving uses the receive clock: every line is fed to the correlator
 with its receive time as `now`, and `Correlator.tick(now)` runs every second.
 
-After each chunk of lines taken from the queue the pipeline publishes, by reference swap,
+After a chunk of lines that changed a state or an incident (else at most every
+`PUBLISH_INTERVAL`) the pipeline publishes, by reference swap,
 an immutable correlator snapshot (`pairs`) and the open incidents (`incidents`), so the
 HTTP handler and the metrics collector never walk live state.
 
@@ -64,6 +65,9 @@ once beyond this, so forged host names cannot grow memory (a rewrite is harmless
 CHUNK: Final = 1_000
 """Lines taken from the queue before the snapshot is published and the clock checked."""
 TICK_INTERVAL: Final = 1.0
+PUBLISH_INTERVAL: Final = 0.25
+"""The snapshot for /metrics and the API is published after every chunk that changed a state
+or an incident, else at most this often (it walks every pair; last-seen times can wait)."""
 REFERENCE_REFRESH: Final = 3600.0
 """Seconds after which the parser's year-inference reference is moved to the receive clock
 (`FUTURE_SLACK` is days, so an hour-old reference is exact enough; rebuilding the parser
@@ -98,6 +102,8 @@ class Pipeline:
         self.processed = 0
         self.failed_lines = 0
         self.pairs: tuple[PairView, ...] = correlator.snapshot()
+        self._published_at = clock()
+        self._changed = False
         self.incidents: tuple[dict[str, Any], ...] = ()
 
     # -- public --
@@ -124,11 +130,14 @@ class Pipeline:
             timeout = max(0.0, min(next_tick, self._writer.next_flush(now)) - now)
             if self._stopping and queue.empty() and not self._intake.has_backlog():
                 break
-            try:
-                first = await asyncio.wait_for(queue.get(), timeout=min(timeout, 0.2) if self._stopping else timeout)
-            except TimeoutError:
-                first = None
-            chunk: list[Received] = [] if first is None else [first]
+            if queue.empty():  # wait only when there is nothing to do (wait_for costs a task per call)
+                try:
+                    first = await asyncio.wait_for(queue.get(), timeout=min(timeout, 0.2) if self._stopping else timeout)
+                except TimeoutError:
+                    first = None
+                chunk: list[Received] = [] if first is None else [first]
+            else:
+                chunk = []
             while len(chunk) < CHUNK:
                 try:
                     chunk.append(queue.get_nowait())
@@ -141,11 +150,12 @@ class Pipeline:
             if now >= next_tick:
                 self._apply_tick(now)
                 next_tick = now + TICK_INTERVAL
-            self._publish()
+            if self._changed or now - self._published_at >= PUBLISH_INTERVAL:
+                self._publish(now)
             await self._writer.flush_due(now)
             self._intake.resume_when_drained()
         self._apply_tick(self._clock())
-        self._publish()
+        self._publish(self._clock())
 
     # -- processing --
 
@@ -204,6 +214,7 @@ class Pipeline:
             self._changes(changes, now)
 
     def _changes(self, changes: Sequence[object], now: float) -> None:
+        self._changed = True
         incidents_changed = False
         for change in changes:
             if isinstance(change, StateChanged):
@@ -214,5 +225,7 @@ class Pipeline:
         if incidents_changed:
             self.incidents = tuple(i.as_dict() for i in self._correlator.open_incidents())
 
-    def _publish(self) -> None:
+    def _publish(self, now: float) -> None:
         self.pairs = self._correlator.snapshot()
+        self._published_at = now
+        self._changed = False

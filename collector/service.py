@@ -32,7 +32,7 @@ from collector.config import Config, Listener, spool_directory
 from collector.correlator import Correlator
 from collector.framing import ERROR_REASONS
 from collector.http import ApiContext, start_http
-from collector.listeners import LISTENER_ERRORS, Gate, Intake, listener_label, start_tcp, start_udp
+from collector.listeners import LISTENER_ERRORS, Gate, Intake, UdpListener, listener_label, start_tcp, start_udp
 from collector.metrics import FleetTally, PairCollector, ServiceMetrics, UdpDropsCollector
 from collector.pipeline import PIPELINE_ERRORS, Pipeline
 from collector.spool import Spool, SpoolError
@@ -144,7 +144,7 @@ class Service:
         consumer = asyncio.create_task(pipeline.run(), name="pairwatch-pipeline")
 
         servers: list[asyncio.Server] = []
-        datagrams: list[asyncio.DatagramTransport] = []
+        datagrams: list[UdpListener] = []
         udp_sockets: list[tuple[str, int]] = []
         try:
             for lis in opts.listeners:
@@ -153,7 +153,7 @@ class Service:
                 if lis.transport == "udp":
                     transport = await start_udp(intake, ep.host, ep.port, opts.udp_receive_buffer, gate)
                     datagrams.append(transport)
-                    inode = os.fstat(transport.get_extra_info("socket").fileno()).st_ino
+                    inode = os.fstat(transport.socket.fileno()).st_ino
                     udp_sockets.append((listener_label("udp", ep.port), inode))
                 else:
                     servers.append(await start_tcp(intake, ep.host, ep.port, gate,
