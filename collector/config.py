@@ -74,6 +74,7 @@ Schema (every table and key is optional unless marked required):
     spool_max_bytes = 1073741824   # the spool's bound; when full: backpressure
     max_connections = 1000    # open TCP/TLS connections; more are closed at once and counted
     max_connections_per_sender = 32   # per sender address, so one host cannot take them all
+    shutdown_timeout = "9s"   # SIGTERM to exit: read what senders sent, process, spill the rest
     idle_timeout = "1h"       # close connections silent this long (default: never, because
                               # rsyslog loses the line it writes into a connection the
                               # collector closed)
@@ -120,7 +121,7 @@ STORE_KEYS: tuple[str, ...] = ("url", "messages_ttl", "states_ttl")
 SERVE_KEYS: tuple[str, ...] = (
     "udp", "tcp", "tls", "http", "allow", "max_message", "queue_size", "udp_receive_buffer",
     "batch_rows", "batch_interval", "memory_rows", "spool_directory", "spool_max_bytes",
-    "max_connections", "max_connections_per_sender", "idle_timeout",
+    "max_connections", "max_connections_per_sender", "idle_timeout", "shutdown_timeout",
     "tls_cert", "tls_key", "tls_client_ca",
 )
 TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
@@ -159,6 +160,7 @@ DEFAULT_QUEUE_SIZE = 100_000
 DEFAULT_UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 DEFAULT_BATCH_ROWS = 10_000
 DEFAULT_BATCH_INTERVAL = 1.0
+DEFAULT_SHUTDOWN_TIMEOUT = 9.0
 DEFAULT_MAX_CONNECTIONS = 1000
 DEFAULT_MAX_CONNECTIONS_PER_SENDER = 32
 _CONNECTIONS_RANGE = (1, 1_000_000)
@@ -289,6 +291,7 @@ class ServeConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_sender: int = DEFAULT_MAX_CONNECTIONS_PER_SENDER
     idle_timeout: float | None = None  # None: never close a quiet connection
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
 
 
 DEFAULT_LIMITS = Limits()
@@ -441,6 +444,7 @@ def render_config(config: Config) -> str:
         f"spool_max_bytes = {serve.spool_max_bytes}",
         f"max_connections = {serve.max_connections}",
         f"max_connections_per_sender = {serve.max_connections_per_sender}",
+        f"shutdown_timeout = {_toml_duration(serve.shutdown_timeout)}",
     ]
     if serve.idle_timeout is not None:
         lines.append(f"idle_timeout = {_toml_duration(serve.idle_timeout)}")
@@ -711,6 +715,8 @@ def _parse_serve(table: dict[str, Any]) -> ServeConfig:
         max_connections_per_sender=_int(table, "max_connections_per_sender", defaults.max_connections_per_sender,
                                         _CONNECTIONS_RANGE),
         idle_timeout=_duration(table["idle_timeout"], "serve.idle_timeout") if "idle_timeout" in table else None,
+        shutdown_timeout=_duration(table["shutdown_timeout"], "serve.shutdown_timeout")
+        if "shutdown_timeout" in table else defaults.shutdown_timeout,
     )
     check_serve(serve)
     return serve

@@ -89,6 +89,8 @@ UDP_BURST: Final = 512
 """Datagrams read per readiness callback (then the loop serves the others)."""
 _MAX_DATAGRAM: Final = 65_536  # larger than any UDP payload (65,507), so none is cut
 REFUSAL_LOG_INTERVAL: Final = 60.0
+MAX_DIVERTED: Final = 2_000_000
+"""Messages read at shutdown beyond the queue (`Intake.divert`); past it, connections pause."""
 _GATE_CACHE: Final = 4096
 
 
@@ -183,16 +185,36 @@ class Intake:
         self._paused: set[_TcpProtocol] = set()  # connections holding frames the queue had no room for
         self._connections: set[_TcpProtocol] = set()
         self.draining = False
+        self.diverted: list[Received] | None = None
         self._tls_logged_at = -REFUSAL_LOG_INTERVAL
         self._low_water = max(1, self.queue.maxsize // 2) if self.queue.maxsize > 0 else 0
 
     def put(self, item: Received) -> bool:
-        """Queue one message; False when the queue is full (the caller decides what that means)."""
+        """Queue one message; False when the queue is full (the caller decides what that means).
+        While diverted (shutdown), messages go to `diverted` instead, up to `MAX_DIVERTED`."""
+        if self.diverted is not None:
+            if len(self.diverted) >= MAX_DIVERTED:
+                return False
+            self.diverted.append(item)
+            return True
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             return False
         return True
+
+    def divert(self) -> None:
+        """Shutdown, first step: from now on frames go to a list, not the bounded queue, and
+        paused connections read again, so everything the senders already wrote is read at
+        framing speed (the pipeline takes the list after the queue, or it is spilled)."""
+        self.diverted = []
+        paused, self._paused = self._paused, set()
+        for protocol in paused:
+            protocol.resume()
+
+    def take_diverted(self) -> list[Received]:
+        taken, self.diverted = self.diverted or [], None
+        return taken
 
     def pause(self, protocol: _TcpProtocol) -> None:
         self._paused.add(protocol)
@@ -246,6 +268,24 @@ class Intake:
 
     def has_backlog(self) -> bool:
         return bool(self._paused)
+
+    async def wait_quiet(self, quiet: float, deadline: float) -> None:
+        """Shutdown: let open connections deliver what they already sent (see `divert`).
+        Returns when every connection has closed or stayed silent for `quiet` seconds, or at
+        `deadline` (monotonic)."""
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if all(p.last_data < now - quiet for p in self._connections):
+                return
+            await asyncio.sleep(min(0.05, quiet))
+
+    def take_backlog(self) -> list[Received]:
+        """Shutdown, last step: every decoded frame a paused connection still holds."""
+        held: list[Received] = []
+        for protocol in self._paused:
+            held.extend(protocol.take_backlog())
+        self._paused = set()
+        return held
 
     def close_connections(self) -> None:
         """Shutdown, last step: close every TCP connection."""
@@ -336,6 +376,10 @@ class _TcpProtocol(asyncio.Protocol):
     def stop_reading(self) -> None:
         if self._transport is not None and not self._transport.is_closing() and not self._paused:
             self._transport.pause_reading()
+
+    def take_backlog(self) -> list[Received]:
+        held, self._backlog = self._backlog, []
+        return held
 
     def close(self) -> None:
         if self._transport is not None:

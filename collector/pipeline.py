@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -46,9 +46,12 @@ from collector.writer import StoreWriter
 from parsers import LineParser, ParseOptions
 from parsers.events import DhcpdOther, KeaOther
 
-__all__ = ["PIPELINE_ERRORS", "Pipeline"]
+__all__ = ["PIPELINE_ERRORS", "Pipeline", "Spill"]
 
 log = logging.getLogger("pairwatch.pipeline")
+
+Spill = Callable[[list[Received]], Awaitable[None]]
+"""Where unprocessed lines go at shutdown when time runs out (see `Pipeline.stop`)."""
 
 TIMESTAMP_SKEW: Final = "timestamp_skew"
 """`pairwatch_syslog_errors_total` reason: a header time more than `MAX_SKEW` from the receive
@@ -99,6 +102,10 @@ class Pipeline:
         self._parser_built = 0.0
         self._parser = self._new_parser(clock())
         self._stopping = False
+        self._spill_at: float | None = None
+        self._spill: Spill | None = None
+        self._then: deque[Received] = deque()
+        self._held = False
         self.processed = 0
         self.failed_lines = 0
         self.pairs: tuple[PairView, ...] = correlator.snapshot()
@@ -117,25 +124,68 @@ class Pipeline:
         """The store took the last batch (for /readyz)."""
         return self._writer.ok
 
-    def stop(self) -> None:
-        """Finish: process what is queued, then `run` returns (the caller closes the writer)."""
+    def hold(self) -> None:
+        """Shutdown, first step: process nothing until `stop`, so the event loop spends its
+        time reading what the senders already wrote."""
+        self._held = True
+
+    def stop(self, spill_at: float | None = None, spill: Spill | None = None, then: Sequence[Received] = ()) -> None:
+        """Finish: process what is queued, then the lines `then`, then `run` returns (the
+        caller closes the writer).
+
+        With `spill`: at `spill_at` (monotonic) whatever is still queued, held by paused
+        connections or left of `then` is handed to `spill` unprocessed (the service keeps it
+        in the spool for the next start, `replay_received`), so a burst bigger than the
+        shutdown time allows is not lost."""
         self._stopping = True
+        self._held = False
+        self._spill_at = spill_at
+        self._spill = spill
+        self._then = deque(then)
         self._writer.release()
+
+    async def replay_received(self, records: Iterator[list[Sequence[Any]]]) -> int:
+        """Process lines an earlier run received but spilled at shutdown, before any new one.
+
+        `records` yields lists of (received_at, text, transport, sender) rows, oldest first;
+        the correlator runs on their receive times, as it would have then."""
+        count = 0
+        for rows in records:
+            chunk = [Received(float(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+            for start in range(0, len(chunk), CHUNK):
+                self._process(chunk[start:start + CHUNK])
+                await self._writer.flush_due(self._clock())
+            count += len(chunk)
+        self._publish(self._clock())
+        return count
 
     async def run(self) -> None:
         queue = self._queue
         next_tick = self._clock() + TICK_INTERVAL
         while True:
+            if self._held:
+                await asyncio.sleep(0.01)
+                continue
             now = self._clock()
             timeout = max(0.0, min(next_tick, self._writer.next_flush(now)) - now)
-            if self._stopping and queue.empty() and not self._intake.has_backlog():
+            if self._stopping and queue.empty() and not self._intake.has_backlog() and not self._then:
                 break
-            if queue.empty():  # wait only when there is nothing to do (wait_for costs a task per call)
+            if self._spill is not None and self._spill_at is not None and time.monotonic() >= self._spill_at:
+                left = [queue.get_nowait() for _ in range(queue.qsize())] + self._intake.take_backlog()
+                left.extend(self._then)
+                self._then.clear()
+                if left:
+                    await self._spill(left)
+                break
+            chunk: list[Received]
+            if queue.empty() and self._then:  # at shutdown, after the queue: what was read meanwhile
+                chunk = [self._then.popleft() for _ in range(min(CHUNK, len(self._then)))]
+            elif queue.empty():  # wait only when there is nothing to do (wait_for costs a task per call)
                 try:
                     first = await asyncio.wait_for(queue.get(), timeout=min(timeout, 0.2) if self._stopping else timeout)
                 except TimeoutError:
                     first = None
-                chunk: list[Received] = [] if first is None else [first]
+                chunk = [] if first is None else [first]
             else:
                 chunk = []
             while len(chunk) < CHUNK:

@@ -6,11 +6,14 @@ is in partner-down), tally and metrics, start the pipeline, the listeners and th
 server (state `serving`).
 
 SIGTERM / SIGINT (state `draining`): stop accepting (close the listening sockets and the
-UDP endpoints), close open TCP connections, let the pipeline drain the queue and flush
-every batch, close the store; exit 0 when that finished within `SHUTDOWN_TIMEOUT`.
+UDP endpoints); read what open TCP connections already sent until each is quiet (TCP has no
+acknowledgement: bytes left unread would be lost); let the pipeline work through the queue;
+when the time for that is up, spill the lines it could not process, raw, to the spool's
+`received/` directory (the next start processes them first, before it listens); let the
+writer flush every batch or spool it; close the store. Exit 0 within `serve.shutdown_timeout` (9 s by default).
 
 Everything tunable comes from `Config.serve` and `Config.store` (flags already applied by
-the CLI). Not yet: the disk spool (batches wait in memory while the store is down).
+the CLI).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import signal
 import ssl
 import sys
 import time
-from typing import Final
+import uuid
+from collections.abc import Iterator
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 
@@ -32,7 +37,16 @@ from collector.config import Config, Listener, spool_directory
 from collector.correlator import Correlator
 from collector.framing import ERROR_REASONS
 from collector.http import ApiContext, start_http
-from collector.listeners import LISTENER_ERRORS, Gate, Intake, UdpListener, listener_label, start_tcp, start_udp
+from collector.listeners import (
+    LISTENER_ERRORS,
+    Gate,
+    Intake,
+    Received,
+    UdpListener,
+    listener_label,
+    start_tcp,
+    start_udp,
+)
 from collector.metrics import FleetTally, PairCollector, ServiceMetrics, UdpDropsCollector
 from collector.pipeline import PIPELINE_ERRORS, Pipeline
 from collector.spool import Spool, SpoolError
@@ -43,9 +57,18 @@ __all__ = ["Lifecycle", "Service", "run"]
 
 log = logging.getLogger("pairwatch.service")
 
-SHUTDOWN_TIMEOUT: Final = 9.0
-WRITER_SHARE: Final = 0.4
-"""Of the shutdown time, what is kept for the writer (flush, or spool what the store refuses)."""
+READ_SHARE: Final = 0.25
+"""Of the shutdown time, at most this is spent reading what open connections already sent."""
+DRAIN_QUIET: Final = 0.3
+"""A connection silent this long has delivered what it sent before the shutdown."""
+WRITER_SHARE: Final = 0.35
+"""Of the shutdown time, what is kept for the writer (flush, or spool what the store refuses);
+lines the pipeline has not processed by then are spilled raw to the spool's `received/`."""
+SPILL_GRACE: Final = 30.0
+"""How long past the shutdown time spilling unprocessed lines may take (a disk write of at most
+the queue and what was read at shutdown) before the service gives up on them."""
+RECEIVED: Final = "received"
+SPILL_ROWS: Final = 10_000
 
 
 class Lifecycle(enum.Enum):
@@ -80,8 +103,9 @@ class Service:
         self.writer: StoreWriter | None = None
         try:
             try:
-                spool = Spool(spool_directory(self.config.serve, self.config.store.url),
-                              self.config.serve.spool_max_bytes)
+                directory = spool_directory(self.config.serve, self.config.store.url)
+                spool = Spool(directory, self.config.serve.spool_max_bytes)
+                received = Spool(os.path.join(directory, RECEIVED), self.config.serve.spool_max_bytes)
             except SpoolError as exc:
                 print(f"pairwatch serve: {exc}", file=sys.stderr, flush=True)
                 return 1
@@ -94,7 +118,7 @@ class Service:
                     return 1
                 log.error("store: %s; serving anyway: batches wait in memory and in the spool %s until it "
                           "answers (/readyz says 503 meanwhile)", exc, spool.directory)
-            return await self._serve(thread, store, spool)
+            return await self._serve(thread, store, spool, received)
         finally:
             store = self.writer.store if self.writer is not None else None
             if store is not None:
@@ -118,7 +142,7 @@ class Service:
             raise
         return store
 
-    async def _serve(self, thread: StoreThread, store: Store | None, spool: Spool) -> int:
+    async def _serve(self, thread: StoreThread, store: Store | None, spool: Spool, received: Spool) -> int:
         opts = self.config.serve
         registry = CollectorRegistry()
         labels = sorted({listener_label(lis.transport, lis.endpoint.port) for lis in opts.listeners})
@@ -140,6 +164,9 @@ class Service:
         )
         writer.start()
         pipeline = Pipeline(intake, correlator, tally, metrics, writer, strip_domain=self.config.hosts.strip_domain)
+        replayed = await pipeline.replay_received(spilled_records(received))
+        if replayed:
+            log.info("processed %d lines the last run received but spilled at shutdown", replayed)
         registry.register(PairCollector(pipeline.pairs_snapshot, tally.snapshot))
         consumer = asyncio.create_task(pipeline.run(), name="pairwatch-pipeline")
 
@@ -173,7 +200,7 @@ class Service:
             pipeline.stop()
             idle_sweeper.cancel()
             await consumer
-            await writer.close(time.monotonic() + SHUTDOWN_TIMEOUT)
+            await writer.close(time.monotonic() + opts.shutdown_timeout)
             return 1
 
         self.state = Lifecycle.SERVING
@@ -190,26 +217,42 @@ class Service:
                 transport.close()
             http.close()
             idle_sweeper.cancel()
-            await writer.close(time.monotonic() + SHUTDOWN_TIMEOUT)
+            await writer.close(time.monotonic() + opts.shutdown_timeout)
             return 1
 
         self.state = Lifecycle.DRAINING
         log.info("draining")
-        deadline = time.monotonic() + SHUTDOWN_TIMEOUT
+        deadline = time.monotonic() + opts.shutdown_timeout
         for server in servers:
             server.close()
         for transport in datagrams:
             transport.close()
+        # what senders already wrote is read (TCP has no acknowledgements: unread bytes would be lost)
+        intake.divert()
+        pipeline.hold()
+        await intake.wait_quiet(DRAIN_QUIET, time.monotonic() + opts.shutdown_timeout * READ_SHARE)
         intake.stop_reading()
-        pipeline.stop()
+        read_meanwhile = intake.take_diverted()
+        spilled = 0
+
+        async def spill(lines: list[Received]) -> None:
+            nonlocal spilled
+            for start in range(0, len(lines), SPILL_ROWS):
+                part = lines[start:start + SPILL_ROWS]
+                await asyncio.to_thread(received.append, RECEIVED, uuid.uuid4().hex, [list(r) for r in part])
+                spilled += len(part)
+
+        pipeline.stop(deadline - opts.shutdown_timeout * WRITER_SHARE, spill, read_meanwhile)
         code = 0
-        try:  # the queue first, leaving the writer WRITER_SHARE of the time to flush or spool
-            await asyncio.wait_for(asyncio.shield(consumer), SHUTDOWN_TIMEOUT * (1 - WRITER_SHARE))
-        except TimeoutError:
-            log.error("drain did not finish in time; %d messages still queued are lost", queue.qsize())
+        try:  # the pipeline stops by itself at the spill time; spilling is bounded work, so wait for it
+            await asyncio.wait_for(asyncio.shield(consumer), max(0.0, deadline - time.monotonic()) + SPILL_GRACE)
+        except (TimeoutError, SpoolError) as exc:  # stuck, or the spool is full or unusable
+            log.error("drain did not finish (%s); %d messages still queued are lost", exc or "timeout", queue.qsize())
             consumer.cancel()
             await asyncio.gather(consumer, return_exceptions=True)
             code = 1
+        if spilled:
+            log.warning("%d received lines not processed in time are kept in the spool for the next start", spilled)
         if await writer.close(deadline):
             code = 1
         idle_sweeper.cancel()
@@ -230,6 +273,13 @@ class Service:
         except StoreError as exc:
             log.warning("store: cannot read the last states, starting without them: %s", exc)
             return [], []
+
+
+def spilled_records(spool: Spool) -> Iterator[list[list[Any]]]:
+    """The spilled lines' records, oldest first; each popped once the caller took the next."""
+    while (record := spool.peek()) is not None:
+        yield record.rows
+        spool.pop()
 
 
 def run(config: Config, store: StoreTarget, tls: ssl.SSLContext | None = None, api_token: str | None = None) -> int:

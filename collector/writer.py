@@ -50,6 +50,8 @@ log = logging.getLogger("pairwatch.writer")
 RETRY_MIN: Final = 0.5
 RETRY_MAX: Final = 10.0
 LOG_INTERVAL: Final = 60.0
+MIN_INSERT_TIME: Final = 0.05
+"""At shutdown, an insert is not even tried with less time than this left."""
 
 
 @dataclass(slots=True)
@@ -168,7 +170,8 @@ class StoreWriter:
         for name, t in self._tables.items():
             while t.rows:
                 batch = self._take(name, t)
-                if self.degraded:
+                if self.degraded or left() < MIN_INSERT_TIME:  # no time to try: keep it for the next start
+                    self._degrade()
                     self._to_backlog(batch)
                 elif not await self._try_insert(batch, timeout=left()):
                     self._degrade()
@@ -193,8 +196,8 @@ class StoreWriter:
             spooled = await self._spool_bytes()
             self._metrics.spool_bytes.set(spooled)
             if spooled:
-                log.warning("store unavailable at shutdown: %d bytes wait in the spool %s for the next start",
-                            spooled, self._spool.directory)
+                log.warning("store did not take every batch by the shutdown time: %d bytes wait in the spool %s "
+                            "for the next start", spooled, self._spool.directory)
         self._spool_io.shutdown(wait=True)
         return lost
 

@@ -1,0 +1,79 @@
+"""Shutdown spill and replay, deterministically: a pipeline told to stop with its spill time
+already past hands every queued, held and read-meanwhile line to the spill, unprocessed and in
+order; those lines, kept in a real spool, are processed by the next pipeline before anything
+else and end up in the real (session) store exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from collector.config import Config
+from collector.correlator import Correlator
+from collector.listeners import Intake, Received
+from collector.metrics import FleetTally, ServiceMetrics
+from collector.pipeline import Pipeline
+from collector.service import RECEIVED, spilled_records
+from collector.spool import Spool
+from collector.store import COLUMNS, StoreError
+from collector.writer import StoreWriter
+from tests.conftest import OnThread
+
+
+def _line(i: int) -> Received:
+    text = f"<30>Mar  3 08:15:02 spill-{i % 3} dhcpd: DHCPACK on 198.18.2.{i % 250 + 1} to 00:00:5e:00:53:01 via eth0 #{i}"
+    return Received(time.time(), text, "tcp", "127.0.0.1:5000")
+
+
+def _pipeline(store: OnThread, store_thread: Any, spool: Spool) -> tuple[Pipeline, StoreWriter, Intake]:
+    metrics = ServiceMetrics(CollectorRegistry(), "test")
+
+    def no_reopen() -> Any:
+        raise StoreError("not reopened in this test")
+
+    writer = StoreWriter(COLUMNS, store_thread, store.obj, no_reopen, spool, metrics,
+                         batch_rows=1000, flush_interval=0.2, memory_rows=10_000)
+    intake = Intake(asyncio.Queue(maxsize=10_000), metrics)
+    return Pipeline(intake, Correlator(Config()), FleetTally(strip_domain=False), metrics, writer), writer, intake
+
+
+def test_spill_everything_unprocessed_then_replay_it_first(store: OnThread, store_thread: Any, tmp_path: Path) -> None:
+    received = Spool(str(tmp_path / RECEIVED), max_bytes=100 * 2**20)
+
+    async def shutdown() -> tuple[int, list[Received]]:
+        pipeline, writer, intake = _pipeline(store, store_thread, Spool(str(tmp_path / "batches"), 2**30))
+        queued = [_line(i) for i in range(3000)]
+        for item in queued:
+            intake.queue.put_nowait(item)
+        spilled: list[Received] = []
+
+        async def spill(lines: list[Received]) -> None:
+            spilled.extend(lines)
+            for start in range(0, len(lines), 1000):
+                part = lines[start:start + 1000]
+                received.append(RECEIVED, uuid.uuid4().hex, [list(r) for r in part])
+
+        pipeline.stop(time.monotonic() - 1, spill, [_line(i) for i in range(3000, 3500)])
+        await pipeline.run()
+        await writer.close(time.monotonic() + 5)
+        return pipeline.processed, spilled
+
+    processed, spilled = asyncio.run(shutdown())
+    assert processed == 0
+    assert [r.text for r in spilled] == [_line(i).text for i in range(3500)]
+
+    async def restart() -> int:
+        pipeline, writer, _intake = _pipeline(store, store_thread, Spool(str(tmp_path / "batches"), 2**30))
+        count = await pipeline.replay_received(spilled_records(received))
+        await writer.close(time.monotonic() + 10)
+        return count
+
+    assert asyncio.run(restart()) == 3500
+    assert not received  # every record popped once processed
+    rows = store.timeline(["spill-0", "spill-1", "spill-2"], limit=10_000)
+    assert sorted(r["message"] for r in rows) == sorted(_line(i).text.split("dhcpd: ", 1)[1] for i in range(3500))
