@@ -25,6 +25,7 @@ from collector.cli import main
 from collector.config import Endpoint, parse_endpoint
 from collector.listeners import QUEUE_FULL, Intake, Received, start_tcp, start_udp
 from collector.metrics import ServiceMetrics
+from collector.spool import Spool
 from tests.conftest import need
 from tests.serving import ROOT, STOP_DEADLINE, Serve, free_port, logger, serving, start_serve, stop
 
@@ -474,3 +475,62 @@ def test_sigterm_right_after_a_burst_of_100k_loses_nothing(tmp_path_factory: pyt
     assert again.proc.returncode == 0, again.logs()
     assert ("spilled at shutdown" in again.logs()) == spilled
     assert _count_stored(first.store) == (count, count), (first.logs(), again.logs())
+
+
+def test_sigkill_mid_stream_then_a_clean_start_with_state_and_spool(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SIGKILL while lines stream in: the next start opens the embedded store as it was (no
+    repair needed), takes back the pair state it had stored (partner-down), writes the batches
+    a failing store had left in the spool, and serves."""
+    d = tmp_path_factory.mktemp("killed")
+    config = d / "pairwatch.toml"
+    config.write_text(f'[serve]\nspool_directory = "{d}/spool"\nbatch_rows = 50\nmemory_rows = 50\nbatch_interval = 0.2\n')
+    rel = f"k{uuid.uuid4().hex[:6]}"
+    down = f"<30>Mar  3 08:15:02 dhcp-k1 dhcpd: failover peer {rel}: I move from communications-interrupted to partner-down"
+
+    def stream(serve: Serve, n: int, tag: str) -> None:
+        lines = [f"<30>Mar  3 08:15:02 dhcp-k1 dhcpd: DHCPACK on 198.18.3.{i % 250 + 1} to 00:00:5e:00:53:01 via eth0 "
+                 f"{tag}{i}".encode() for i in range(n)]
+        with socket.create_connection(("127.0.0.1", serve.tcp), timeout=10) as conn:
+            conn.sendall(b"".join(b"%d %s" % (len(x), x) for x in lines))
+
+    # 1. the embedded store: partner-down stored, then killed while lines stream in
+    with serving(tmp_path_factory, ["--config", str(config)]) as first:
+        with socket.create_connection(("127.0.0.1", first.tcp), timeout=10) as conn:
+            conn.sendall(down.encode() + b"\n")
+        first.poll(lambda: first.json(f"/api/v1/incidents?all=1&pair={rel}")["incidents"],  # type: ignore[index]
+                   "the partner-down incident stored")
+        stream(first, 20_000, "a")
+        first.proc.kill()
+        first.proc.wait(10)
+    store = first.store
+
+    # 2. a server store that refuses: batches go to the spool; killed again
+    refusing = f"clickhouse://u:p@127.0.0.1:{free_port()}/pw"
+    with serving(tmp_path_factory, ["--config", str(config), "--store", refusing], ready="/healthz") as second:
+        stream(second, 2_000, "b")
+        second.poll(lambda: (second.value("pairwatch_spool_bytes") or 0) > 0, "batches in the spool")
+        second.proc.kill()
+        second.proc.wait(10)
+    copy = d / "spool-copy"
+    shutil.copytree(d / "spool", copy)
+    spooled, counted = Spool(str(copy), 2**30), 0
+    while (record := spooled.peek()) is not None:
+        counted += len(record.rows) if record.table == "messages" else 0
+        spooled.pop()
+    assert counted > 0
+
+    # 3. a clean start on the first store and the spool
+    third = start_serve(d, store=store, args=["--config", str(config)])
+    try:
+        assert third.proc.poll() is None, third.logs()
+        (pair,) = [p for p in third.json("/api/v1/pairs")["pairs"] if p["name"] == rel]  # type: ignore[index]
+        assert pair["servers"][0]["state"] == "partner-down" and pair["conditions"]["partner_down"] is True
+        third.poll(lambda: third.value("pairwatch_spool_bytes") == 0.0, "the spool written")
+        assert "caught up" in third.logs()
+        assert (third.value("pairwatch_store_rows_total", table="messages") or 0) == counted  # the spooled b lines
+        stream(third, 10, "c")
+        third.poll(lambda: (third.value("pairwatch_store_rows_total", table="messages") or 0) == counted + 10,
+                   "new lines served and stored")
+    finally:
+        stop(third.proc)
+    assert third.proc.returncode == 0, third.logs()
