@@ -9,7 +9,7 @@ DEB_PACKAGES := bsdutils rsyslog isc-dhcp-server isc-dhcp-client kea-dhcp4-serve
 # and what the benchmarks compare against
 BENCH_PACKAGES := rsyslog mtail
 
-.PHONY: install deps bench-deps apt run test lab bench clean
+.PHONY: install deps bench-deps apt run test lab bench fuzz clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,12 @@ bench: bench-deps install
 	$(BIN)/python bench/correlate.py
 	$(BIN)/python bench/ingest.py --runs 1
 	$(BIN)/python bench/latency.py
+
+# coverage-guided fuzzing of framing + parsers (atheris); FUZZ_SECONDS bounds it
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(BIN)/python -m pip install --quiet 'atheris>=2.3'
+	$(BIN)/python tests/fuzz/fuzz_framing.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
