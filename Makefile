@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces.
-DEB_PACKAGES := bsdutils rsyslog isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl prometheus systemd
+DEB_PACKAGES := bsdutils rsyslog rsyslog-gnutls isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl prometheus systemd
 # and what the benchmarks compare against
 BENCH_PACKAGES := rsyslog mtail
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from collector.metrics import ServiceMetrics
-from collector.spool import Spool, SpoolError, SpoolFull
+from collector.spool import Spool, SpoolError
 from collector.store import Store, StoreError, StoreThread
 
 __all__ = ["StoreWriter"]

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,47 +20,14 @@ from collector.config import TlsConfig, parse_cidrs
 from collector.listeners import LISTENER_ERRORS, TLS_HANDSHAKE, Gate, Intake, Received, start_tcp, start_udp, tls_context
 from collector.metrics import ServiceMetrics, UdpDropsCollector, read_proc_net_udp, udp_drops
 from tests.conftest import need
+from tests.pki import Pki, make_pki
 
 LINE = b"<30>Mar  3 08:15:02 dhcp1 dhcpd: failover peer f: I move from normal to communications-interrupted"
 
 
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    rogue_cert: Path  # a client certificate from another CA
-    rogue_key: Path
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _issue(name: str, ca: str, cwd: Path, *, server: bool) -> None:
-    ext = cwd / f"{name}.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n" if server
-                   else "extendedKeyUsage=clientAuth\n")
-    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-             "-subj", f"/CN={name}", cwd=cwd)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
-             "-out", f"{name}.pem", "-days", "2", "-extfile", ext.name, cwd=cwd)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    need(shutil.which("openssl") is not None, "needs the openssl command to make test certificates")
-    d = tmp_path_factory.mktemp("pki")
-    for ca in ("ca", "rogue-ca"):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
-                 "-days", "2", "-subj", f"/CN=pairwatch test {ca}", cwd=d)
-    _issue("server", "ca", d, server=True)
-    _issue("client", "ca", d, server=False)
-    _issue("rogue", "rogue-ca", d, server=False)
-    return Pki(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key",
-               d / "rogue.pem", d / "rogue.key")
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def _client_context(pki: Pki, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:

@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import need
+from tests.pki import make_pki
 from tests.serving import ROOT, Serve, free_port, logger, serving, start_serve, stop
 
 RSYSLOGD = shutil.which("rsyslogd") or next(
@@ -406,3 +407,52 @@ def test_snippet_forwards_dhcp_programs_and_keeps_lines_through_a_collector_rest
         stop(b.proc)
         stop(a.proc)
         stop(first.proc)
+
+
+# --- TLS (RFC 5425) with rsyslog's gtls stream driver -------------------------------------------
+
+
+def test_rsyslog_gtls_with_a_client_certificate_is_stored_and_one_without_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, short_dir: Path
+) -> None:
+    """pairwatch with a TLS listener that requires client certificates from its CA; a real
+    rsyslog (Debian package rsyslog-gnutls) with such a certificate forwards over TLS, one
+    without a certificate is refused at the handshake, and none of its lines are stored."""
+    _need_tools()
+    need(Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so").exists()
+         or bool(list(Path("/usr/lib").glob("*/rsyslog/lmnsd_gtls.so"))),
+         "needs rsyslog's gtls stream driver (Debian package rsyslog-gnutls)")
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    config = tmp_path_factory.mktemp("tlsconf") / "pairwatch.toml"
+    config.write_text(f'[serve]\ntls_cert = "{pki.server_cert}"\ntls_key = "{pki.server_key}"\n'
+                      f'tls_client_ca = "{pki.ca}"\n')
+    tls_port = free_port()
+    with serving(tmp_path_factory, ["--config", str(config), "--tls", f"127.0.0.1:{tls_port}"]) as serve:
+        def action(cert: bool) -> str:
+            own = f' StreamDriver.CertFile="{pki.client_cert}" StreamDriver.KeyFile="{pki.client_key}"' if cert else ""
+            return (f'type="omfwd" target="127.0.0.1" port="{tls_port}" protocol="tcp" TCP_Framing="octet-counted" '
+                    f'template="RSYSLOG_SyslogProtocol23Format" StreamDriver="gtls" StreamDriverMode="1" '
+                    f'StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="localhost" '
+                    f'StreamDriver.CAFile="{pki.ca}"{own}')
+
+        mark = uuid.uuid4().hex[:8]
+        host, rel = f"rs-tls-{mark}", f"fo-{mark}"
+        lines = dhcpd_lines(rel, mark)
+        (short_dir / "with").mkdir()
+        (short_dir / "without").mkdir()
+        with running_rsyslog(short_dir / "with", host, forward_rules("dhcpd", action(cert=True))) as rsyslog:
+            for line in lines:
+                rsyslog.send(line)
+            rows = await_stored(serve, host, len(lines), "lines over TLS", sender=rsyslog)
+        check_rows(rows, host, lines)
+        assert received(serve, "tls") == len(lines)
+
+        refused = serve.value("pairwatch_syslog_errors_total", reason="tls_handshake") or 0.0
+        stranger = f"rs-nocert-{mark}"
+        with running_rsyslog(short_dir / "without", stranger, forward_rules("dhcpd", action(cert=False))) as rsyslog:
+            for line in dhcpd_lines(f"x-{mark}", mark):
+                rsyslog.send(line)
+            serve.poll(lambda: (serve.value("pairwatch_syslog_errors_total", reason="tls_handshake") or 0) > refused,
+                       "the certificate-less rsyslog refused at the handshake")
+        assert stored(serve, stranger) == []
+        assert received(serve, "tls") == len(lines)
