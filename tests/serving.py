@@ -102,15 +102,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def start_serve(tmp: Path, store: Path | None = None, args: Sequence[str] = (), ready: str = "/readyz") -> Serve:
+def start_serve(tmp: Path, store: Path | None = None, args: Sequence[str] = (), ready: str = "/readyz",
+                prefix: Sequence[str] = ()) -> Serve:
     """Start `serve` on fresh loopback ports and wait until `ready` answers 200; `args` are
-    extra flags (a later `--store` wins). Returns also when the process exited early (the
-    caller looks at the exit)."""
+    extra flags (a later `--store` wins), `prefix` runs it through another command (e.g.
+    setpriv, as another user). Returns also when the process exited early (the caller looks
+    at the exit)."""
     udp, tcp, http = free_port(socket.SOCK_DGRAM), free_port(), free_port()
     store = store or tmp / "store"
     log = tmp / "serve.log"
     argv = [
-        sys.executable, "-m", "collector.cli", "serve",
+        *prefix, sys.executable, "-m", "collector.cli", "serve",
         "--udp", f"127.0.0.1:{udp}", "--tcp", f"127.0.0.1:{tcp}", "--http", f"127.0.0.1:{http}",
         "--store", f"embedded:{store}", *args,
     ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -534,3 +536,54 @@ def test_sigkill_mid_stream_then_a_clean_start_with_state_and_spool(tmp_path_fac
     finally:
         stop(third.proc)
     assert third.proc.returncode == 0, third.logs()
+
+
+def test_an_embedded_store_that_becomes_unwritable_spools_then_catches_up() -> None:
+    """The service runs as `nobody` (so file permissions bind it; root ignores them); its
+    embedded store directory is made read-only while it runs: inserts fail, batches go to the
+    spool, /readyz says 503; writable again, the spool is written and every line is stored."""
+    need(os.geteuid() == 0 and shutil.which("setpriv") is not None,
+         "needs root and setpriv to run the service as another user")
+    with tempfile.TemporaryDirectory(prefix="pw-nobody-") as name:  # pytest's tmp is root-only
+        _unwritable_store(Path(name))
+
+
+def _unwritable_store(base: Path) -> None:
+    (base / "store").mkdir()
+    config = base / "pairwatch.toml"
+    config.write_text(f'[serve]\nspool_directory = "{base}/spool"\nbatch_rows = 20\nmemory_rows = 20\n'
+                      'batch_interval = 0.2\n')
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(base)], check=True)
+    serve = start_serve(base, store=base / "store", args=["--config", str(config)],
+                        prefix=["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+    rel = f"w{uuid.uuid4().hex[:6]}"
+
+    def send(tag: str, n: int) -> None:
+        with socket.create_connection(("127.0.0.1", serve.tcp), timeout=10) as conn:
+            conn.sendall(b"".join(
+                f"<30>Mar  3 08:15:02 dhcp-w dhcpd: DHCPACK on 198.18.4.{i + 1} to 00:00:5e:00:53:01 via eth0 {tag}{i}\n"
+                .encode() for i in range(n)))
+
+    def stored() -> float:
+        return serve.value("pairwatch_store_rows_total", table="messages") or 0.0
+
+    try:
+        assert serve.proc.poll() is None, serve.logs()
+        send("a", 50)
+        serve.poll(lambda: stored() >= 50, "the first lines stored")
+        subprocess.run(["chmod", "-R", "a-w", str(base / "store")], check=True)
+        send("b", 200)
+        serve.poll(lambda: (serve.value("pairwatch_spool_bytes") or 0) > 0, "batches spooled while read-only")
+        assert serve.get("/readyz")[0] == 503
+        assert (serve.value("pairwatch_store_insert_failures_total") or 0) >= 1
+        subprocess.run(["chmod", "-R", "u+w", str(base / "store")], check=True)
+        serve.poll(lambda: serve.value("pairwatch_spool_bytes") == 0.0 and stored() >= 250,
+                   "the spool written once the store is writable again", deadline=60)
+        assert serve.get("/readyz")[0] == 200
+        send("c", 1)
+        serve.poll(lambda: stored() >= 251, "new lines stored again")
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(base / "store")], check=False)
+        stop(serve.proc)
+    assert serve.proc.returncode == 0, serve.logs()
+    assert "inserts succeed again" in serve.logs()
