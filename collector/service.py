@@ -64,6 +64,9 @@ DRAIN_QUIET: Final = 0.3
 WRITER_SHARE: Final = 0.35
 """Of the shutdown time, what is kept for the writer (flush, or spool what the store refuses);
 lines the pipeline has not processed by then are spilled raw to the spool's `received/`."""
+OPEN_TIMEOUT: Final = 10.0
+"""At start, how long the store may take to open before the service serves without it (the
+recovery keeps trying in the background)."""
 SPILL_GRACE: Final = 30.0
 """How long past the shutdown time spilling unprocessed lines may take (a disk write of at most
 the queue and what was read at shutdown) before the service gives up on them."""
@@ -99,7 +102,7 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        thread = StoreThread()
+        self.thread = thread = StoreThread()
         self.writer: StoreWriter | None = None
         try:
             try:
@@ -110,14 +113,15 @@ class Service:
                 print(f"pairwatch serve: {exc}", file=sys.stderr, flush=True)
                 return 1
             store: Store | None = None
-            try:
-                store = await thread.call(self._open_store)
-            except StoreError as exc:  # the message names the store (`open URL: ...`)
-                if self.target.kind == "embedded":  # a local directory: nothing will change by waiting
-                    print(f"pairwatch serve: store: {exc}", file=sys.stderr, flush=True)
+            try:  # a server that accepts but never answers must not keep the listeners closed
+                store = await asyncio.wait_for(asyncio.shield(thread.call(self._open_store)), OPEN_TIMEOUT)
+            except (TimeoutError, StoreError) as exc:  # a StoreError names the store (`open URL: ...`)
+                problem = exc if isinstance(exc, StoreError) else f"open {self.target}: no answer in {OPEN_TIMEOUT:.0f} s"
+                if self.target.kind == "embedded" and isinstance(exc, StoreError):  # local: waiting changes nothing
+                    print(f"pairwatch serve: store: {problem}", file=sys.stderr, flush=True)
                     return 1
                 log.error("store: %s; serving anyway: batches wait in memory and in the spool %s until it "
-                          "answers (/readyz says 503 meanwhile)", exc, spool.directory)
+                          "answers (/readyz says 503 meanwhile)", problem, spool.directory)
             return await self._serve(thread, store, spool, received)
         finally:
             store = self.writer.store if self.writer is not None else None
@@ -283,11 +287,17 @@ def spilled_records(spool: Spool) -> Iterator[list[list[Any]]]:
 
 
 def run(config: Config, store: StoreTarget, tls: ssl.SSLContext | None = None, api_token: str | None = None) -> int:
-    async def main() -> int:
-        return await Service(config, store, tls, api_token).run()
+    service = Service(config, store, tls, api_token)
 
     from collector.listeners import uvloop
 
-    if uvloop is None:
-        return asyncio.run(main())
-    return uvloop.run(main())  # type: ignore[no-any-return]  # pragma: no cover - not installed here
+    code = asyncio.run(service.run()) if uvloop is None else uvloop.run(service.run())
+    if service.thread.busy():
+        # A store call that never returns (a server that accepts and never answers) would hold
+        # the interpreter's exit until its timeout; everything worth keeping is on disk by now.
+        log.warning("the store did not answer its last call; exiting without waiting for it")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

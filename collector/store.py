@@ -792,24 +792,34 @@ class StoreThread:
 
     def __init__(self, name: str = "pairwatch-store") -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending = 0  # calls submitted and not finished (a store that does not answer holds them)
+        self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         try:
-            return self._executor.submit(fn, *args, **kwargs)
+            future = self._executor.submit(fn, *args, **kwargs)
         except RuntimeError as exc:  # shut down
             raise StoreError("store thread is closed") from exc
+        with self._lock:
+            self._pending += 1
+        future.add_done_callback(self._done)
+        return future
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            future = loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
-        except RuntimeError as exc:  # shut down (raised when submitting, never by fn)
-            raise StoreError("store thread is closed") from exc
-        return await future
+        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+    def busy(self) -> bool:
+        """A call is still running or waiting (after `close(wait=False)`: the thread is stuck)."""
+        with self._lock:
+            return self._pending > 0
 
     def close(self, wait: bool = True) -> None:
         """Finish the calls already submitted (when `wait`) and stop the thread."""
         self._executor.shutdown(wait=wait)
+
+    def _done(self, _future: Future[Any]) -> None:
+        with self._lock:
+            self._pending -= 1
 
     def __enter__(self) -> StoreThread:
         return self

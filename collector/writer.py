@@ -15,8 +15,9 @@ writer is healthy again. The order is that of the batches, except that a batch w
 insert was still in flight when another table's insert failed joins the backlog when its
 own insert fails (rows are ordered by their key in the store anyway).
 
-Backpressure: when the memory bound is reached and the spool is full (or unusable),
-`flush_due` waits for the recovery to make room; the pipeline then takes no more lines from
+Backpressure: when a table's pending rows pass `memory_rows` behind an insert still in
+flight (a slow store), or the memory bound is reached while degraded and the spool is full
+(or unusable), `flush_due` waits for the store or the recovery to make room; the pipeline then takes no more lines from
 the queue, so TCP senders are paused and UDP datagrams are dropped and counted. Memory
 never grows without bound.
 
@@ -149,6 +150,9 @@ class StoreWriter:
                     t.inflight = asyncio.create_task(self._insert_live(name, t, self._take(name, t)))
         while self.degraded and self._backlog_rows > self._memory_rows and not self._closing:
             await self._spill_or_wait()
+        for t in self._tables.values():  # a slow store: rows pile up behind an insert still in flight
+            while t.inflight is not None and len(t.rows) > self._memory_rows and not self._closing:
+                await asyncio.wait({t.inflight}, timeout=1.0)
 
     def release(self) -> None:
         """Shutdown begins: stop waiting for room (what cannot be kept is counted at `close`)."""

@@ -587,3 +587,43 @@ def _unwritable_store(base: Path) -> None:
         stop(serve.proc)
     assert serve.proc.returncode == 0, serve.logs()
     assert "inserts succeed again" in serve.logs()
+
+
+def test_a_store_that_never_answers_does_not_stop_receiving(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A ClickHouse URL whose server accepts connections and never answers (the slowest store
+    there is): the service still starts listening, receives, correlates and answers /metrics
+    at once; pending rows stay bounded (backpressure); SIGTERM puts what the store never took
+    in the spool, and a start on a store that works writes all of it."""
+    d = tmp_path_factory.mktemp("hung")
+    config = d / "pairwatch.toml"
+    config.write_text(f'[serve]\nspool_directory = "{d}/spool"\nbatch_rows = 100\nmemory_rows = 1000\n'
+                      'batch_interval = 0.2\nshutdown_timeout = "5s"\n')
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # the kernel accepts; nobody answers
+        hung.listen(64)
+        url = f"clickhouse://u:p@127.0.0.1:{hung.getsockname()[1]}/pw"
+        rel = f"h{uuid.uuid4().hex[:6]}"
+        lines = [f"<30>Mar  3 08:15:02 dhcp-h dhcpd: DHCPACK on 198.18.6.{i % 250 + 1} to 00:00:5e:00:53:01 via eth0 "
+                 f"h{i}" for i in range(3_000)] + [f"<30>Mar  3 08:16:00 dhcp-h dhcpd: {_interrupted(rel)}"]
+        started = time.monotonic()
+        with serving(tmp_path_factory, ["--config", str(config), "--store", url], ready="/healthz") as slow:
+            assert time.monotonic() - started < 40
+            assert slow.get("/readyz")[0] == 503
+            with socket.create_connection(("127.0.0.1", slow.tcp), timeout=10) as conn:
+                conn.sendall(b"".join(b"%d %s" % (len(x), x.encode()) for x in lines))
+            slow.poll(lambda: slow.value("pairwatch_syslog_messages_total", transport="tcp") == len(lines),
+                      "every line received while the store hangs", deadline=60)
+            slow.poll(lambda: slow.value("dhcp_failover_condition", condition="communications_interrupted",
+                                         pair=rel) == 1.0, "live correlation")
+            scrape = time.monotonic()
+            slow.samples()
+            assert time.monotonic() - scrape < 2
+            slow.proc.send_signal(signal.SIGTERM)
+            assert slow.proc.wait(STOP_DEADLINE + 35) == 0, slow.logs()
+    again = start_serve(d, args=["--config", str(config)])  # the harness's embedded store
+    try:
+        assert again.proc.poll() is None, again.logs()
+        again.poll(lambda: (again.value("pairwatch_store_rows_total", table="messages") or 0) >= len(lines),
+                   "every line written from the spool", deadline=60)
+    finally:
+        stop(again.proc)
+    assert again.proc.returncode == 0
