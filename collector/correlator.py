@@ -85,8 +85,12 @@ KEA_VIEW_LAG = 15.0
 """Kea reports the partner state it learned from the last heartbeat (every 10 s by default):
 a report made less than this after the partner moved may still name the old state."""
 COUNT_HOLD = 5.0
-"""Seconds a pool count of zero must stand: the first balancing pass after a start
-logs the pre-move split (e.g. `backup 0`) and the balanced one right after."""
+"""Seconds a pool with nothing left (free + backup == 0) must stand before it counts."""
+SHARE_HOLD = 150.0
+"""Seconds one server's share at zero (`free 0` on a primary's pool line, `backup 0` on a
+secondary's) must stand: after a fresh start the secondary logs `backup 0` until its next
+balancing run, a minute later, although the primary sent it half the pool at once (seen in
+the lab with dhcpd 4.4.3)."""
 
 # state -> the Limits attribute that bounds it (recover-wait is MCLT + grace, apart)
 _DHCPD_STUCK = {
@@ -154,11 +158,20 @@ class IncidentOpened:
 
 
 @dataclass(slots=True, frozen=True)
+class IncidentWidened:
+    """An open incident now also concerns another server (both peers went into the state)."""
+
+    incident: Incident
+
+
+@dataclass(slots=True, frozen=True)
 class IncidentClosed:
     incident: Incident
 
 
-Change = StateChanged | IncidentOpened | IncidentClosed
+Change = StateChanged | IncidentOpened | IncidentWidened | IncidentClosed
+INCIDENT_CHANGES = (IncidentOpened, IncidentWidened, IncidentClosed)
+"""The changes after which an incident's stored row and published copy must be renewed."""
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -200,7 +213,8 @@ class _Activity:
     last_no_free: float | None = None
     no_free_line: str = ""
     pools: dict[str, tuple[int, int, int, str]] = field(default_factory=dict)  # key -> free, backup, total, line
-    pools_empty_since: float | None = None
+    pools_empty_since: float | None = None  # a pool with nothing left for anyone
+    share_empty_since: float | None = None  # a pool with one side's share at zero
     ha_name: str | None = None
     pairs: list[_Pair] = field(default_factory=list)  # every pair the host is in
 
@@ -634,11 +648,15 @@ class Correlator:
 
     def _pool(self, host: str, activity: _Activity, p: FailoverPool, now: float, line: str, out: list[Change]) -> None:
         activity.pools[p.network or p.pool] = (p.free, p.backup, p.total, line)
-        empty = any(total > 0 and (free == 0 or backup == 0) for free, backup, total, _ in activity.pools.values())
-        if not empty:
+        pools = activity.pools.values()
+        if not any(total > 0 and free + backup == 0 for free, backup, total, _ in pools):
             activity.pools_empty_since = None
         elif activity.pools_empty_since is None:
             activity.pools_empty_since = now
+        if not any(total > 0 and 0 in (free, backup) for free, backup, total, _ in pools):
+            activity.share_empty_since = None
+        elif activity.share_empty_since is None:
+            activity.share_empty_since = now
         self._reevaluate(host, now, line, ("pool_exhausted",), out)
 
     def _after_line(
@@ -698,6 +716,7 @@ class Correlator:
             if incident is not None:
                 if truth.servers != incident.servers and not set(truth.servers) <= set(incident.servers):
                     incident.servers = tuple(sorted(set(incident.servers) | set(truth.servers)))
+                    out.append(IncidentWidened(incident))
                 continue
             if now - truth.since >= truth.hold:
                 pair.pending.pop(name, None)
@@ -937,8 +956,11 @@ def _pool_exhausted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
             hits.append((a.last_no_free, a.host, a.no_free_line, 0.0))
             upcoming = min(upcoming, a.last_no_free + window)
         if a.pools_empty_since is not None:
-            line = next(entry[3] for entry in a.pools.values() if entry[2] > 0 and (entry[0] == 0 or entry[1] == 0))
+            line = next(entry[3] for entry in a.pools.values() if entry[2] > 0 and entry[0] + entry[1] == 0)
             hits.append((a.pools_empty_since, a.host, line, COUNT_HOLD))
+        elif a.share_empty_since is not None:
+            line = next(entry[3] for entry in a.pools.values() if entry[2] > 0 and 0 in (entry[0], entry[1]))
+            hits.append((a.share_empty_since, a.host, line, SHARE_HOLD))
     if not hits:
         return None, upcoming
     hold = min(h[3] for h in hits)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from collector.config import DEFAULT_BATCH_ROWS, host_key
-from collector.correlator import Correlator, Incident, IncidentClosed, IncidentOpened, StateChanged
+from collector.correlator import INCIDENT_CHANGES, Correlator, Incident, StateChanged
 from collector.replay import Observed, run
 from collector.store import (
     COLUMNS,
@@ -190,7 +190,7 @@ def ingest(
                     row = state_row(change)
                     writer.add(STATES, row, repr(row))
                     result.states += 1
-            elif isinstance(change, IncidentOpened | IncidentClosed):
+            elif isinstance(change, INCIDENT_CHANGES):
                 incidents[id(change.incident)] = change.incident
     for incident in incidents.values():
         if incident.start < states_cutoff:

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from collector.correlator import Correlator, IncidentClosed, IncidentOpened, PairView, StateChanged
+from collector.correlator import INCIDENT_CHANGES, Correlator, PairView, StateChanged
 from collector.listeners import Intake, Received
 from collector.metrics import FleetTally, ServiceMetrics, program_label
 from collector.config import host_key
@@ -269,7 +269,7 @@ class Pipeline:
         for change in changes:
             if isinstance(change, StateChanged):
                 self._writer.add(STATES, state_row(change))
-            elif isinstance(change, IncidentOpened | IncidentClosed):
+            elif isinstance(change, INCIDENT_CHANGES):
                 self._writer.add(INCIDENTS, incident_row(change.incident, now))
                 incidents_changed = True
         if incidents_changed:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from collector.correlator import Change, Correlator, Incident, IncidentClosed, IncidentOpened, StateChanged
+from collector.correlator import INCIDENT_CHANGES, Change, Correlator, Incident, StateChanged
 from parsers import Event, LineParser, ParseOptions
 
 
@@ -77,7 +77,7 @@ def replay(sources: Iterable[tuple[Iterable[str], ParseOptions]], correlator: Co
     for change in run(observed, correlator):
         if isinstance(change, StateChanged):
             states.append(change)
-        elif isinstance(change, (IncidentOpened, IncidentClosed)):
+        elif isinstance(change, INCIDENT_CHANGES):
             incidents[id(change.incident)] = change.incident
     ordered = sorted(incidents.values(), key=lambda i: (i.start, i.pair, i.condition))
     end = observed[-1].ts if observed else None

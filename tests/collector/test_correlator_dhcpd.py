@@ -347,3 +347,40 @@ def test_restore_after_a_restart_keeps_partner_down_and_times_the_old_states():
     event = parse_line(line("10:00:05", A, f"failover peer {REL}: I move from partner-down to normal"), OPTIONS)
     closed = [c.incident for c in correlator.feed(event, at("10:00:05"), "x") if isinstance(c, IncidentClosed)]
     assert [(i.condition, i.start, i.end) for i in closed] == [("partner_down", at("08:00:00"), at("10:00:05"))]
+
+
+def test_an_open_incident_reports_the_second_server_that_joins_it():
+    """Seen in the lab: a partition makes both servers log communications-interrupted 20 ms
+    apart. The incident opens for the first and must then say both (a change, so the API and
+    the store show it)."""
+    from collector.config import parse_config
+    from collector.correlator import Correlator, IncidentOpened, IncidentWidened
+    from parsers import parse_line
+    from tests.collector.scenario import OPTIONS
+
+    correlator = Correlator(parse_config({}))
+    for host in (A, B):
+        correlator.feed(parse_line(line("08:00:00", host, f"failover peer {REL}: I move from startup to normal"),
+                                   OPTIONS), at("08:00:00"), "x")
+    kinds = []
+    for offset, host in ((1.0, B), (1.02, A)):
+        text = line("08:00:01", host, f"failover peer {REL}: I move from normal to communications-interrupted")
+        changes = correlator.feed(parse_line(text, OPTIONS), at("08:00:00") + offset, text)
+        kinds += [(type(c).__name__, c.incident.servers) for c in changes if isinstance(c, IncidentOpened | IncidentWidened)]
+    assert kinds == [("IncidentOpened", (B,)), ("IncidentWidened", (A, B))]
+    (open_,) = [i for i in correlator.open_incidents() if i.condition == "communications_interrupted"]
+    assert open_.servers == (A, B)
+
+
+def test_a_fresh_secondarys_backup_0_until_its_next_balancing_run_is_not_exhaustion():
+    """Lab, dhcpd 4.4.3, both lease files empty: at recover-done -> normal the secondary logs
+    `backup 0` and only its next balancing run, a minute later, shows the half the primary
+    sent it at once. One side's share at zero counts after SHARE_HOLD; nothing left at all
+    (free 0 backup 0) after COUNT_HOLD."""
+    lines = normal_pair() + chatter("08:01:00", "09:00:00") + [
+        line("08:02:00", B, "balanced pool 55f5468c1fa0 198.18.0.0/24  total 180  free 180  backup 0  lts -90  max-misbal 27"),
+        line("08:03:00", B, "balanced pool 55f5468c1fa0 198.18.0.0/24  total 180  free 90  backup 90  lts 0  max-misbal 27"),
+        line("08:30:00", A, "balanced pool 5612a0c3e0a0 192.0.2.0/24  total 240  free 0  backup 0  lts 0  max-misbal 36"),
+        line("08:40:00", A, "balanced pool 5612a0c3e0a0 192.0.2.0/24  total 240  free 20  backup 20  lts 0  max-misbal 36"),
+    ]
+    assert incidents(run(lines)) == [("pool_exhausted", (A,), at("08:30:00"), at("08:40:00"))]
