@@ -306,3 +306,62 @@ def test_serve_api_needs_the_bearer_token_when_one_is_set(tmp_path_factory: pyte
         from collector.client import get_json  # the CLI's client sends the same environment's token
 
         assert "pairs" in get_json(secured.url(""), "/api/v1/pairs")
+
+
+def test_thousands_of_idle_connections_and_a_slowloris_leave_room_for_the_real_sender() -> None:
+    """2,000 idle connections from one address and one sending a byte a second: the per-sender
+    limit refuses most of them (counted), the slow one holds one slot, and another sender's
+    lines still arrive at once."""
+    async def scenario() -> tuple[float, int, list[str]]:
+        h = _Harness(max_connections=1000, max_per_sender=32)
+        server = await start_tcp(h.intake, "0.0.0.0", 0)
+        port = server.sockets[0].getsockname()[1]
+        idle = []
+        for _ in range(2000):
+            try:
+                idle.append(await asyncio.open_connection("127.0.0.1", port))
+            except OSError:
+                break
+        slow_r, slow_w = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.4", 0))
+        for byte in b"<30>Mar":  # slowloris: a byte at a time, never a whole frame
+            slow_w.write(bytes([byte]))
+            await slow_w.drain()
+            await asyncio.sleep(0.05)
+        _r, real = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.5", 0))
+        real.write(b"<30>Mar  3 08:15:02 h dhcpd: the real sender\n")
+        await real.drain()
+        got = await asyncio.wait_for(h.queue.get(), 5)
+        for _reader, writer in [*idle, (slow_r, slow_w), (_r, real)]:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        return h.errors(CONNECTION_LIMIT), len(idle), [got.text]
+
+    refused, opened, got = asyncio.run(scenario())
+    assert opened >= 500, "the test needs file descriptors for hundreds of connections"
+    assert refused >= opened - 32
+    assert got == ["<30>Mar  3 08:15:02 h dhcpd: the real sender"]
+
+
+def test_no_shell_no_eval_and_no_sql_built_from_text_in_the_service() -> None:
+    """The code itself: no subprocess, os.system, eval or exec anywhere in collector/ and
+    parsers/, and every store query passes values as parameters (no f-string or % formatting
+    of a query with anything but the database name and fixed fragments)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for path in [*root.glob("collector/*.py"), *root.glob("parsers/*.py")]:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                assert not {"subprocess", "pty", "shlex"} & set(names), f"{path}: imports {names}"
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+                assert name not in ("eval", "exec", "system", "popen", "spawnl", "execv"), f"{path}:{node.lineno} {name}"
+                if name in ("query", "command") and node.args:
+                    query = node.args[0]
+                    # allowed: a constant, a name/attribute (schema constants), or `self._render(...)`/`.format(db=...)`
+                    assert not isinstance(query, ast.JoinedStr | ast.BinOp), f"{path}:{node.lineno}: query built inline"
