@@ -208,6 +208,9 @@ class Intake:
         paused connections read again, so everything the senders already wrote is read at
         framing speed (the pipeline takes the list after the queue, or it is spilled)."""
         self.diverted = []
+        now = time.monotonic()
+        for protocol in self._connections:  # each gets its quiet window from now on: a connection
+            protocol.last_data = now  # paused by a full queue has been silent, not done
         paused, self._paused = self._paused, set()
         for protocol in paused:
             protocol.resume()
