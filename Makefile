@@ -41,8 +41,8 @@ run: install
 test: deps install
 	$(BIN)/python -m pytest -m 'not lab'
 
-lab:
-	@echo "make lab: the dhcpd/Kea pair lab is not implemented yet" >&2; exit 2
+lab: deps install
+	$(BIN)/python -m pytest -m lab tests/lab
 
 bench: bench-deps install
 	$(BIN)/python bench/floor.py

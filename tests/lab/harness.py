@@ -1,0 +1,742 @@
+"""The lab: real network namespaces, real rsyslog, dhcpd, Kea, dhclient and `pairwatch serve`.
+
+Layout (every name carries a per-run prefix, so crashed or parallel runs never collide):
+
+* namespace LAN holds bridge `br0` with 198.18.0.254/24; `pairwatch serve` runs there and
+  listens for syslog on 198.18.0.254 and for HTTP on 127.0.0.1 (of LAN).
+* one namespace per host (`dhcp1`, `kea2`, `cl` for the clients), joined to the bridge by a
+  veth pair: `e0` inside the host, `v-NAME` on the bridge.
+* each DHCP server host also gets an *anchor*: a `sleep` process started with
+  `unshare -m -u` inside the host's namespace. Its mount namespace carries the bind mount of
+  the host's own rsyslog socket on `/dev/log` (dhcpd and Kea log through syslog(3), which
+  only knows `/dev/log`); its UTS namespace carries the host name rsyslog puts in every
+  header. rsyslog and the DHCP server are started with `nsenter` into the anchor, so either
+  can be killed and restarted on its own, by pid.
+
+Everything started is recorded in `Lab` and stopped by pid in `Lab.close` (reverse order),
+then the namespaces are deleted; `close` runs from fixtures' `finally`, so a failed test
+leaves nothing behind. Nothing here uses an address outside 198.18.0.0/24, and no such
+address exists outside the namespaces created here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBNET = "198.18.0"
+COLLECTOR = f"{SUBNET}.254"
+SYSLOG_PORT = 5514
+HTTP_PORT = 9874
+STOP_DEADLINE = 10.0
+DEV_LOG = Path("/dev/log")
+CLONE_NEWNET = 0x40000000
+
+T = TypeVar("T")
+
+
+class LabError(AssertionError):
+    """A lab step failed or a wait timed out (an AssertionError, so pytest shows it as a failure)."""
+
+
+def run(*argv: str, timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a short command; its output is kept for the error message when it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and done.returncode != 0:
+        raise LabError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip() or done.stdout.strip()}")
+    return done
+
+
+def wait_for(condition: Callable[[], T], what: str, deadline: float, explain: Callable[[], str] = str) -> T:
+    """Poll `condition` every 0.1 s until it is truthy and return it; fail after `deadline` s."""
+    end = time.monotonic() + deadline
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise LabError(f"timed out after {deadline:.0f} s waiting for {what}\n{explain()}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Proc:
+    """A process the lab started; its output goes to `log`."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, deadline: float = STOP_DEADLINE) -> int | None:
+        """Send `sig` and wait for the exit (SIGKILL after `deadline`); returns the exit status."""
+        if self.popen.poll() is None:
+            try:
+                self.popen.send_signal(sig)
+                self.popen.wait(deadline)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class Host:
+    """A namespace on the bridge; DHCP servers also get an anchor (private /dev/log, own name)."""
+
+    lab: Lab
+    name: str
+    ns: str
+    address: str | None
+    port: str  # the veth end on the bridge, in LAN
+    dir: Path
+    anchor: Proc | None = None
+
+    def enter(self, *argv: str) -> list[str]:
+        """argv run inside this host: its namespace, and the anchor's mounts and name if any."""
+        if self.anchor is None:
+            return ["ip", "netns", "exec", self.ns, *argv]
+        return ["nsenter", "-t", str(self.anchor.pid), "-m", "-u", "-n", "--", *argv]
+
+    def run(self, *argv: str, timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(*self.enter(*argv), timeout=timeout, check=check)
+
+    def start(self, name: str, *argv: str, env: dict[str, str] | None = None) -> Proc:
+        return self.lab.start(f"{self.name}-{name}", self.enter(*argv), env=env)
+
+
+class NetnsClient:
+    """HTTP to 127.0.0.1 inside a namespace: one thread entered into it (setns(2) moves only the
+    calling thread; a socket keeps the namespace it was created in)."""
+
+    def __init__(self, ns: str) -> None:
+        self._ns = ns
+        self._pool = ThreadPoolExecutor(max_workers=1, initializer=self._enter)
+
+    def _enter(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/run/netns/{self._ns}", os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns {self._ns}: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+
+    def get(self, url: str, timeout: float = 10.0) -> tuple[int, bytes]:
+        return self._pool.submit(_http_get, url, timeout).result(timeout + 5)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
+class Lab:
+    """Namespaces, bridge and every process of one test; `close()` undoes all of it."""
+
+    def __init__(self, root: Path) -> None:
+        self.id = uuid.uuid4().hex[:6]
+        self.root = root
+        self.procs: list[Proc] = []
+        self.namespaces: list[str] = []
+        self.closers: list[Callable[[], None]] = []
+        try:
+            self.lan = self._netns("lan")
+            for argv in (
+                ("ip", "-n", self.lan, "link", "add", "br0", "type", "bridge"),
+                ("ip", "-n", self.lan, "addr", "add", f"{COLLECTOR}/24", "dev", "br0"),
+                ("ip", "-n", self.lan, "link", "set", "br0", "up"),
+            ):
+                run(*argv)
+        except BaseException:
+            self.close()
+            raise
+
+    def _netns(self, short: str) -> str:
+        name = f"pwlab-{self.id}-{short}"
+        run("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        run("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def add_host(self, name: str, address: str | None, anchored: bool) -> Host:
+        """A namespace `name` on the bridge, `e0` addressed `address`/24 (None: no address)."""
+        ns = self._netns(name)
+        port = f"v-{name}"
+        for argv in (  # made inside LAN: nothing is ever created in the root namespace
+            ("ip", "-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", "e0", "netns", ns),
+            ("ip", "-n", self.lan, "link", "set", port, "master", "br0", "up"),
+            ("ip", "-n", ns, "link", "set", "e0", "up"),
+        ):
+            run(*argv)
+        if address is not None:
+            run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "e0")
+        directory = self.root / name
+        directory.mkdir()
+        host = Host(self, name, ns, address, port, directory)
+        if anchored:
+            if not DEV_LOG.exists():
+                raise LabError(f"{DEV_LOG} must exist as the mount point of each server's own log socket")
+            host.anchor = self.start(f"{name}-anchor", ["ip", "netns", "exec", ns, "unshare", "-m", "-u",
+                                                        "--propagation", "private", "sleep", "infinity"])
+            wait_for(lambda: _ns_of(host.anchor, "uts") != _ns_of_self("uts"), f"{name}'s anchor namespaces", 10)
+            host.run("hostname", name)
+        return host
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Proc:
+        log = self.root / f"{name}.out"
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=None if env is None else {**os.environ, **env}, cwd=cwd)
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def isolate(self, host: Host, on: bool) -> None:
+        """Bridge port isolation: isolated ports reach every other port but not each other."""
+        run("ip", "netns", "exec", self.lan, "bridge", "link", "set", "dev", host.port, "isolated",
+            "on" if on else "off")
+
+    def close(self) -> None:
+        """Stop every process (last started first), run closers, delete the namespaces."""
+        errors = []
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except Exception as exc:  # teardown goes on; the first error is reported at the end
+                errors.append(exc)
+        for proc in reversed(self.procs):
+            proc.stop()
+        for ns in reversed(self.namespaces):
+            done = run("ip", "netns", "del", ns, check=False)
+            if done.returncode != 0:
+                errors.append(LabError(f"ip netns del {ns}: {done.stderr.strip()}"))
+        if errors:
+            raise errors[0]
+
+
+def _ns_of(proc: Proc | None, kind: str) -> str:
+    try:
+        return os.readlink(f"/proc/{proc.pid}/ns/{kind}") if proc else ""
+    except OSError:
+        return ""
+
+
+def _ns_of_self(kind: str) -> str:
+    return os.readlink(f"/proc/self/ns/{kind}")
+
+
+# --- rsyslog -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Forwarding:
+    """How an rsyslog peer forwards: `protocol` tcp or udp, TCP framing, template."""
+
+    protocol: str = "tcp"
+    framing: str = "octet-counted"
+    template: str = "RSYSLOG_SyslogProtocol23Format"
+
+    def action(self) -> str:
+        framing = f' TCP_Framing="{self.framing}"' if self.protocol == "tcp" else ""
+        return (f'action(type="omfwd" target="{COLLECTOR}" port="{SYSLOG_PORT}" protocol="{self.protocol}"{framing}'
+                f' template="{self.template}" queue.type="LinkedList" action.resumeRetryCount="-1"'
+                f' action.resumeInterval="1")')
+
+
+class Rsyslog:
+    """A host's own rsyslogd: imuxsock on DIR/log.sock (bound on the host's /dev/log), a local
+    JSON-lines copy of every message (the ground truth) and the forward to pairwatch."""
+
+    def __init__(self, host: Host, forwarding: Forwarding) -> None:
+        self.host = host
+        self.forwarding = forwarding
+        self.dir = host.dir / "rsyslog"
+        self.dir.mkdir()
+        self.socket = self.dir / "log.sock"
+        self.truth = self.dir / "truth.jsonl"
+        self.conf = self.dir / "rsyslog.conf"
+        self.conf.write_text(self._config())
+        self.proc: Proc | None = None
+
+    def _config(self) -> str:
+        return f"""
+global(workDirectory="{self.dir}" maxMessageSize="64k")
+module(load="imuxsock" SysSock.Name="{self.socket}" SysSock.RateLimit.Interval="0" SysSock.Unlink="on")
+template(name="truth" type="list" option.jsonf="on") {{
+  property(outname="ts" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="host" name="hostname" format="jsonf")
+  property(outname="program" name="programname" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+}}
+*.* action(type="omfile" file="{self.truth}" template="truth")
+*.* {self.forwarding.action()}
+"""
+
+    def start(self) -> None:
+        """Start rsyslogd and (re)bind its socket on the host's /dev/log."""
+        if self.socket.exists():
+            self.socket.unlink()
+        # TZ=UTC: RFC 3164 stamps carry no zone, and pairwatch reads them as UTC by default
+        self.proc = self.host.start("rsyslogd", "rsyslogd", "-n", "-f", str(self.conf), "-i", str(self.dir / "pid"),
+                                    env={"TZ": "UTC"})
+        proc = self.proc
+        wait_for(lambda: self.socket.exists() or not proc.alive(), "rsyslogd's socket", 15)
+        if not proc.alive():
+            raise LabError(f"rsyslogd on {self.host.name} exited:\n{proc.output()}")
+        self.host.run("sh", "-c", "umount /dev/log 2>/dev/null; mount --bind \"$0\" /dev/log", str(self.socket))
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.stop(signal.SIGKILL)
+
+    def lines(self) -> list[dict[str, str]]:
+        """Every message this rsyslog wrote locally, in order (a torn last line is left out)."""
+        if not self.truth.exists():
+            return []
+        out = []
+        for raw in self.truth.read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+
+# --- pairwatch ---------------------------------------------------------------------------
+
+
+class Pairwatch:
+    """`pairwatch serve` inside LAN, listening on the bridge address; its API through `NetnsClient`."""
+
+    def __init__(self, lab: Lab, config: str) -> None:
+        self.dir = lab.root / "pairwatch"
+        self.dir.mkdir()
+        self.config = self.dir / "pairwatch.toml"
+        self.config.write_text(config)
+        argv = [
+            "ip", "netns", "exec", lab.lan, sys.executable, "-m", "collector.cli", "serve",
+            "--udp", f"{COLLECTOR}:{SYSLOG_PORT}", "--tcp", f"{COLLECTOR}:{SYSLOG_PORT}",
+            "--http", f"127.0.0.1:{HTTP_PORT}", "--store", f"embedded:{self.dir / 'store'}",
+            "--config", str(self.config),
+        ]
+        self.client = NetnsClient(lab.lan)
+        lab.closers.append(self.client.close)
+        self.proc = lab.start("pairwatch", argv, cwd=ROOT)
+        wait_for(self._ready, "pairwatch /readyz", 90, self.output)
+
+    def _ready(self) -> bool:
+        if not self.proc.alive():
+            raise LabError(f"pairwatch serve exited {self.proc.popen.returncode}:\n{self.output()}")
+        try:
+            return self.get("/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def output(self) -> str:
+        """For failure messages: the pairs as the API sees them, and the service's log."""
+        try:
+            pairs = json.dumps(self.json("/api/v1/pairs"), indent=1)
+        except (OSError, LabError, ValueError) as exc:
+            pairs = f"(no answer: {exc})"
+        return f"--- /api/v1/pairs ---\n{pairs}\n--- pairwatch serve log ---\n{self.proc.output()[-20000:]}"
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return self.client.get(f"http://127.0.0.1:{HTTP_PORT}{path}")
+
+    def json(self, path: str) -> Any:
+        status, body = self.get(path)
+        if status != 200:
+            raise LabError(f"GET {path}: {status} {body[:500]!r}")
+        return json.loads(body)
+
+    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, body = self.get("/metrics")
+        if status != 200:
+            raise LabError(f"GET /metrics: {status}")
+        out = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for s in family.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples().get((name, tuple(sorted(labels.items()))))
+
+    def incidents(self, every: bool = False) -> list[dict[str, Any]]:
+        return list(self.json("/api/v1/incidents" + ("?all=1" if every else ""))["incidents"])
+
+    def pair(self, name: str) -> dict[str, Any] | None:
+        return next((p for p in self.json("/api/v1/pairs")["pairs"] if p["name"] == name), None)
+
+    def timeline(self, host: str) -> list[dict[str, Any]]:
+        """Every stored message of `host`, oldest first (following the `next` cursor)."""
+        out: list[dict[str, Any]] = []
+        after = ""
+        while True:
+            page = self.json(f"/api/v1/timeline?host={host}&limit=5000{after}")
+            out.extend(page["messages"])
+            if "next" not in page:
+                return out
+            after = f"&after={urllib.request.quote(page['next'])}"
+
+    def wait(self, condition: Callable[[], T], what: str, deadline: float = 30.0) -> T:
+        return wait_for(condition, what, deadline, self.output)
+
+    def wait_closed(self, conditions: Iterable[str], deadline: float = 30.0) -> list[dict[str, Any]]:
+        """Every incident of these conditions closed, in the correlator and in the store (which
+        is written within about a second); returns every stored incident."""
+        names = set(conditions)
+
+        def closed() -> list[dict[str, Any]] | None:
+            if any(i["condition"] in names for i in self.incidents()):
+                return None
+            rows = self.incidents(every=True)
+            return rows if all(i["end"] for i in rows if i["condition"] in names) else None
+
+        return self.wait(closed, f"every {sorted(names)} incident closed", deadline)
+
+    def wait_incident(self, condition: str, pair: str, deadline: float = 30.0,
+                      servers: Iterable[str] | None = None) -> dict[str, Any]:
+        """The first open incident of `condition` on `pair` (involving `servers`, if given)."""
+        wanted = set(servers or ())
+
+        def found() -> dict[str, Any] | None:
+            return next((i for i in self.incidents() if i["condition"] == condition and i["pair"] == pair
+                         and wanted <= set(i["servers"])), None)
+
+        return self.wait(found, f"open incident {condition} on {pair} {sorted(wanted)}", deadline)
+
+
+KEA_PREFIX = re.compile(r"[A-Z]+ +\[[^\]]*\] ")
+"""Kea's own `SEVERITY [logger.thread] ` layout, which pairwatch stores as a header (the
+timeline `message` of a Kea line starts at the message id)."""
+
+
+def _as_stored(program: str, msg: str) -> str:
+    text = msg.lstrip(" ")
+    prefix = KEA_PREFIX.match(text) if program.startswith("kea") else None
+    return text[prefix.end():] if prefix else text
+
+
+def ground_truth_problems(pairwatch: Pairwatch, syslogs: Sequence[Rsyslog]) -> str:
+    """'' when pairwatch stored exactly the lines each rsyslog wrote locally (same multiset of
+    (program, message) per host); else what is missing and what is extra."""
+    problems = []
+    for rs in syslogs:
+        truth = [(line["program"], _as_stored(line["program"], line["msg"])) for line in rs.lines()]
+        stored = [(row["program"] or "", row["message"]) for row in pairwatch.timeline(rs.host.name)]
+        missing, extra = _multiset_diff(truth, stored), _multiset_diff(stored, truth)
+        if missing or extra:
+            problems.append(f"{rs.host.name}: {len(truth)} local lines, {len(stored)} stored; "
+                            f"missing {missing[:5]} extra {extra[:5]}")
+    return "\n".join(problems)
+
+
+def _multiset_diff(a: list[tuple[str, str]], b: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    rest: dict[tuple[str, str], int] = {}
+    for item in b:
+        rest[item] = rest.get(item, 0) + 1
+    out = []
+    for item in a:
+        if rest.get(item, 0) > 0:
+            rest[item] -= 1
+        else:
+            out.append(item)
+    return out
+
+
+def line_time(rs: Rsyslog, text: str) -> float:
+    """The local timestamp (epoch) of the first line of `rs` containing `text`."""
+    from datetime import datetime
+
+    for line in rs.lines():
+        if text in line["msg"]:
+            return datetime.fromisoformat(line["ts"]).timestamp()
+    raise LabError(f"{rs.host.name} logged no line containing {text!r}")
+
+
+def iso_epoch(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# --- ISC dhcpd ----------------------------------------------------------------------------
+
+RELATIONSHIP = "pw-lab"
+POOL = (f"{SUBNET}.20", f"{SUBNET}.199")
+
+
+@dataclass(frozen=True)
+class FailoverTimers:
+    """dhcpd failover timers: short, so the lab's waits stay short."""
+
+    mclt: int = 30
+    max_response_delay: int = 6
+
+
+class Dhcpd:
+    """One ISC dhcpd failover peer (foreground, `-f`), logging to its host's rsyslog."""
+
+    def __init__(self, host: Host, primary: bool, peer: str, timers: FailoverTimers) -> None:
+        self.host = host
+        self.primary = primary
+        self.conf = host.dir / "dhcpd.conf"
+        self.leases = host.dir / "dhcpd.leases"
+        self.pidfile = host.dir / "dhcpd.pid"
+        role = f"primary; mclt {timers.mclt}; split 128;" if primary else "secondary;"
+        self.conf.write_text(f"""
+authoritative;
+ddns-update-style none;
+log-facility local7;
+default-lease-time 600;
+max-lease-time 600;
+omapi-port 7911;
+failover peer "{RELATIONSHIP}" {{
+  {role}
+  address {host.address}; port 647;
+  peer address {peer}; peer port 647;
+  max-response-delay {timers.max_response_delay}; max-unacked-updates 10; load balance max seconds 3;
+}}
+subnet {SUBNET}.0 netmask 255.255.255.0 {{
+  pool {{ failover peer "{RELATIONSHIP}"; range {POOL[0]} {POOL[1]}; }}
+}}
+""")
+        self.proc: Proc | None = None
+
+    def start(self, empty_leases: bool = False) -> None:
+        """Start dhcpd; `empty_leases` (or no lease file yet) starts it with an empty one."""
+        if empty_leases or not self.leases.exists():
+            self.leases.write_text("")
+            for stale in self.host.dir.glob("dhcpd.leases~"):
+                stale.unlink()
+        self.proc = self.host.start("dhcpd", "dhcpd", "-4", "-f", "-cf", str(self.conf), "-lf", str(self.leases),
+                                    "-pf", str(self.pidfile), "e0")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop dhcpd and wait until the pid is gone (a restart before that refuses to run)."""
+        assert self.proc is not None
+        self.proc.stop(sig)
+
+    def omshell_local_state(self, state: int) -> None:
+        """Set this server's own failover state through OMAPI (4 partner-down, 1 startup)."""
+        script = (f"server 127.0.0.1\nport 7911\nconnect\nnew failover-state\nset name = \"{RELATIONSHIP}\"\n"
+                  f"open\nset local-state = {state}\nupdate\n")
+        done = subprocess.run(self.host.enter("omshell"), input=script, capture_output=True, text=True, timeout=20)
+        if done.returncode != 0 or "can't" in done.stdout.lower() or "error" in done.stdout.lower():
+            raise LabError(f"omshell on {self.host.name}: rc {done.returncode}\n{done.stdout}\n{done.stderr}")
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+class Clients:
+    """dhclient processes, one per macvlan of the client namespace (each its own MAC)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.count = 0
+        self.conf = host.dir / "dhclient.conf"
+        self.conf.write_text("timeout 60;\nretry 5;\n")
+        host.run("ip", "link", "set", "e0", "up")
+
+    def ask(self, n: int) -> list[Path]:
+        """Start `n` new clients asking for a lease; returns their lease files."""
+        files = []
+        for _ in range(n):
+            name = f"c{self.count}"
+            self.count += 1
+            self.host.run("ip", "link", "add", name, "link", "e0", "type", "macvlan", "mode", "bridge")
+            self.host.run("ip", "link", "set", name, "up")
+            lease = self.host.dir / f"{name}.leases"
+            self.host.start(f"dhclient-{name}", "dhclient", "-4", "-d", "-1", "-sf", "/bin/true", "-cf",
+                            str(self.conf), "-lf", str(lease), "-pf", str(self.host.dir / f"{name}.pid"), name)
+            files.append(lease)
+        return files
+
+
+def leased(files: Iterable[Path]) -> list[str]:
+    """The address each lease file holds ('' while it holds none yet)."""
+    out = []
+    for f in files:
+        text = f.read_text() if f.exists() else ""
+        address = ""
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("fixed-address "):
+                address = line.split()[1].rstrip(";")
+        out.append(address)
+    return out
+
+
+class DhcpdPair:
+    """A dhcpd failover pair on two anchored hosts with their rsyslogs running: the first host
+    primary, the second secondary; `start()` starts both servers."""
+
+    def __init__(self, syslogs: tuple[Rsyslog, Rsyslog], timers: FailoverTimers) -> None:
+        h1, h2 = (rs.host for rs in syslogs)
+        assert h1.address is not None and h2.address is not None
+        self.syslogs = syslogs
+        self.primary = Dhcpd(h1, True, h2.address, timers)
+        self.secondary = Dhcpd(h2, False, h1.address, timers)
+
+    def start(self) -> None:
+        self.primary.start()
+        self.secondary.start()
+
+
+@dataclass(frozen=True)
+class PairDecl:
+    """A `[[pair]]` of the pairwatch configuration."""
+
+    name: str
+    hosts: tuple[str, str]
+    implementation: str
+    relationship: str | None = None
+    mclt: float | None = None
+
+
+def pairwatch_config(pairs: Sequence[PairDecl], limits: dict[str, float]) -> str:
+    """The TOML text for `pairwatch serve --config` (durations in seconds)."""
+    out = ["[limits]", *(f"{k} = {v}" for k, v in limits.items())]
+    for p in pairs:
+        out += ["[[pair]]", f"name = {json.dumps(p.name)}", f"hosts = {json.dumps(list(p.hosts))}",
+                f"implementation = {json.dumps(p.implementation)}"]
+        if p.relationship is not None:
+            out.append(f"relationship = {json.dumps(p.relationship)}")
+        if p.mclt is not None:
+            out.append(f"mclt = {p.mclt}")
+    return "\n".join(out) + "\n"
+
+
+DHCPD_PAIR = "lab"
+KEA_PAIR = "kea-lab"
+
+
+def dhcpd_decl(mclt: float) -> PairDecl:
+    return PairDecl(DHCPD_PAIR, ("dhcp1", "dhcp2"), "dhcpd", RELATIONSHIP, mclt)
+
+
+def kea_decl() -> PairDecl:
+    return PairDecl(KEA_PAIR, ("kea1", "kea2"), "kea")
+
+
+def assert_timeline_complete(pw: Pairwatch, syslogs: Sequence[Rsyslog], deadline: float = 30.0) -> None:
+    """pairwatch stored exactly what each server's rsyslog wrote locally: nothing lost, nothing
+    twice (polled: the last lines may still be on their way)."""
+    wait_for(lambda: not ground_truth_problems(pw, syslogs), "pairwatch's timeline to equal the local files",
+             deadline, lambda: ground_truth_problems(pw, syslogs))
+
+
+def address_in_pool(address: str) -> bool:
+    first, last = (int(a.rsplit(".", 1)[1]) for a in POOL)
+    prefix, _, tail = address.rpartition(".")
+    return prefix == SUBNET and tail.isdigit() and first <= int(tail) <= last
+
+
+# --- Kea -------------------------------------------------------------------------------------
+
+KEA_HOOKS = Path("/usr/lib/x86_64-linux-gnu/kea/hooks")
+KEA_MODES = {"load-balancing": ("primary", "secondary"), "hot-standby": ("primary", "standby")}
+
+
+def ha_name(host: str) -> str:
+    """Kea's `this-server-name` of a lab host: deliberately not its host name (metrics must
+    carry the syslog host, never this)."""
+    return f"ha-{host}"
+
+
+class Kea:
+    """One kea-dhcp4 of an HA pair (HA hook with its own HTTP listener, memfile leases)."""
+
+    def __init__(self, host: Host, mode: str, peers: Sequence[Host]) -> None:
+        self.host = host
+        self.dir = host.dir / "kea"
+        self.dir.mkdir()
+        self.conf = self.dir / "kea-dhcp4.conf"
+        roles = KEA_MODES[mode]
+        ha = {
+            "this-server-name": ha_name(host.name),
+            "mode": mode,
+            "heartbeat-delay": 1000,
+            "max-response-delay": 3000,
+            "max-ack-delay": 2000,
+            "max-unacked-clients": 0,
+            "sync-timeout": 30000,
+            "multi-threading": {"enable-multi-threading": True, "http-dedicated-listener": True,
+                                "http-listener-threads": 1, "http-client-threads": 1},
+            "peers": [{"name": ha_name(p.name), "url": f"http://{p.address}:8000/", "role": role,
+                       "auto-failover": True} for p, role in zip(peers, roles)],
+        }
+        config = {"Dhcp4": {
+            "interfaces-config": {"interfaces": ["e0"]},
+            "lease-database": {"type": "memfile", "persist": True, "name": str(self.dir / "leases4.csv"),
+                               "lfc-interval": 0},
+            "control-socket": {"socket-type": "unix", "socket-name": str(self.dir / "control.sock")},
+            "multi-threading": {"enable-multi-threading": True, "thread-pool-size": 2, "packet-queue-size": 16},
+            "valid-lifetime": 600,
+            "hooks-libraries": [
+                {"library": str(KEA_HOOKS / "libdhcp_lease_cmds.so")},
+                {"library": str(KEA_HOOKS / "libdhcp_ha.so"), "parameters": {"high-availability": [ha]}},
+            ],
+            "subnet4": [{"id": 1, "subnet": f"{SUBNET}.0/24", "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}]}],
+            "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "syslog"}], "severity": "INFO"}],
+        }}
+        self.conf.write_text(json.dumps(config, indent=1))
+        self.proc: Proc | None = None
+
+    def start(self) -> None:
+        env = {"KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
+        self.proc = self.host.start("kea", "kea-dhcp4", "-c", str(self.conf), env=env)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.stop(sig)
+
+
+class KeaPair:
+    """A Kea HA pair in `mode` on two anchored hosts with their rsyslogs running (the first
+    host primary); `start()` starts both servers."""
+
+    def __init__(self, syslogs: tuple[Rsyslog, Rsyslog], mode: str) -> None:
+        hosts = tuple(rs.host for rs in syslogs)
+        self.syslogs = syslogs
+        self.servers = tuple(Kea(h, mode, hosts) for h in hosts)
+
+    def start(self) -> None:
+        for kea in self.servers:
+            kea.start()
