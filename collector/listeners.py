@@ -1,17 +1,18 @@
 """asyncio syslog listeners: UDP, TCP and TLS (RFC 5425), feeding one bounded queue.
 
 Each received message becomes one `Received` item on the pipeline's `asyncio.Queue`:
-(receive time, text, transport, sender address). The queue is bounded
-(`DEFAULT_QUEUE_SIZE`); when it is full:
+(receive time, text, transport, sender address). The queue is bounded (`serve.queue_size`);
+when it is full:
 
 * TCP stops reading (`transport.pause_reading()`): the sender's own queue holds the
   data (DESIGN "Reliability rules"). Reading resumes once the queue has drained below a
   low-water mark (`Intake.resume_when_drained`, called by the pipeline after it takes items).
 * UDP drops the datagram and counts it as ``pairwatch_syslog_errors_total{reason="queue_full"}``.
 
-Shutdown (`Intake.stop_reading`, then `close_connections` once the pipeline drained):
-no more bytes are read, frames already decoded still reach the queue; bytes still in the
-kernel's buffers, and an unterminated last LF frame, are not read.
+Shutdown: `Intake.divert` (frames go to a list past the bounded queue, paused connections
+read again), `wait_quiet` (until every connection is silent or closed, so what senders
+already wrote is read), `stop_reading`, `take_diverted` for the pipeline, and
+`close_connections` at the end. An unterminated last LF frame is not a message.
 
 TCP framing is `collector.framing.FrameDecoder`, one per connection; a framing error is
 counted under its reason and logged once per connection; a bad frame never closes the
