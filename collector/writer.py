@@ -22,7 +22,9 @@ the queue, so TCP senders are paused and UDP datagrams are dropped and counted. 
 never grows without bound.
 
 At shutdown (`close`) pending rows are flushed; what cannot be written goes to the spool,
-where the next start finds it and writes it first.
+where the next start finds it and writes it first. A batch the store can never take (rows
+that do not fit the table, e.g. spooled before a schema change) is set aside in the spool's
+`rejected/` with an error, instead of blocking every batch behind it.
 
 Spool I/O runs on its own thread (never the event loop, never the store's thread, which may
 be stuck on a store that does not answer).
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections import deque
@@ -51,6 +54,7 @@ log = logging.getLogger("pairwatch.writer")
 RETRY_MIN: Final = 0.5
 RETRY_MAX: Final = 10.0
 LOG_INTERVAL: Final = 60.0
+REJECTED: Final = "rejected"
 MIN_INSERT_TIME: Final = 0.05
 """At shutdown, an insert is not even tried with less time than this left."""
 
@@ -105,6 +109,7 @@ class StoreWriter:
         self._recovery: asyncio.Task[None] | None = None
         self._room = asyncio.Event()  # set whenever the recovery made progress
         self._closing = False
+        self._rejected: Spool | None = None
         self._logged_at = -LOG_INTERVAL
         self._spooled_at_start = bool(spool)  # (no other thread uses the spool yet)
         self.ok = store is not None and not self._spooled_at_start
@@ -233,6 +238,9 @@ class StoreWriter:
         call = self._thread.call(store.insert, batch.table, batch.rows, self._tables[batch.table].columns, batch.token)
         try:
             await asyncio.wait_for(call, timeout)
+        except ValueError as exc:  # rows that can never be written (e.g. spooled before a schema change)
+            await self._set_aside(batch, exc)
+            return True
         except (StoreError, TimeoutError) as exc:
             self._metrics.store_insert_failures.inc()
             self.ok = False
@@ -244,6 +252,17 @@ class StoreWriter:
             log.info("store: inserts succeed again")
         self.ok = True
         return True
+
+    async def _set_aside(self, batch: _Batch, exc: Exception) -> None:
+        """Keep a batch the store refuses as malformed in `rejected/` beside the spool, so it
+        does not block every later one; an error each time (it should never happen)."""
+        self._metrics.store_insert_failures.inc()
+        directory = os.path.join(self._spool.directory, REJECTED)
+        log.error("store: %d %s rows cannot be written (%s); set aside in %s", len(batch.rows), batch.table, exc,
+                  directory)
+        if self._rejected is None:
+            self._rejected = await self._spool_call(Spool, directory, self._spool.max_bytes)
+        await self._spool_call(self._rejected.append, batch.table, batch.token, batch.rows)
 
     def _degrade(self) -> None:
         if self._recovery is None:
@@ -284,43 +303,53 @@ class StoreWriter:
         """Reopen the store if needed, then write the spool and the backlog, oldest first."""
         delay = RETRY_MIN
         while True:
-            if self._store is None:
-                try:
-                    self._store = await self._thread.call(self._open_store)
-                    log.info("store: connected")
-                except StoreError as exc:  # counted as a failed insert: batches wait for it
-                    self._metrics.store_insert_failures.inc()
-                    self._log(f"store: still unavailable, retrying: {exc}")
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX)
-                    continue
-            record = await self._spool_call(self._spool.peek)
-            if record is not None:
-                if await self._try_insert(_Batch(record.table, record.token, record.rows)):
-                    await self._spool_call(self._spool.pop)
-                    self._metrics.spool_bytes.set(await self._spool_bytes())
-                    self._room.set()
-                    delay = RETRY_MIN
-                    continue
-            elif self._backlog:
-                batch = self._from_backlog()  # held here, so a spill cannot take it meanwhile
-                written = False
-                try:
-                    written = await self._try_insert(batch)
-                finally:  # also when cancelled at shutdown: the batch goes back, to the spool
-                    if not written:
-                        self._back_to_front(batch)
-                if written:
-                    self._room.set()
-                    delay = RETRY_MIN
-                    continue
-            else:
-                self._recovery = None
-                self._room.set()
-                log.info("store: caught up; the spool is empty")
+            try:
+                progress = await self._recover_one()
+            except Exception:  # a bug must not end the recovery silently: the writer would stay degraded
+                log.exception("store: recovery step failed; retrying")
+                progress = False
+            if progress is None:
                 return
+            if progress:
+                delay = RETRY_MIN
+                continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
+
+    async def _recover_one(self) -> bool | None:
+        """One step: True when a batch was written, False when the store failed, None when
+        caught up (the writer is healthy again)."""
+        if self._store is None:
+            try:
+                self._store = await self._thread.call(self._open_store)
+                log.info("store: connected")
+            except StoreError as exc:  # counted as a failed insert: batches wait for it
+                self._metrics.store_insert_failures.inc()
+                self._log(f"store: still unavailable, retrying: {exc}")
+                return False
+        record = await self._spool_call(self._spool.peek)
+        if record is not None:
+            if not await self._try_insert(_Batch(record.table, record.token, record.rows)):
+                return False
+            await self._spool_call(self._spool.pop)
+            self._metrics.spool_bytes.set(await self._spool_bytes())
+        elif self._backlog:
+            batch = self._from_backlog()  # held here, so a spill cannot take it meanwhile
+            written = False
+            try:
+                written = await self._try_insert(batch)
+            finally:  # also when cancelled at shutdown: the batch goes back, to the spool
+                if not written:
+                    self._back_to_front(batch)
+            if not written:
+                return False
+        else:
+            self._recovery = None
+            self._room.set()
+            log.info("store: caught up; the spool is empty")
+            return None
+        self._room.set()
+        return True
 
     async def _spool_bytes(self) -> int:
         return await self._spool_call(lambda: self._spool.bytes)  # type: ignore[no-any-return]

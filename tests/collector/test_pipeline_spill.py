@@ -77,3 +77,31 @@ def test_spill_everything_unprocessed_then_replay_it_first(store: OnThread, stor
     assert not received  # every record popped once processed
     rows = store.timeline(["spill-0", "spill-1", "spill-2"], limit=10_000)
     assert sorted(r["message"] for r in rows) == sorted(_line(i).text.split("dhcpd: ", 1)[1] for i in range(3500))
+
+
+def test_a_spooled_batch_the_store_can_never_take_is_set_aside_and_the_rest_written(
+    store: OnThread, store_thread: Any, tmp_path: Path
+) -> None:
+    """A spool record whose rows do not fit the table (as after a schema change) must not
+    block the batches behind it forever: it moves to `rejected/`, the next one is written."""
+    spool = Spool(str(tmp_path / "batches"), 2**30)
+    spool.append("states", "bad-token", [[1, "only two values"]])
+    good = [[1_750_000_000_000_000, "pw-rejected", "dhcp1", "self", "normal", None]]
+    spool.append("states", "good-token", good)
+
+    async def recover() -> bool:
+        _, writer, _intake = _pipeline(store, store_thread, spool)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while writer.degraded and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        ok = writer.ok and not writer.degraded
+        await writer.close(time.monotonic() + 5)
+        return ok
+
+    assert asyncio.run(recover())
+    rejected = Spool(str(tmp_path / "batches" / "rejected"), 2**30)
+    record = rejected.peek()
+    assert record is not None and record.token == "bad-token"
+    assert not spool
+    assert [s["server"] for s in store.last_states() if s["pair"] == "pw-rejected"] == ["dhcp1"]
