@@ -177,6 +177,14 @@ class Service:
         servers: list[asyncio.Server] = []
         datagrams: list[UdpListener] = []
         udp_sockets: list[tuple[str, int]] = []
+
+        def close_listeners() -> None:
+            """Accept no more connections or datagrams (open connections stay)."""
+            for server in servers:
+                server.close()
+            for transport in datagrams:
+                transport.close()
+
         try:
             for lis in opts.listeners:
                 gate = self._gate(lis, metrics)
@@ -197,10 +205,7 @@ class Service:
             log.info("http on %s", opts.http)
         except OSError as exc:
             print(f"pairwatch serve: cannot listen: {exc}", file=sys.stderr, flush=True)
-            for server in servers:
-                server.close()
-            for transport in datagrams:
-                transport.close()
+            close_listeners()
             pipeline.stop()
             idle_sweeper.cancel()
             await consumer
@@ -215,10 +220,7 @@ class Service:
             stop_wait.cancel()
             exc = consumer.exception()
             log.error("pipeline stopped: %r", exc)
-            for server in servers:
-                server.close()
-            for transport in datagrams:
-                transport.close()
+            close_listeners()
             http.close()
             idle_sweeper.cancel()
             await writer.close(time.monotonic() + opts.shutdown_timeout)
@@ -227,10 +229,7 @@ class Service:
         self.state = Lifecycle.DRAINING
         log.info("draining")
         deadline = time.monotonic() + opts.shutdown_timeout
-        for server in servers:
-            server.close()
-        for transport in datagrams:
-            transport.close()
+        close_listeners()
         # what senders already wrote is read (TCP has no acknowledgements: unread bytes would be lost)
         intake.divert()
         pipeline.hold()

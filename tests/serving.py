@@ -39,6 +39,15 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+def metric_samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A /metrics body as (name, sorted labels) -> value."""
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
 @dataclass
 class Serve:
     proc: subprocess.Popen[bytes]
@@ -67,11 +76,7 @@ class Serve:
         """Every sample of /metrics: (name, sorted labels) -> value."""
         status, body = self.get("/metrics")
         assert status == 200
-        out = {}
-        for family in text_string_to_metric_families(body.decode()):
-            for s in family.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return metric_samples(body)
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.samples().get((name, tuple(sorted(labels.items()))))

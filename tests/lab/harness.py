@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prometheus_client.parser import text_string_to_metric_families
+from tests.serving import metric_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBNET = "198.18.0"
@@ -387,11 +387,7 @@ class Pairwatch:
         status, body = self.get("/metrics")
         if status != 200:
             raise LabError(f"GET /metrics: {status}")
-        out = {}
-        for family in text_string_to_metric_families(body.decode()):
-            for s in family.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return metric_samples(body)
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.samples().get((name, tuple(sorted(labels.items()))))
