@@ -43,10 +43,9 @@ from collector.store import (
     MessageIds,
     Store,
     StoreThread,
-    event_row,
     host_row,
     incident_row,
-    message_row,
+    line_rows,
     state_row,
 )
 from parsers import Event, LineParser, ParseOptions
@@ -170,10 +169,10 @@ def ingest(
     for order, item in enumerate(merged):
         result.lines += 1
         if item.ts >= messages_cutoff:
-            ident = ids()
-            writer.add(MESSAGES, message_row(item.event, id=ident, received_at=item.ts, raw=item.line,
-                                             transport="file", sender=item.sender), item.line)
-            writer.add(EVENTS, event_row(item.event, id=ident, received_at=item.ts), item.line)
+            mrow, erow = line_rows(item.event, id=ids(), received_at=item.ts, raw=item.line, transport="file",
+                                   sender=item.sender)
+            writer.add(MESSAGES, mrow, item.line)
+            writer.add(EVENTS, erow, item.line)
             result.stored += 1
             host = item.event.record.host
             if host is not None and host not in hosts:

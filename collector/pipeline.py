@@ -36,10 +36,9 @@ from collector.store import (
     MESSAGES,
     STATES,
     MessageIds,
-    event_row,
     host_row,
     incident_row,
-    message_row,
+    line_rows,
     state_row,
 )
 from collector.writer import StoreWriter
@@ -54,14 +53,14 @@ Spill = Callable[[list[Received]], Awaitable[None]]
 """Where unprocessed lines go at shutdown when time runs out (see `Pipeline.stop`)."""
 
 TIMESTAMP_SKEW: Final = "timestamp_skew"
-"""`pairwatch_syslog_errors_total` reason: a header time more than `MAX_SKEW` from the receive
+"""`pairwatch_syslog_errors_total` reason: a header time more than `MAX_SKEW_US` from the receive
 time (a sender's broken clock, or a forged line). Stored all the same; the timeline orders by
 receive time and the correlator runs on it."""
 BAD_HOSTNAME: Final = "bad_hostname"
 """`pairwatch_syslog_errors_total` reason: a host name with control characters (stored
 verbatim; counted once per spelling, when it is first seen)."""
 PIPELINE_ERRORS: Final = (TIMESTAMP_SKEW, BAD_HOSTNAME)
-MAX_SKEW: Final = 86_400.0
+MAX_SKEW_US: Final = 86_400 * 1_000_000
 MAX_HOSTS_SEEN: Final = 100_000
 """Host spellings remembered (a `hosts` row is written for each new one); forgotten all at
 once beyond this, so forged host names cannot grow memory (a rewrite is harmless)."""
@@ -230,15 +229,16 @@ class Pipeline:
                 event = parse(text)
                 changes = feed(event, received_at, text)
                 observe(event, changes, received_at)
-                ident = ids()
-                mrows.append(message_row(event, id=ident, received_at=received_at, raw=text, transport=transport,
-                                         sender=sender))
-                erows.append(event_row(event, id=ident, received_at=received_at))
+                mrow, erow = line_rows(event, id=ids(), received_at=received_at, raw=text, transport=transport,
+                                       sender=sender)
+                mrows.append(mrow)
+                erows.append(erow)
                 if isinstance(event.payload, DhcpdOther | KeaOther):
                     unrecognized.labels(program_label(event.record.program)).inc()
-                record = event.record
-                if record.ts is not None and abs(record.ts.timestamp() - received_at) > MAX_SKEW:
+                ts_us = mrow[2]  # (the row's times, converted once: received_at, id, ts, ...)
+                if ts_us is not None and abs(ts_us - mrow[0]) > MAX_SKEW_US:
                     skewed.inc()
+                record = event.record
                 host = record.host
                 if host is not None and host not in hosts_seen:
                     self._new_host(host, received_at)

@@ -46,15 +46,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import partial
+from operator import attrgetter
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from collector import schema
 from collector.config import ConfigError
 from collector.correlator import Incident, StateChanged
-from parsers.events import Event
-from parsers.jsonl import iso_utc, payload_fields
+from parsers.events import PAYLOAD_TYPES, Event, Payload
+from parsers.jsonl import OPTIONAL_FIELDS, PAYLOAD_FIELDS, iso_utc
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -80,6 +80,7 @@ __all__ = [
     "StoreUnavailable",
     "TimelineCursor",
     "event_row",
+    "line_rows",
     "incident_id",
     "host_row",
     "incident_row",
@@ -116,8 +117,24 @@ COLUMNS: Final = {MESSAGES: MESSAGE_COLUMNS, EVENTS: EVENT_COLUMNS, STATES: STAT
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# one encoder for every row: json.dumps with options builds a new encoder per call
-_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """Compact JSON text (no spaces, non-ASCII kept), for one `events.fields` value per line.
+
+    `JSONEncoder.encode` builds a new C encoder on every call, which was two thirds of its
+    cost on these small dicts; this builds it once (the stdlib's pure-Python encoder where
+    the C one is missing)."""
+    from json.encoder import c_make_encoder, encode_basestring
+
+    if c_make_encoder is None:
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    chunks = c_make_encoder(None, None, encode_basestring, None, ":", ",", False, False, True)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_compact_json = _json_encoder()
 # chdb's refusal to open a second directory: a misuse, not an outage
 _SECOND_ENGINE = "already initialized with path"
 _ENGINE_OPEN_FAILED = "Unable to open the chdb engine"
@@ -310,9 +327,9 @@ def _micros(value: datetime | float) -> int:
     """
     if not isinstance(value, datetime):
         return round(value * 1_000_000)
-    utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    delta = utc - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return (value - _EPOCH) // _MICROSECOND
 
 
 def _from_micros(us: int | None) -> datetime | None:
@@ -338,6 +355,24 @@ class MessageIds:
         return next(self._next)
 
 
+def line_rows(
+    event: Event,
+    *,
+    id: int,
+    received_at: datetime | float,
+    raw: str,
+    transport: str,
+    sender: str = "",
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The `messages` row and the `events` row of one line (see `message_row`, `event_row`):
+    what the pipeline and `ingest` write, with the times converted once for both."""
+    ts = event.record.ts
+    received_us = _micros(received_at)
+    ts_us = None if ts is None else _micros(ts)
+    return (_message_row(event, id, received_us, ts_us, raw, transport, sender),
+            _event_row(event, id, received_us, ts_us))
+
+
 def message_row(
     event: Event,
     *,
@@ -353,24 +388,8 @@ def message_row(
     passes the line's own time instead, so the timeline orders it where it happened.
     `transport` is `udp`, `tcp`, `tls` or `file`; `sender` the peer address.
     """
-    r = event.record
-    return (
-        _micros(received_at),
-        id,
-        None if r.ts is None else _micros(r.ts),
-        r.host or "",
-        r.program or "",
-        r.pid,
-        r.facility,
-        r.severity,
-        r.msgid or "",
-        r.structured_data or "",
-        r.message.lstrip(),
-        raw,
-        transport,
-        sender,
-        event.payload.kind,
-    )
+    ts = event.record.ts
+    return _message_row(event, id, _micros(received_at), None if ts is None else _micros(ts), raw, transport, sender)
 
 
 def event_row(event: Event, *, id: int, received_at: datetime | float) -> tuple[Any, ...]:
@@ -381,24 +400,50 @@ def event_row(event: Event, *, id: int, received_at: datetime | float) -> tuple[
     the message row already holds (`ts`, `host`, `program`, `pid`, `kind`, `message`) is not
     repeated.
     """
+    ts = event.record.ts
+    return _event_row(event, id, _micros(received_at), None if ts is None else _micros(ts))
+
+
+def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw: str, transport: str,
+                 sender: str) -> tuple[Any, ...]:
     r = event.record
-    fields = payload_fields(event)
-    fields.pop("message", None)  # the `*.other` kinds' text: the message row holds it
+    return (received_us, id, ts_us, r.host or "", r.program or "", r.pid, r.facility, r.severity, r.msgid or "",
+            r.structured_data or "", r.message.lstrip(), raw, transport, sender, event.payload.kind)
+
+
+def _event_row(event: Event, id: int, received_us: int, ts_us: int | None) -> tuple[Any, ...]:
+    r = event.record
+    payload = event.payload
+    names, values, optional = _STORED_FIELDS[type(payload)]
+    fields = dict(zip(names, values(payload)))
+    for name in optional:
+        if fields[name] is None:
+            del fields[name]
     if event.continuation:
         fields["continuation"] = True
     if event.repeated is not None:
         fields["repeated"] = event.repeated
-    relationship = getattr(event.payload, "relationship", None)
-    return (
-        _micros(received_at),
-        id,
-        None if r.ts is None else _micros(r.ts),
-        r.host or "",
-        r.program or "",
-        event.payload.kind,
-        relationship or "",
-        _compact_json(fields),
-    )
+    relationship = getattr(payload, "relationship", None)
+    return (received_us, id, ts_us, r.host or "", r.program or "", payload.kind, relationship or "",
+            _compact_json(fields) if fields else "{}")
+
+
+def _stored_fields(cls: type[Payload]) -> tuple[tuple[str, ...], Callable[[Payload], tuple[Any, ...]], tuple[str, ...]]:
+    """A payload class's `events.fields`: its field names (without `message`, which the
+    message row holds), a getter of their values, and the optional ones left out when None
+    (`parsers.jsonl.payload_fields` decides which; this is its precomputed form)."""
+    names = tuple(name for name in PAYLOAD_FIELDS[cls] if name != "message")
+    if len(names) > 1:
+        values: Callable[[Payload], tuple[Any, ...]] = attrgetter(*names)
+    elif names:
+        one = attrgetter(names[0])
+        values = lambda payload: (one(payload),)  # noqa: E731
+    else:
+        values = lambda payload: ()  # noqa: E731
+    return names, values, tuple(name for name in names if name in OPTIONAL_FIELDS)
+
+
+_STORED_FIELDS: Final = {cls: _stored_fields(cls) for cls in PAYLOAD_TYPES}
 
 
 def host_row(key: str, host: str, first_seen: datetime | float) -> tuple[Any, ...]:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from parsers.events import PAYLOAD_TYPES, Event, Payload
 
-_OPTIONAL = frozenset({"ha_name", "partner_state"})
-_FIELDS: dict[type[Payload], tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in PAYLOAD_TYPES}
+OPTIONAL_FIELDS: Final = frozenset({"ha_name", "partner_state"})
+"""Fields left out when None (the Kea extras)."""
+PAYLOAD_FIELDS: Final[dict[type[Payload], tuple[str, ...]]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in PAYLOAD_TYPES
+}
+"""Each payload class's field names, in declaration order."""
 
 
 def iso_utc(ts: datetime | None) -> str | None:
@@ -35,9 +39,9 @@ def payload_fields(event: Event) -> dict[str, Any]:
     """The kind's fields of an event, in declaration order (the Kea extras only when set)."""
     payload = event.payload
     out: dict[str, Any] = {}
-    for name in _FIELDS[type(payload)]:
+    for name in PAYLOAD_FIELDS[type(payload)]:
         value = getattr(payload, name)
-        if value is None and name in _OPTIONAL:
+        if value is None and name in OPTIONAL_FIELDS:
             continue
         out[name] = value
     return out
