@@ -23,8 +23,9 @@ registry is passed in. Wiring (service.py / pipeline.py):
     tally = FleetTally(strip_domain=config.hosts.strip_domain)
     registry.register(PairCollector(correlator.snapshot, tally.snapshot))
     ...
-    changes = correlator.feed(event, now, line)     # per line, in the pipeline
-    tally.observe(event, changes, now)              # `tick()` changes need not be observed
+    with tally.lock:                                # per chunk of lines, in the pipeline
+        changes = correlator.feed(event, now, line)     # per line
+        tally.observe(event, changes, now)              # `tick()` changes need not be observed
     body, content_type = exposition(registry, request.headers.get("accept"))
 
 If scrapes run off the pipeline's thread, pass a function returning the correlator snapshot
@@ -236,14 +237,16 @@ class FleetTally:
     """What the counters need from the event stream, per server; see the module docstring.
 
     Owned by the pipeline: `observe` is called for every line, after the correlator fed it,
-    with the changes the correlator returned. A lock guards the tables, so `snapshot()` may
-    be called from another thread (a scrape) at any time.
+    with the changes the correlator returned. `lock` guards the tables, so `snapshot()` may
+    be called from another thread (a scrape) at any time; whoever calls `observe` while
+    scrapes may run holds `lock` around it (the pipeline takes it once per chunk of lines:
+    per line it cost as much as a counter update, and a scrape waits for one chunk at most).
     """
 
     def __init__(self, *, strip_domain: bool = False, max_series: int = MAX_SERIES) -> None:
         self._strip = strip_domain
         self._max = max_series
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._hosts: dict[str, str] = {}  # host as logged -> host key
         self._reasons: dict[str, str] = {}  # refusal text -> label value
         self._last_seen: dict[str, float] = {}
@@ -264,30 +267,29 @@ class FleetTally:
         host = self._host(raw)
         payload = event.payload
         n = event.repeated or 1
-        with self._lock:
-            if not isinstance(payload, SyslogOther) or host in self._last_seen:
-                self._set(self._last_seen, host, now)
-            if isinstance(payload, Lease):
-                self._add(self._leases, (host, payload.kind.partition(".")[2]), n)
-                if payload.refused is not None:
-                    self._add(self._refused, (host, self._reason(payload.refused)), n)
-            elif isinstance(payload, LeaseNoFree):
-                self._add(self._no_free, (host, payload.network or ""), n)
-            elif isinstance(payload, FailoverPool):
-                self._set(self._pools, (host, payload.network), (payload.total, payload.free, payload.backup))
-            elif isinstance(payload, FailoverUpdate):
-                self._dhcpd_update(host, payload, now)
-            elif isinstance(payload, FailoverHA):
-                self._kea_ha(host, payload, now)
-            if changes:
-                relationship = payload.relationship if isinstance(payload, FailoverState) else None
-                for change in changes:
-                    if isinstance(change, StateChanged):
-                        self._transition(change, payload, relationship or _NO_RELATIONSHIP)
+        if not isinstance(payload, SyslogOther) or host in self._last_seen:
+            self._set(self._last_seen, host, now)
+        if isinstance(payload, Lease):
+            self._add(self._leases, (host, payload.kind.partition(".")[2]), n)
+            if payload.refused is not None:
+                self._add(self._refused, (host, self._reason(payload.refused)), n)
+        elif isinstance(payload, LeaseNoFree):
+            self._add(self._no_free, (host, payload.network or ""), n)
+        elif isinstance(payload, FailoverPool):
+            self._set(self._pools, (host, payload.network), (payload.total, payload.free, payload.backup))
+        elif isinstance(payload, FailoverUpdate):
+            self._dhcpd_update(host, payload, now)
+        elif isinstance(payload, FailoverHA):
+            self._kea_ha(host, payload, now)
+        if changes:
+            relationship = payload.relationship if isinstance(payload, FailoverState) else None
+            for change in changes:
+                if isinstance(change, StateChanged):
+                    self._transition(change, payload, relationship or _NO_RELATIONSHIP)
 
     def snapshot(self) -> TallySnapshot:
         """An immutable copy; the tables are copied under the lock, sorted outside it."""
-        with self._lock:
+        with self.lock:
             tables = (
                 list(self._last_seen.items()),
                 list(self._leases.items()),

@@ -219,37 +219,44 @@ class Pipeline:
         feed = self._correlator.feed
         observe = self._tally.observe
         ids = self._ids
-        unrecognized = self._metrics.parse_unrecognized
-        skewed = self._metrics.syslog_errors.labels(TIMESTAMP_SKEW)
         hosts_seen = self._hosts_seen
-        bad_host = self._metrics.syslog_errors.labels(BAD_HOSTNAME)
         mrows, erows = self._writer.append_rows(MESSAGES), self._writer.append_rows(EVENTS)
-        for received_at, text, transport, sender in chunk:
-            try:
-                event = parse(text)
-                changes = feed(event, received_at, text)
-                observe(event, changes, received_at)
-                mrow, erow = line_rows(event, id=ids(), received_at=received_at, raw=text, transport=transport,
-                                       sender=sender)
-                mrows.append(mrow)
-                erows.append(erow)
-                if isinstance(event.payload, DhcpdOther | KeaOther):
-                    unrecognized.labels(program_label(event.record.program)).inc()
-                ts_us = mrow[2]  # (the row's times, converted once: received_at, id, ts, ...)
-                if ts_us is not None and abs(ts_us - mrow[0]) > MAX_SKEW_US:
-                    skewed.inc()
-                record = event.record
-                host = record.host
-                if host is not None and host not in hosts_seen:
-                    self._new_host(host, received_at)
-                    if not host.isprintable():
-                        bad_host.inc()
-                if changes:
-                    self._changes(changes, received_at)
-            except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)
-                self.failed_lines += 1
-                if self.failed_lines <= 10:
-                    log.exception("pipeline: line from %s %s failed: %r", transport, sender, text[:200])
+        # counted per chunk, added once: a labelled counter's inc takes a lock
+        unrecognized: dict[str | None, int] = {}
+        skewed = bad_hosts = 0
+        with self._tally.lock:  # (a scrape's snapshot waits for the chunk)
+            for received_at, text, transport, sender in chunk:
+                try:
+                    event = parse(text)
+                    changes = feed(event, received_at, text)
+                    observe(event, changes, received_at)
+                    mrow, erow = line_rows(event, id=ids(), received_at=received_at, raw=text, transport=transport,
+                                           sender=sender)
+                    mrows.append(mrow)
+                    erows.append(erow)
+                    record = event.record
+                    if isinstance(event.payload, DhcpdOther | KeaOther):
+                        unrecognized[record.program] = unrecognized.get(record.program, 0) + 1
+                    ts_us = mrow[2]  # (the row's times, converted once: received_at, id, ts, ...)
+                    if ts_us is not None and abs(ts_us - mrow[0]) > MAX_SKEW_US:
+                        skewed += 1
+                    host = record.host
+                    if host is not None and host not in hosts_seen:
+                        self._new_host(host, received_at)
+                        if not host.isprintable():
+                            bad_hosts += 1
+                    if changes:
+                        self._changes(changes, received_at)
+                except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)
+                    self.failed_lines += 1
+                    if self.failed_lines <= 10:
+                        log.exception("pipeline: line from %s %s failed: %r", transport, sender, text[:200])
+        for program, count in unrecognized.items():
+            self._metrics.parse_unrecognized.labels(program_label(program)).inc(count)
+        if skewed:
+            self._metrics.syslog_errors.labels(TIMESTAMP_SKEW).inc(skewed)
+        if bad_hosts:
+            self._metrics.syslog_errors.labels(BAD_HOSTNAME).inc(bad_hosts)
         self.processed += len(chunk)
 
     def _new_host(self, host: str, now: float) -> None:

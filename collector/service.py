@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import logging
 import os
 import signal
@@ -212,6 +213,7 @@ class Service:
             await writer.close(time.monotonic() + opts.shutdown_timeout)
             return 1
 
+        settle_garbage_collector()
         self.state = Lifecycle.SERVING
         log.info("serving (pairwatch %s)", __version__)
         stop_wait = asyncio.create_task(self._stop.wait())
@@ -276,6 +278,22 @@ class Service:
         except StoreError as exc:
             log.warning("store: cannot read the last states, starting without them: %s", exc)
             return [], []
+
+
+GC_THRESHOLDS: Final = (50_000, 20, 100)
+"""Young-generation collections every 50,000 net allocations instead of 700. Every line
+allocates a dozen container objects and store batches keep them alive for a second, so
+with the defaults the collector ran every few dozen lines and kept promoting batches
+into the old generation, whose full passes walk everything. Measured: about 15 % more
+messages per second end to end (median of four runs each way, 100k TCP lines); with the
+collector off, an insert benchmark's store thread used a quarter less CPU."""
+
+
+def settle_garbage_collector() -> None:
+    """Once serving: move everything built at start (modules, the store client, restored
+    state) out of the collector's sight with `gc.freeze`, and collect less often."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def spilled_records(spool: Spool) -> Iterator[list[list[Any]]]:
