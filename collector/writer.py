@@ -136,7 +136,10 @@ class StoreWriter:
         return t.rows
 
     def next_flush(self, now: float) -> float:
-        starts = [t.started for t in self._tables.values() if t.rows]
+        """When `flush_due` next has something to send. A table whose insert is in flight is
+        left out: that insert sends what fell due meanwhile when it ends (`_insert_live`), and
+        counting it made the pipeline wake at once, again and again, until the insert ended."""
+        starts = [t.started for t in self._tables.values() if t.rows and t.inflight is None]
         return min(starts) + self._flush_interval if starts else now + self._flush_interval
 
     def start(self) -> None:
@@ -220,11 +223,21 @@ class StoreWriter:
         return _Batch(name, uuid.uuid4().hex, rows)
 
     async def _insert_live(self, name: str, t: _Table, batch: _Batch) -> None:
-        t.sending = batch
+        """Send `batch`; then, while the table has a batch due (rows that piled up behind this
+        insert), send it at once: left to the pipeline's next `flush_due`, it waited up to a
+        flush interval whenever the pipeline had caught up, the store idle meanwhile."""
         try:
-            if not await self._try_insert(batch):
-                self._degrade()
-                self._to_backlog(batch)
+            while True:
+                t.sending = batch
+                if not await self._try_insert(batch):
+                    self._degrade()
+                    self._to_backlog(batch)
+                    return
+                t.sending = None
+                due = len(t.rows) >= self._batch_rows or (t.rows and self._clock() - t.started >= self._flush_interval)
+                if not due or self.degraded or self._closing:
+                    return
+                batch = self._take(name, t)
         finally:
             t.inflight = t.sending = None
 
