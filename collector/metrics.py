@@ -78,13 +78,17 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.openmetrics.exposition import UNDERSCORES
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from collector.config import host_key
+from collector.exposition import render
 from collector.correlator import CONDITIONS, Change, PairView, StateChanged
 from parsers.events import (
     DHCPD_STATES,
@@ -681,6 +685,13 @@ _UDP_DROPS_HELP = "Datagrams the kernel dropped on a UDP listener's socket (rece
 
 def exposition(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:
     """The /metrics body and its Content-Type for a request's Accept header (text format
-    0.0.4 unless the scraper asks for OpenMetrics)."""
+    0.0.4 unless the scraper asks for OpenMetrics), written by `collector.exposition.render`
+    when it can, else by prometheus_client."""
     encoder, content_type = choose_encoder(accept_header or "")
-    return encoder(registry), content_type
+    body = None
+    if encoder is generate_latest:
+        body = render(registry, openmetrics_format=False)
+    elif (isinstance(encoder, partial) and encoder.func is openmetrics_latest
+          and encoder.keywords == {"escaping": UNDERSCORES, "version": "1.0.0"}):
+        body = render(registry, openmetrics_format=True)
+    return encoder(registry) if body is None else body, content_type

@@ -13,10 +13,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.correlator import CONDITIONS, Correlator
+from collector.exposition import render
 from collector.metrics import (
     CONTRACT,
     FROM_UNKNOWN,
@@ -554,6 +556,43 @@ def test_nothing_is_registered_globally():
     Fleet().feed(*normal_pair()).registry()
     text = generate_latest(REGISTRY).decode()
     assert "dhcp_" not in text and "pairwatch_" not in text
+
+
+def test_our_writer_gives_prometheus_client_output_byte_for_byte():
+    """`collector.exposition.render` against prometheus_client's own writers, both formats, on
+    a fleet's families plus every family type a registry can hold: `_created` samples (moved
+    to their own gauge family in the 0.0.4 format), histograms, summaries, info, enum
+    (stateset), units, and label values and help texts that need escaping."""
+    fleet = Fleet().feed(*normal_pair(), *clients())
+    registry = fleet.registry()
+    fleet.service.store_insert_duration.observe(0.02)
+    fleet.service.syslog_messages.labels("tcp").inc(5)
+    Counter("plain_events", 'a counter with "quotes", a \\ and a\nnewline', ["where"], registry=registry).labels(
+        'a"b\\c\nd').inc(2)
+    Histogram("plain_seconds", "a histogram", unit="seconds", registry=registry).observe(0.3)
+    Summary("plain_size", "a summary", registry=registry).observe(7)
+    Info("plain_build", "an info", registry=registry).info({"version": "1.0", "flavour": "x\"y"})
+    Enum("plain_mode", "an enum", states=["on", "off"], registry=registry).state("off")
+    Gauge("plain_big", "a large value", registry=registry).set(1.5e17)
+    for openmetrics_format, library in ((False, generate_latest), (True, openmetrics_latest)):
+        ours = render(registry, openmetrics_format=openmetrics_format)
+        assert ours is not None
+        assert ours == library(registry)
+    text = render(registry, openmetrics_format=False)
+    assert b'dhcp_lease_messages_total{server="dhcp1"' in text and b'where="a\\"b\\\\c\\nd"' in text
+    assert b"# TYPE plain_events_created gauge" in text
+
+
+def test_the_library_writes_what_ours_does_not():
+    """An Accept header asking for another escaping, and a sample with an exemplar, go to
+    prometheus_client's writers (same bodies as calling them directly)."""
+    registry = CollectorRegistry()
+    Counter("with_exemplar", "x", registry=registry).inc(1, exemplar={"trace_id": "abc"})
+    assert render(registry, openmetrics_format=True) is None
+    body, content_type = exposition(registry, "application/openmetrics-text; version=1.0.0")
+    assert b'# {trace_id="abc"}' in body and body == openmetrics_latest(registry)
+    body, content_type = exposition(registry, "application/openmetrics-text; version=1.0.0; escaping=values")
+    assert "escaping=values" in content_type
 
 
 def test_exposition_chooses_the_format_from_accept():
