@@ -9,7 +9,7 @@ is used from the one thread that opened it (it refuses calls from any other) and
 asyncio service reaches it only through `StoreThread`, a single named worker thread;
 nothing calls the store on the event loop.
 
-Rows are built by pure functions (`message_row`, `event_row`, `state_row`,
+Rows are built by pure functions (`line_rows`, `state_row`,
 `incident_row`) in the column order of the `*_COLUMNS` tuples, times as integer
 microseconds since the epoch; `Store.insert` sends one
 batch with an `insert_deduplication_token`, so a batch retried (from memory or the spool)
@@ -79,13 +79,11 @@ __all__ = [
     "StoreThread",
     "StoreUnavailable",
     "TimelineCursor",
-    "event_row",
     "line_rows",
     "incident_id",
     "host_row",
     "incident_row",
     "map_store_errors",
-    "message_row",
     "parse_store_url",
     "state_row",
 ]
@@ -364,44 +362,22 @@ def line_rows(
     transport: str,
     sender: str = "",
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The `messages` row and the `events` row of one line (see `message_row`, `event_row`):
-    what the pipeline and `ingest` write, with the times converted once for both."""
+    """The `messages` row (`MESSAGE_COLUMNS` order) and the `events` row (`EVENT_COLUMNS`
+    order) of one received line and its event, with the times converted once for both.
+
+    `received_at` is the collector's clock when the line arrived; a backfill (`ingest`)
+    passes the line's own time instead, so the timeline orders it where it happened.
+    `transport` is `udp`, `tcp`, `tls` or `file`; `sender` the peer address.
+
+    The events row holds the kind's fields (`parsers.jsonl.payload_fields`) as JSON text, with
+    the stream markers `continuation`/`repeated`; what the message row already holds (`ts`,
+    `host`, `program`, `pid`, `kind`, `message`) is not repeated.
+    """
     ts = event.record.ts
     received_us = _micros(received_at)
     ts_us = None if ts is None else _micros(ts)
     return (_message_row(event, id, received_us, ts_us, raw, transport, sender),
             _event_row(event, id, received_us, ts_us))
-
-
-def message_row(
-    event: Event,
-    *,
-    id: int,
-    received_at: datetime | float,
-    raw: str,
-    transport: str,
-    sender: str = "",
-) -> tuple[Any, ...]:
-    """One `messages` row (`MESSAGE_COLUMNS` order) for a received line and its event.
-
-    `received_at` is the collector's clock when the line arrived; a backfill (`ingest`)
-    passes the line's own time instead, so the timeline orders it where it happened.
-    `transport` is `udp`, `tcp`, `tls` or `file`; `sender` the peer address.
-    """
-    ts = event.record.ts
-    return _message_row(event, id, _micros(received_at), None if ts is None else _micros(ts), raw, transport, sender)
-
-
-def event_row(event: Event, *, id: int, received_at: datetime | float) -> tuple[Any, ...]:
-    """One `events` row (`EVENT_COLUMNS` order): the message's event, fields as JSON text.
-
-    `id` and `received_at` are those of the message row. The fields are the kind's fields
-    (`parsers.jsonl.payload_fields`) and the stream markers `continuation`/`repeated`; what
-    the message row already holds (`ts`, `host`, `program`, `pid`, `kind`, `message`) is not
-    repeated.
-    """
-    ts = event.record.ts
-    return _event_row(event, id, _micros(received_at), None if ts is None else _micros(ts))
 
 
 def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw: str, transport: str,

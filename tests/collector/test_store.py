@@ -31,11 +31,10 @@ from collector.store import (
     StoreThread,
     StoreUnavailable,
     TimelineCursor,
-    event_row,
     incident_id,
     incident_row,
     map_store_errors,
-    message_row,
+    line_rows,
     parse_store_url,
     state_row,
 )
@@ -69,8 +68,9 @@ def ingest(store: Any, lines: list[str], received: list[datetime], ids: MessageI
     messages, evs = [], []
     for text, event, at in zip(lines, events, received, strict=True):
         ident = ids()
-        messages.append(message_row(event, id=ident, received_at=at, raw=text, transport="udp", sender="192.0.2.1"))
-        evs.append(event_row(event, id=ident, received_at=at))
+        message, ev = line_rows(event, id=ident, received_at=at, raw=text, transport="udp", sender="192.0.2.1")
+        messages.append(message)
+        evs.append(ev)
     assert store.insert("messages", messages, MESSAGE_COLUMNS, f"{token}-m") == len(lines)
     assert store.insert("events", evs, EVENT_COLUMNS, f"{token}-e") == len(lines)
     return events
@@ -221,17 +221,18 @@ def test_ttl_days_are_applied(
 
 def test_row_builders_follow_the_column_constants() -> None:
     event = parse_line(LINES[0], OPTIONS)
-    row = dict(zip(MESSAGE_COLUMNS, message_row(event, id=7, received_at=1.5, raw=LINES[0], transport="tcp"), strict=True))
+    message, event_fields = line_rows(event, id=7, received_at=1.5, raw=LINES[0], transport="tcp")
+    row = dict(zip(MESSAGE_COLUMNS, message, strict=True))
     assert row["received_at"] == 1_500_000  # µs since the epoch
     assert row["ts"] == int(T0.timestamp()) * 1_000_000
     assert (row["id"], row["host"], row["program"], row["pid"], row["kind"]) == (7, "dhcp-a", "dhcpd", 812, "failover.state")
     assert (row["raw"], row["transport"], row["sender"], row["msgid"]) == (LINES[0], "tcp", "", "")
-    ev = dict(zip(EVENT_COLUMNS, event_row(event, id=7, received_at=1.5), strict=True))
+    ev = dict(zip(EVENT_COLUMNS, event_fields, strict=True))
     assert ev["relationship"] == REL
     assert json.loads(ev["fields"]) == {"relationship": REL, "side": "self", "from_state": "normal",
                                         "to_state": "communications-interrupted"}
     bare = parse_line(LINES[4], OPTIONS)
-    row = dict(zip(MESSAGE_COLUMNS, message_row(bare, id=8, received_at=T0, raw=LINES[4], transport="file"), strict=True))
+    row = dict(zip(MESSAGE_COLUMNS, line_rows(bare, id=8, received_at=T0, raw=LINES[4], transport="file")[0], strict=True))
     assert (row["ts"], row["host"], row["message"]) == (None, "", "no header, two leading spaces")
 
 
@@ -314,7 +315,7 @@ def test_timeline_pages_with_a_cursor(store: Any) -> None:
 
 def test_timeline_keeps_messages_without_an_event_row(store: Any) -> None:
     event = parse_line(LINES[1], OPTIONS)
-    store.insert("messages", [message_row(event, id=1, received_at=T0, raw=LINES[1], transport="udp")], MESSAGE_COLUMNS, "m")
+    store.insert("messages", [line_rows(event, id=1, received_at=T0, raw=LINES[1], transport="udp")[0]], MESSAGE_COLUMNS, "m")
     (row,) = store.timeline()
     assert row["kind"] == "lease.discover" and "mac" not in row and row["message"].startswith("DHCPDISCOVER")
 
@@ -331,7 +332,7 @@ def test_timeline_rejects_bad_limits(store: Any, limit: Any) -> None:
 def test_a_retried_batch_is_stored_once(store: Any, store_admin: Any, store_database: str) -> None:
     events = [parse_line(text, OPTIONS) for text in LINES]
     ids = MessageIds(start=1)
-    rows = [message_row(e, id=ids(), received_at=T0, raw=t, transport="udp") for e, t in zip(events, LINES, strict=True)]
+    rows = [line_rows(e, id=ids(), received_at=T0, raw=t, transport="udp")[0] for e, t in zip(events, LINES, strict=True)]
     assert store.insert("messages", rows, MESSAGE_COLUMNS, "batch-1") == 6
     assert store.insert("messages", rows, MESSAGE_COLUMNS, "batch-1") == 6  # a retry after a lost answer
     assert count(store_admin, store_database, "messages") == 6

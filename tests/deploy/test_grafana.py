@@ -35,9 +35,8 @@ from collector.store import (
     MESSAGES,
     STATE_COLUMNS,
     STATES,
-    event_row,
     incident_row,
-    message_row,
+    line_rows,
     state_row,
 )
 from parsers import LineParser, ParseOptions
@@ -236,8 +235,9 @@ def filled(store: Any) -> str:
         ts = at(minute)
         raw = f"{ts:%b} {ts.day:2d} {ts:%H:%M:%S} {host} dhcpd: {text}"
         event = PARSER.parse(raw)
-        messages.append(message_row(event, id=1000 + i, received_at=ts, raw=raw, transport="tcp"))
-        events.append(event_row(event, id=1000 + i, received_at=ts))
+        message, ev = line_rows(event, id=1000 + i, received_at=ts, raw=raw, transport="tcp")
+        messages.append(message)
+        events.append(ev)
     token = uuid.uuid4().hex
     store.insert(MESSAGES, messages, MESSAGE_COLUMNS, f"{token}-m")
     store.insert(EVENTS, events, EVENT_COLUMNS, f"{token}-e")
