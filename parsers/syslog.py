@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Final
 
 from parsers.events import Record
 
@@ -147,20 +148,24 @@ _KEA_SEVERITY = {"FATAL": 2, "ERROR": 3, "WARN": 4, "INFO": 6, "DEBUG": 7}
 _KEA_MSGID = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+(?= |$)")
 
 
+_MISSING: Final = object()
+
+
 class HeaderDecoder:
     """`decode` with a memo of resolved RFC 3164 timestamps.
 
     Busy senders log many lines per second and the year inference costs more
     than the rest of the header, so the decoder remembers the last few hundred
-    (timestamp text, host) -> instant answers. The memo is a pure function's
-    cache: the same line always decodes to the same Record.
+    timestamp text -> instant answers (keyed by the host too when `host_tz` gives
+    some hosts their own zone). The memo is a pure function's cache: the same line
+    always decodes to the same Record.
     """
 
     __slots__ = ("options", "_stamps")
 
     def __init__(self, options: ParseOptions = DEFAULT_OPTIONS) -> None:
         self.options = options
-        self._stamps: dict[tuple[str, str | None], datetime | None] = {}
+        self._stamps: dict[object, datetime | None] = {}
 
     def decode(self, text: str) -> Record:
         """Decode every header layer of one line (no trailing newline) into a Record."""
@@ -173,11 +178,11 @@ class HeaderDecoder:
             return _decode_general(text, self.options)
         pri, old_stamp, new_stamp, host, tag, pid = m.groups()
         if old_stamp is not None:
-            key = (old_stamp, host)
+            # the zone can depend on the host only when `host_tz` names some
+            key = (old_stamp, host) if self.options.host_tz else old_stamp
             stamps = self._stamps
-            if key in stamps:
-                ts = stamps[key]
-            else:
+            ts = stamps.get(key, _MISSING)
+            if ts is _MISSING:
                 if len(stamps) >= 512:
                     stamps.clear()
                 fields = _rfc3164_fields(_RFC3164_TS.match(old_stamp))  # type: ignore[arg-type]
@@ -186,8 +191,10 @@ class HeaderDecoder:
             parsed = _isoformat(new_stamp)
             ts = None if parsed is None else _utc(parsed)
         facility = severity = None
-        if pri is not None and int(pri) <= 191:
-            facility, severity = divmod(int(pri), 8)
+        if pri is not None:
+            code = int(pri)
+            if code <= 191:
+                facility, severity = divmod(code, 8)
         program = _program(tag) if "/" in tag else tag
         return _finish(text, m.end(), ts, host, program, int(pid) if pid else None, facility, severity, self.options)
 

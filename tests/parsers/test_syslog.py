@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from parsers.syslog import ParseOptions, decode
+from parsers.syslog import HeaderDecoder, ParseOptions, decode
 
 REF = ParseOptions(reference=datetime(2025, 3, 5, 12, 0, tzinfo=UTC))
 T = datetime(2025, 3, 3, 8, 15, 2, tzinfo=UTC)
@@ -249,6 +249,20 @@ def test_zone_per_sender():
     # the Kea layout's own timestamp is the sender's wall time too
     kea = "2025-07-03 08:15:02.000 INFO  [kea-dhcp4.ha-hooks/1] HA_X y"
     assert decode(kea, opts).ts == datetime(2025, 7, 3, 6, 15, 2, tzinfo=UTC)
+
+
+def test_the_stamp_memo_keeps_zones_per_sender_apart():
+    """One decoder, one timestamp text, two senders in different zones: the memo of resolved
+    stamps must not hand the first sender's instant to the second (nor lose it without zones)."""
+    opts = ParseOptions(reference=datetime(2025, 7, 5, tzinfo=UTC), tz=ZoneInfo("Europe/Berlin"),
+                        host_tz={"dhcp-ny": ZoneInfo("America/New_York")})
+    decoder = HeaderDecoder(opts)
+    for _ in range(2):
+        assert decoder.decode("Jul  3 08:15:02 dhcp-de dhcpd: x").ts == datetime(2025, 7, 3, 6, 15, 2, tzinfo=UTC)
+        assert decoder.decode("Jul  3 08:15:02 dhcp-ny dhcpd: x").ts == datetime(2025, 7, 3, 12, 15, 2, tzinfo=UTC)
+    plain = HeaderDecoder(ParseOptions(reference=datetime(2025, 7, 5, tzinfo=UTC)))
+    for host in ("a", "b", "a"):
+        assert plain.decode(f"Jul  3 08:15:02 {host} dhcpd: x").ts == datetime(2025, 7, 3, 8, 15, 2, tzinfo=UTC)
 
 
 def test_explicit_offsets_ignore_the_zone_option():
