@@ -1,7 +1,10 @@
-"""Shutdown spill and replay, deterministically: a pipeline told to stop with its spill time
+"""The pipeline against a real spool and the real (session) store.
+
+Shutdown spill and replay, deterministically: a pipeline told to stop with its spill time
 already past hands every queued, held and read-meanwhile line to the spill, unprocessed and in
 order; those lines, kept in a real spool, are processed by the next pipeline before anything
-else and end up in the real (session) store exactly once."""
+else and end up in the real (session) store exactly once. And a pipeline with a long queue
+lets the event loop run between its chunks."""
 
 from __future__ import annotations
 
@@ -105,3 +108,31 @@ def test_a_spooled_batch_the_store_can_never_take_is_set_aside_and_the_rest_writ
     assert record is not None and record.token == "bad-token"
     assert not spool
     assert [s["server"] for s in store.last_states() if s["pair"] == "pw-rejected"] == ["dhcp1"]
+
+
+def test_the_loop_runs_between_chunks_while_lines_are_queued(store: OnThread, store_thread: Any, tmp_path: Path) -> None:
+    """5,000 queued lines are five chunks. Another task (a scrape, a read, the end of an
+    insert) must get the loop between chunks, not only once the queue is empty: it sees
+    the pipeline part way through."""
+
+    async def run() -> list[int]:
+        pipeline, writer, intake = _pipeline(store, store_thread, Spool(str(tmp_path / "batches"), 2**30))
+        for i in range(5000):
+            intake.queue.put_nowait(_line(i))
+        seen: list[int] = []
+
+        async def other_task() -> None:
+            while pipeline.processed < 5000:
+                seen.append(pipeline.processed)
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(other_task())
+        consumer = asyncio.create_task(pipeline.run())
+        await watcher
+        pipeline.stop()
+        await consumer
+        await writer.close(time.monotonic() + 10)
+        return seen
+
+    seen = asyncio.run(run())
+    assert any(0 < processed < 5000 for processed in seen), sorted(set(seen))
