@@ -223,7 +223,7 @@ class Pipeline:
         parse = self._parser.parse
         feed = self._correlator.feed
         observe = self._tally.observe
-        ids = self._ids
+        ids = self._ids.next
         hosts_seen = self._hosts_seen
         mrows, erows = self._writer.append_rows(MESSAGES), self._writer.append_rows(EVENTS)
         # counted per chunk, added once: a labelled counter's inc takes a lock

@@ -347,10 +347,11 @@ class MessageIds:
     """
 
     def __init__(self, start: int | None = None) -> None:
-        self._next = itertools.count(time.time_ns() // 1000 if start is None else start)
+        # `next()`: the next id without a Python frame (the pipeline takes one per line)
+        self.next: Callable[[], int] = itertools.count(time.time_ns() // 1000 if start is None else start).__next__
 
     def __call__(self) -> int:
-        return next(self._next)
+        return self.next()
 
 
 def line_rows(
