@@ -88,8 +88,8 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from collector.config import host_key
-from collector.exposition import render
 from collector.correlator import CONDITIONS, Change, PairView, StateChanged
+from collector.exposition import render
 from parsers.events import (
     DHCPD_STATES,
     KEA_STATES,
