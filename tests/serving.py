@@ -86,14 +86,21 @@ class Serve:
 
     def poll(self, condition: Callable[[], T], what: str, deadline: float = POLL_DEADLINE) -> T:
         """Wait until `condition()` is truthy and return it; fail with the service log otherwise."""
-        end = time.monotonic() + deadline
-        while True:
-            result = condition()
-            if result:
-                return result
-            if time.monotonic() > end:
-                pytest.fail(f"timed out waiting for {what}\n--- serve log ---\n{self.logs()}")
-            time.sleep(0.1)
+        result = wait_until(condition, deadline)
+        if not result:
+            pytest.fail(f"timed out waiting for {what}\n--- serve log ---\n{self.logs()}")
+        return result
+
+
+def wait_until(condition: Callable[[], T], deadline: float) -> T | None:
+    """Poll `condition` every 0.1 s until it is truthy and return that; its last (falsy)
+    result after `deadline` seconds (the caller fails in its own way)."""
+    end = time.monotonic() + deadline
+    while True:
+        result = condition()
+        if result or time.monotonic() > end:
+            return result
+        time.sleep(0.1)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -28,7 +28,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -38,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.serving import metric_samples
+from tests.serving import metric_samples, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBNET = "198.18.0"
@@ -66,14 +65,10 @@ def run(*argv: str, timeout: float = 30.0, check: bool = True) -> subprocess.Com
 
 def wait_for(condition: Callable[[], T], what: str, deadline: float, explain: Callable[[], str] = str) -> T:
     """Poll `condition` every 0.1 s until it is truthy and return it; fail after `deadline` s."""
-    end = time.monotonic() + deadline
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > end:
-            raise LabError(f"timed out after {deadline:.0f} s waiting for {what}\n{explain()}")
-        time.sleep(0.1)
+    result = wait_until(condition, deadline)
+    if not result:
+        raise LabError(f"timed out after {deadline:.0f} s waiting for {what}\n{explain()}")
+    return result
 
 
 @dataclass
