@@ -46,15 +46,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from operator import attrgetter
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from collector import schema
 from collector.config import ConfigError
 from collector.correlator import Incident, StateChanged
-from parsers.events import PAYLOAD_TYPES, Event, Payload
-from parsers.jsonl import OPTIONAL_FIELDS, PAYLOAD_FIELDS, iso_utc
+from parsers.events import Event
+from parsers.jsonl import iso_utc, payload_fields
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -391,11 +390,8 @@ def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw
 def _event_row(event: Event, id: int, received_us: int, ts_us: int | None) -> tuple[Any, ...]:
     r = event.record
     payload = event.payload
-    names, values, optional = _STORED_FIELDS[type(payload)]
-    fields = dict(zip(names, values(payload)))
-    for name in optional:
-        if fields[name] is None:
-            del fields[name]
+    fields = payload_fields(event)
+    fields.pop("message", None)  # the `*.other` kinds' text: the message row holds it
     if event.continuation:
         fields["continuation"] = True
     if event.repeated is not None:
@@ -403,24 +399,6 @@ def _event_row(event: Event, id: int, received_us: int, ts_us: int | None) -> tu
     relationship = getattr(payload, "relationship", None)
     return (received_us, id, ts_us, r.host or "", r.program or "", payload.kind, relationship or "",
             _compact_json(fields) if fields else "{}")
-
-
-def _stored_fields(cls: type[Payload]) -> tuple[tuple[str, ...], Callable[[Payload], tuple[Any, ...]], tuple[str, ...]]:
-    """A payload class's `events.fields`: its field names (without `message`, which the
-    message row holds), a getter of their values, and the optional ones left out when None
-    (`parsers.jsonl.payload_fields` decides which; this is its precomputed form)."""
-    names = tuple(name for name in PAYLOAD_FIELDS[cls] if name != "message")
-    if len(names) > 1:
-        values: Callable[[Payload], tuple[Any, ...]] = attrgetter(*names)
-    elif names:
-        one = attrgetter(names[0])
-        values = lambda payload: (one(payload),)  # noqa: E731
-    else:
-        values = lambda payload: ()  # noqa: E731
-    return names, values, tuple(name for name in names if name in OPTIONAL_FIELDS)
-
-
-_STORED_FIELDS: Final = {cls: _stored_fields(cls) for cls in PAYLOAD_TYPES}
 
 
 def host_row(key: str, host: str, first_seen: datetime | float) -> tuple[Any, ...]:

@@ -8,18 +8,30 @@ extras `ha_name` and `partner_state`, which dhcpd lines never have.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, Final
 
 from parsers.events import PAYLOAD_TYPES, Event, Payload
 
-OPTIONAL_FIELDS: Final = frozenset({"ha_name", "partner_state"})
-"""Fields left out when None (the Kea extras)."""
-PAYLOAD_FIELDS: Final[dict[type[Payload], tuple[str, ...]]] = {
-    cls: tuple(f.name for f in fields(cls)) for cls in PAYLOAD_TYPES
-}
-"""Each payload class's field names, in declaration order."""
+_OPTIONAL = frozenset({"ha_name", "partner_state"})  # left out when None (the Kea extras)
+
+
+def _layout(cls: type[Payload]) -> tuple[tuple[str, ...], Callable[[Payload], tuple[Any, ...]], tuple[str, ...]]:
+    """A payload class's field names in declaration order, a getter of their values (one C
+    call: `payload_fields` runs for every stored line), and its optional fields."""
+    names = tuple(f.name for f in fields(cls))
+    if len(names) > 1:
+        values: Callable[[Payload], tuple[Any, ...]] = attrgetter(*names)
+    else:  # every payload class has at least one field
+        one = attrgetter(names[0])
+        values = lambda payload: (one(payload),)  # noqa: E731
+    return names, values, tuple(name for name in names if name in _OPTIONAL)
+
+
+_LAYOUTS: Final = {cls: _layout(cls) for cls in PAYLOAD_TYPES}
 
 
 def iso_utc(ts: datetime | None) -> str | None:
@@ -38,12 +50,11 @@ def epoch_iso(ts: float | None) -> str | None:
 def payload_fields(event: Event) -> dict[str, Any]:
     """The kind's fields of an event, in declaration order (the Kea extras only when set)."""
     payload = event.payload
-    out: dict[str, Any] = {}
-    for name in PAYLOAD_FIELDS[type(payload)]:
-        value = getattr(payload, name)
-        if value is None and name in OPTIONAL_FIELDS:
-            continue
-        out[name] = value
+    names, values, optional = _LAYOUTS[type(payload)]
+    out = dict(zip(names, values(payload)))
+    for name in optional:
+        if out[name] is None:
+            del out[name]
     return out
 
 
