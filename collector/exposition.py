@@ -8,9 +8,10 @@ took about 140 ms at 10k msg/s, and so did the state-change-to-/metrics latency.
 
 `render(registry, openmetrics)` writes exactly what `prometheus_client.exposition.generate_latest`
 (text format 0.0.4) or `prometheus_client.openmetrics.exposition.generate_latest` (OpenMetrics
-1.0.0) write with the default escaping (tests/collector/test_exposition.py compares them on a
-populated registry), but escapes each distinct name once and label values only when they
-hold a character that needs it. What pairwatch never exports (exemplars, native histograms)
+1.0.0) write with the default escaping (tests/collector/test_metrics.py compares them on a
+populated registry), but escapes each distinct name once, label values only when they hold a
+character that needs it, and keeps each series' rendered `name{labels}` for the next scrape
+(a fleet of 100 pairs, about 2,000 series: 24 ms -> 9 ms). What pairwatch never exports (exemplars, native histograms)
 and Accept headers asking for another escaping or version are left to prometheus_client:
 `render` returns None and `collector.metrics.exposition` calls the library.
 """
@@ -32,6 +33,9 @@ _OPENMETRICS_SUFFIXES: Final = ("_created", "_gsum", "_gcount")
 _TEXT_TYPES: Final = {"counter": "counter", "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram",
                       "unknown": "untyped"}
 _TEXT_NAME_SUFFIX: Final = {"counter": "_total", "info": "_info"}
+MAX_SERIES_REMEMBERED: Final = 100_000
+"""Rendered series names kept per format; forgotten all at once beyond this (label values
+that churn cannot grow memory)."""
 
 
 class _Unsupported(Exception):
@@ -65,18 +69,39 @@ def _label_value(value: str) -> str:
     return value
 
 
-def _labels(sample: Sample) -> str:
-    labels = sample.labels
+def _labels(labels: dict[str, str]) -> str:
     if not labels:
         return ""
     return "{" + ",".join([f'{_label_name(k)}="{_label_value(v)}"' for k, v in sorted(labels.items())]) + "}"
+
+
+def _series(sample_name: Callable[[str], str]) -> Callable[[Sample], str]:
+    """A sample's `name{labels}`, remembered per series: a fleet's series are the same scrape
+    after scrape, and escaping and sorting their labels was half of a scrape's cost."""
+    known: dict[tuple[str, ...], str] = {}
+
+    def series(sample: Sample) -> str:
+        labels = sample.labels
+        key = (sample.name, *labels, *labels.values())  # (1 + 2n items: names and values never mix)
+        text = known.get(key)
+        if text is None:
+            if len(known) >= MAX_SERIES_REMEMBERED:
+                known.clear()
+            text = known[key] = sample_name(sample.name) + _labels(labels)
+        return text
+
+    return series
+
+
+_text_series = _series(_metric_name)
+_om_series = _series(_om_sample_name)
 
 
 def _text_line(sample: Sample) -> str:
     if sample.exemplar is not None or sample.native_histogram is not None:
         raise _Unsupported
     stamp = "" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}"
-    return f"{_metric_name(sample.name)}{_labels(sample)} {floatToGoString(sample.value)}{stamp}\n"
+    return f"{_text_series(sample)} {floatToGoString(sample.value)}{stamp}\n"
 
 
 def _om_line(sample: Sample) -> str:
@@ -84,7 +109,7 @@ def _om_line(sample: Sample) -> str:
         raise _Unsupported
     value = "" if sample.value is None else floatToGoString(sample.value)
     stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
-    return f"{_om_sample_name(sample.name)}{_labels(sample)} {value}{stamp}\n"
+    return f"{_om_series(sample)} {value}{stamp}\n"
 
 
 def _help_text(documentation: str) -> str:

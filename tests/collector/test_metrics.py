@@ -583,6 +583,32 @@ def test_our_writer_gives_prometheus_client_output_byte_for_byte():
     assert b"# TYPE plain_events_created gauge" in text
 
 
+def test_remembered_series_follow_the_registry_from_scrape_to_scrape(monkeypatch: pytest.MonkeyPatch):
+    """The writer keeps each series' rendered name between scrapes: later scrapes, with new
+    values, new series, label values that differ only in a name/value split, and the memory
+    bound reached (everything forgotten at once), still match prometheus_client byte for byte."""
+    import collector.exposition as exposition_module
+
+    fleet = Fleet().feed(*normal_pair())
+    registry = fleet.registry()
+    pairs = Counter("split_events", "label names and values in other places", ["a", "b"], registry=registry)
+    pairs.labels("b", "a").inc()
+
+    def same() -> None:
+        for openmetrics_format, library in ((False, generate_latest), (True, openmetrics_latest)):
+            assert render(registry, openmetrics_format=openmetrics_format) == library(registry)
+
+    same()
+    fleet.feed(*clients())
+    fleet.service.syslog_messages.labels("udp").inc(7)
+    pairs.labels("a", "b").inc(3)
+    same()
+    monkeypatch.setattr(exposition_module, "MAX_SERIES_REMEMBERED", 5)
+    pairs.labels("c", "d").inc()
+    same()
+    same()
+
+
 def test_the_library_writes_what_ours_does_not():
     """An Accept header asking for another escaping, and a sample with an exemplar, go to
     prometheus_client's writers (same bodies as calling them directly)."""
