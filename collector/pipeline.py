@@ -179,9 +179,10 @@ class Pipeline:
             chunk: list[Received]
             if queue.empty() and self._then:  # at shutdown, after the queue: what was read meanwhile
                 chunk = [self._then.popleft() for _ in range(min(CHUNK, len(self._then)))]
-            elif queue.empty():  # wait only when there is nothing to do (wait_for costs a task per call)
+            elif queue.empty():  # wait only when there is nothing to do
                 try:
-                    first = await asyncio.wait_for(queue.get(), timeout=min(timeout, 0.2) if self._stopping else timeout)
+                    async with asyncio.timeout(min(timeout, 0.2) if self._stopping else timeout):
+                        first = await queue.get()
                 except TimeoutError:
                     first = None
                 chunk = [] if first is None else [first]
