@@ -151,6 +151,7 @@ def main() -> None:
             text = get("/metrics")
             received0, sent0, t0 = _value(RECEIVED, text), background.sent, time.monotonic()
             latencies: list[float] = []
+            reads: list[float] = []  # send -> the service's receive time of the line
             scrapes: list[float] = []
             missed, deepest, current = 0, 0.0, STATES[1]
             with socket.create_connection(("127.0.0.1", tcp)) as probe:
@@ -168,6 +169,7 @@ def main() -> None:
                         changed = CHANGED.search(text)
                         if changed and float(changed.group(1)) >= sent_wall:
                             latencies.append(now - sent_at)
+                            reads.append(float(changed.group(1)) - sent_wall)
                             break
                         if now - sent_at > SAMPLE_DEADLINE:
                             missed += 1
@@ -203,6 +205,8 @@ def main() -> None:
         "p99_ms": round(p99 * 1000, 1),
         "max_ms": round(max(probes) * 1000, 1),
         "mean_ms": round(statistics.fmean(probes) * 1000, 1),
+        "read_p50_ms": round(_percentile(reads, 50) * 1000, 1) if reads else None,
+        "read_p99_ms": round(_percentile(reads, 99) * 1000, 1) if reads else None,
         "scrape_median_ms": round(scrape * 1000, 1),
         "scrapes": len(scrapes),
         "background_rate_offered": args.rate,
@@ -214,7 +218,8 @@ def main() -> None:
     misses = f", {missed} missed: counted as {SAMPLE_DEADLINE * 1000:.0f} ms" if missed else ""
     print(f"state change -> /metrics over {len(probes)} probes ({elapsed:.0f} s{misses}): "
           f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms "
-          f"(one scrape takes {result['scrape_median_ms']} ms: the resolution)")
+          f"(one scrape takes {result['scrape_median_ms']} ms: the resolution); read by the service after "
+          f"p50 {result['read_p50_ms']} ms, p99 {result['read_p99_ms']} ms")
     print(f"background: offered {args.rate:,.0f} msg/s, sent {result['background_rate_sent']:,} msg/s, "
           f"received by the service {result['background_rate_received']:,} msg/s; deepest queue {int(deepest)}")
     text = json.dumps(result)
