@@ -18,15 +18,16 @@ and Accept headers asking for another escaping or version are left to prometheus
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["render"]
+__all__ = ["SeriesFamily", "render"]
 
 _OPENMETRICS_SUFFIXES: Final = ("_created", "_gsum", "_gcount")
 """Samples the 0.0.4 text format moves into a gauge family of their own, after the family."""
@@ -40,6 +41,37 @@ that churn cannot grow memory)."""
 
 class _Unsupported(Exception):
     """A sample this writer does not handle (an exemplar, a native histogram)."""
+
+
+class SeriesFamily(Metric):
+    """A gauge or counter family of plain series: rows of (label values, value), in the order
+    added, with no timestamps, exemplars or `_created` series.
+
+    `render` writes the rows straight out, without a `Sample` and a labels dict per series
+    (a fleet's `dhcp_*` families are most of a scrape); `samples`, which prometheus_client's
+    writers and `get_sample_value` read, are built from the rows when asked for.
+    """
+
+    def __init__(self, name: str, documentation: str, typ: Literal["gauge", "counter"], labels: Sequence[str]) -> None:
+        if typ == "counter":
+            name = name.removesuffix("_total")
+        super().__init__(name, documentation, typ)
+        self.labelnames = tuple(labels)
+        self.sample_name = name + "_total" if typ == "counter" else name
+        self.rows: list[tuple[tuple[str, ...], float]] = []
+
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        self.rows.append((values, value))
+
+    @property  # type: ignore[override]
+    def samples(self) -> list[Sample]:
+        names = self.labelnames
+        return [Sample(self.sample_name, dict(zip(names, values)), value, None, None) for values, value in self.rows]
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:  # (Metric.__init__ sets an empty list)
+        if value:
+            raise TypeError("a SeriesFamily takes rows (add), not samples")
 
 
 def _memo(escape: Callable[[str], str]) -> Callable[[str], str]:
@@ -97,6 +129,34 @@ _text_series = _series(_metric_name)
 _om_series = _series(_om_sample_name)
 
 
+def _value_text(value: float) -> str:
+    """`floatToGoString(value)`, without the float round trip for the small integers that
+    counts and one-hot gauges are (it writes 1e6 and above with an exponent)."""
+    if type(value) is int and value < 1_000_000:
+        return f"{value}.0"
+    return floatToGoString(value)
+
+
+_ROW_SERIES: Final[dict[tuple[bool, str, tuple[str, ...]], dict[tuple[str, ...], str]]] = {}
+"""Per format, sample name and label names: each row's rendered `name{labels}`, by its label values."""
+
+
+def _row_lines(family: SeriesFamily, openmetrics_format: bool) -> list[str]:
+    name = family.sample_name
+    labelnames = family.labelnames
+    known = _ROW_SERIES.setdefault((openmetrics_format, name, labelnames), {})
+    if len(known) >= MAX_SERIES_REMEMBERED:
+        known.clear()
+    escaped = (_om_sample_name if openmetrics_format else _metric_name)(name)
+    lines = []
+    for values, value in family.rows:
+        series = known.get(values)
+        if series is None:
+            series = known[values] = escaped + _labels(dict(zip(labelnames, values)))
+        lines.append(f"{series} {_value_text(value)}\n")
+    return lines
+
+
 def _text_line(sample: Sample) -> str:
     if sample.exemplar is not None or sample.native_histogram is not None:
         raise _Unsupported
@@ -124,6 +184,9 @@ def _text(registry: CollectorRegistry) -> str:
         escaped = _metric_name(name)
         append(f"# HELP {escaped} {_help_text(metric.documentation)}\n")
         append(f"# TYPE {escaped} {_TEXT_TYPES.get(metric.type, metric.type)}\n")
+        if type(metric) is SeriesFamily:
+            out.extend(_row_lines(metric, False))
+            continue
         moved: dict[str, list[str]] = {}
         suffixes = {metric.name + suffix: suffix for suffix in _OPENMETRICS_SUFFIXES}
         for sample in metric.samples:
@@ -149,7 +212,7 @@ def _openmetrics(registry: CollectorRegistry) -> str:
         append(f"# TYPE {escaped} {metric.type}\n")
         if metric.unit:
             append(f"# UNIT {escaped} {metric.unit}\n")
-        out.extend([_om_line(sample) for sample in metric.samples])
+        out.extend(_row_lines(metric, True) if type(metric) is SeriesFamily else [_om_line(sample) for sample in metric.samples])
     append("# EOF\n")
     return "".join(out)
 

@@ -9,7 +9,8 @@ label sets are a contract, listed once in `CONTRACT` and checked against DESIGN.
   state transitions, last message time. `observe(event, changes, now)` is called once per
   line, after the correlator consumed it; `snapshot()` returns an immutable `TallySnapshot`.
 * `PairCollector` is a custom collector (the `prometheus_client` way: fresh families per
-  scrape, no `Gauge.set()` bookkeeping). Each scrape takes one correlator snapshot
+  scrape, no `Gauge.set()` bookkeeping), of `collector.exposition.SeriesFamily` families,
+  which the /metrics writer renders without a `Sample` object per series. Each scrape takes one correlator snapshot
   (`tuple[PairView, ...]`) and one tally snapshot and yields every `dhcp_*` family from them.
   `describe()` yields the families without samples, so registering never calls a snapshot.
 * `ServiceMetrics` holds the service's own counters and gauges as ordinary
@@ -62,8 +63,8 @@ Decisions worth knowing:
   the last successful one.
 * Repeats: `last message repeated N times` counts N in the line counters (lease messages,
   refusals, no-free); transitions and resyncs count what happened, once.
-* `_created` series: none. DESIGN lists none; `CounterMetricFamily` emits them only when asked
-  (never here), and `ServiceMetrics` strips them from its own objects' output rather than
+* `_created` series: none. DESIGN lists none; the `dhcp_*` families (`SeriesFamily`) have none,
+  and `ServiceMetrics` strips them from its own objects' output rather than
   calling `prometheus_client.disable_created_metrics()`, which is process-global (it would
   change every other registry in the process too).
 * No MAC or IP labels: `server` is the syslog host, `pool`/`network` the pool's network name
@@ -85,11 +86,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.openmetrics.exposition import UNDERSCORES
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 from collector.config import host_key
 from collector.correlator import CONDITIONS, Change, PairView, StateChanged
-from collector.exposition import render
+from collector.exposition import SeriesFamily, render
 from parsers.events import (
     DHCPD_STATES,
     KEA_STATES,
@@ -418,7 +419,7 @@ def program_label(program: str | None) -> str:
 # --- the pair collector ------------------------------------------------------------------
 
 
-def _families() -> dict[str, Metric]:
+def _families() -> dict[str, SeriesFamily]:
     """Every `dhcp_*` family, empty: describe() yields these, collect() fills fresh ones."""
     specs = {spec.name: spec for spec in CONTRACT if spec.name.startswith("dhcp_")}
     docs = {
@@ -436,10 +437,9 @@ def _families() -> dict[str, Metric]:
         DHCP_NO_FREE_LEASES: "Clients refused for lack of free leases (network empty when the line names none).",
         DHCP_SERVER_LAST_MESSAGE_TIMESTAMP: "Unix time of the last DHCP-server line from the host.",
     }
-    out: dict[str, Metric] = {}
+    out: dict[str, SeriesFamily] = {}
     for name, spec in specs.items():
-        family = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
-        out[name] = family(name, docs[name], labels=list(spec.labels))
+        out[name] = SeriesFamily(name, docs[name], "counter" if spec.type == "counter" else "gauge", spec.labels)
     return out
 
 
@@ -471,7 +471,7 @@ class PairCollector:
         return list(f.values())
 
     @staticmethod
-    def _pair_families(pairs: Sequence[PairView], f: dict[str, Metric]) -> None:
+    def _pair_families(pairs: Sequence[PairView], f: dict[str, SeriesFamily]) -> None:
         state, since, condition = f[DHCP_FAILOVER_STATE], f[DHCP_FAILOVER_STATE_CHANGE_TIMESTAMP], f[DHCP_FAILOVER_CONDITION]
         for view in pairs:
             known = _STATES_OF.get(view.implementation)
@@ -482,17 +482,17 @@ class PairCollector:
                         continue
                     if known is not None:
                         for name in sorted(known | {current} if current is not None else known):
-                            state.add_metric([view.name, s.host, side, name], 1.0 if name == current else 0.0)
+                            state.add((view.name, s.host, side, name), 1 if name == current else 0)
                     elif current is not None:
-                        state.add_metric([view.name, s.host, side, current], 1.0)
+                        state.add((view.name, s.host, side, current), 1)
                     if at is not None:
-                        since.add_metric([view.name, s.host, side], at)
+                        since.add((view.name, s.host, side), at)
             holds = dict(view.conditions)
             for name in CONDITIONS:
-                condition.add_metric([view.name, name], 1.0 if holds.get(name) else 0.0)
+                condition.add((view.name, name), 1 if holds.get(name) else 0)
 
     @staticmethod
-    def _tally_families(pairs: Sequence[PairView], t: TallySnapshot, f: dict[str, Metric]) -> None:
+    def _tally_families(pairs: Sequence[PairView], t: TallySnapshot, f: dict[str, SeriesFamily]) -> None:
         # (server, relationship) -> pair names, and server -> pair names
         by_key: dict[ServerKey, list[str]] = {}
         by_host: dict[str, list[str]] = {}
@@ -505,11 +505,11 @@ class PairCollector:
         transitions = f[DHCP_FAILOVER_TRANSITIONS]
         for (host, rel, side, old, new), n in t.transitions:
             for pair in by_key.get((host, rel), ()):
-                transitions.add_metric([pair, host, side, old, new], n)
+                transitions.add((pair, host, side, old, new), n)
         durations = f[DHCP_FAILOVER_SYNC_DURATION]
         for (host, rel), seconds in t.sync_durations:
             for pair in by_key.get((host, rel), ()):
-                durations.add_metric([pair, host], seconds)
+                durations.add((pair, host), seconds)
         # every server of every pair has both results from the start, so that
         # increase(...{result="failed"}) has a series before the first failure
         sync_counts = {(pair, host, result): 0 for (host, _), names in by_key.items() for pair in names
@@ -519,28 +519,28 @@ class PairCollector:
                 sync_counts[(pair, host, result)] = n
         syncs = f[DHCP_FAILOVER_SYNCS]
         for labels, n in sorted(sync_counts.items()):
-            syncs.add_metric(list(labels), n)
+            syncs.add(labels, n)
         refused = f[DHCP_FAILOVER_REFUSED]
         for (host, reason), n in t.refused:
             for pair in by_host.get(host, ()):
-                refused.add_metric([pair, host, reason], n)
+                refused.add((pair, host, reason), n)
         pools = f[DHCP_POOL_LEASES]
         for (host, network), counts in t.pools:
             for pair in by_host.get(host, ()):
                 for kind, value in zip(POOL_KINDS, counts, strict=True):
-                    pools.add_metric([pair, host, network, kind], value)
+                    pools.add((pair, host, network, kind), value)
 
         leases = f[DHCP_LEASE_MESSAGES]
         counted = dict(t.lease_messages)
         for host in sorted(set(by_host) | {h for h, _ in counted}):
             for kind in LEASE_TYPES:
-                leases.add_metric([host, kind], counted.get((host, kind), 0))
+                leases.add((host, kind), counted.get((host, kind), 0))
         no_free = f[DHCP_NO_FREE_LEASES]
         for (host, network), n in t.no_free:
-            no_free.add_metric([host, network], n)
+            no_free.add((host, network), n)
         last = f[DHCP_SERVER_LAST_MESSAGE_TIMESTAMP]
         for host, seconds in t.last_message:
-            last.add_metric([host], seconds)
+            last.add((host,), seconds)
 
 
 # --- the service's own metrics -----------------------------------------------------------

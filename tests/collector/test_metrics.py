@@ -13,12 +13,16 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
 
+import collector.exposition as exposition_module
 from collector.correlator import CONDITIONS, Correlator
-from collector.exposition import render
+from collector.exposition import SeriesFamily, render
 from collector.metrics import (
     CONTRACT,
     FROM_UNKNOWN,
@@ -587,8 +591,6 @@ def test_remembered_series_follow_the_registry_from_scrape_to_scrape(monkeypatch
     """The writer keeps each series' rendered name between scrapes: later scrapes, with new
     values, new series, label values that differ only in a name/value split, and the memory
     bound reached (everything forgotten at once), still match prometheus_client byte for byte."""
-    import collector.exposition as exposition_module
-
     fleet = Fleet().feed(*normal_pair())
     registry = fleet.registry()
     pairs = Counter("split_events", "label names and values in other places", ["a", "b"], registry=registry)
@@ -607,6 +609,19 @@ def test_remembered_series_follow_the_registry_from_scrape_to_scrape(monkeypatch
     pairs.labels("c", "d").inc()
     same()
     same()
+
+
+@given(st.one_of(st.integers(-10**8, 10**8), st.floats(allow_nan=True, allow_infinity=True), st.booleans()))
+def test_series_values_are_written_as_prometheus_client_writes_them(value: float) -> None:
+    assert exposition_module._value_text(value) == floatToGoString(value)
+
+
+def test_a_series_family_is_filled_by_rows_only():
+    family = SeriesFamily("rows_total", "rows", "counter", ["a"])
+    family.add(("x",), 3)
+    assert family.name == "rows" and [(s.name, s.labels, s.value) for s in family.samples] == [("rows_total", {"a": "x"}, 3)]
+    with pytest.raises(TypeError):
+        family.samples = [family.samples[0]]
 
 
 def test_the_library_writes_what_ours_does_not():
