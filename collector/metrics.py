@@ -10,8 +10,9 @@ label sets are a contract, listed once in `CONTRACT` and checked against DESIGN.
   line, after the correlator consumed it; `snapshot()` returns an immutable `TallySnapshot`.
 * `PairCollector` is a custom collector (the `prometheus_client` way: fresh families per
   scrape, no `Gauge.set()` bookkeeping), of `collector.exposition.SeriesFamily` families,
-  which the /metrics writer renders without a `Sample` object per series. Each scrape takes one correlator snapshot
-  (`tuple[PairView, ...]`) and one tally snapshot and yields every `dhcp_*` family from them.
+  which the /metrics writer renders without a `Sample` object per series. Each scrape takes
+  one correlator snapshot (`tuple[PairView, ...]`) and one tally snapshot and yields every
+  `dhcp_*` family from them.
   `describe()` yields the families without samples, so registering never calls a snapshot.
 * `ServiceMetrics` holds the service's own counters and gauges as ordinary
   `prometheus_client` objects; listeners, store and pipeline update them directly.
