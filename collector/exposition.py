@@ -212,7 +212,10 @@ def _openmetrics(registry: CollectorRegistry) -> str:
         append(f"# TYPE {escaped} {metric.type}\n")
         if metric.unit:
             append(f"# UNIT {escaped} {metric.unit}\n")
-        out.extend(_row_lines(metric, True) if type(metric) is SeriesFamily else [_om_line(sample) for sample in metric.samples])
+        if type(metric) is SeriesFamily:
+            out.extend(_row_lines(metric, True))
+        else:
+            out.extend([_om_line(sample) for sample in metric.samples])
     append("# EOF\n")
     return "".join(out)
 
