@@ -226,7 +226,8 @@ class Pipeline:
         observe = self._tally.observe
         ids = self._ids.next
         hosts_seen = self._hosts_seen
-        mrows, erows = self._writer.append_rows(MESSAGES), self._writer.append_rows(EVENTS)
+        mrows: list[tuple[Any, ...]] = []
+        erows: list[tuple[Any, ...]] = []
         # counted per chunk, added once: a labelled counter's inc takes a lock
         unrecognized: dict[str | None, int] = {}
         skewed = bad_hosts = 0
@@ -257,6 +258,8 @@ class Pipeline:
                     self.failed_lines += 1
                     if self.failed_lines <= 10:
                         log.exception("pipeline: line from %s %s failed: %r", transport, sender, text[:200])
+        self._writer.add_rows(MESSAGES, mrows)
+        self._writer.add_rows(EVENTS, erows)
         for program, count in unrecognized.items():
             self._metrics.parse_unrecognized.labels(program_label(program)).inc(count)
         if skewed:

@@ -286,7 +286,10 @@ allocates a dozen container objects and store batches keep them alive for a seco
 with the defaults the collector ran every few dozen lines and kept promoting batches
 into the old generation, whose full passes walk everything. Measured: about 15 % more
 messages per second end to end (median of four runs each way, 100k TCP lines); with the
-collector off, an insert benchmark's store thread used a quarter less CPU."""
+collector off, an insert benchmark's store thread used a quarter less CPU. (Since the writer
+keeps rows by column, a line's objects die with its chunk, and at 10k msg/s no collection
+ran in 20 s; before, one young collection every ~20 s walked some 50,000 pending rows and
+stopped the service for 110-210 ms.)"""
 
 
 def settle_garbage_collector() -> None:

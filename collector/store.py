@@ -604,11 +604,14 @@ class Store:
 
     # -- writing --
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], dedup_token: str) -> int:
+    def insert(self, table: str, data: Sequence[Sequence[Any]], columns: Sequence[str], dedup_token: str, *,
+               column_oriented: bool = False) -> int:
         """Insert one batch into a data table; returns the number of rows sent.
 
-        A batch sent again with the same non-empty `dedup_token` (a retry, a spool replay)
-        is not stored twice; use a new token for new data.
+        `data` holds rows in the order of `columns`, or with `column_oriented` one sequence of
+        values per column (what the service's writer keeps). A batch sent again with the same
+        non-empty `dedup_token` (a retry, a spool replay) is not stored twice; use a new token
+        for new data.
         """
         self._check()
         types = schema.TABLE_COLUMNS.get(table)
@@ -616,14 +619,19 @@ class Store:
             raise ValueError(f"unknown table {table!r}; expected one of {sorted(schema.TABLE_COLUMNS)}")
         if not dedup_token:
             raise ValueError("dedup_token must be a non-empty string")
-        if not rows:
+        size = (len(data[0]) if data else 0) if column_oriented else len(data)
+        if not size:
             return 0
         known = dict(types)
         try:
             type_names = [known[c] for c in columns]
         except KeyError as exc:
             raise ValueError(f"unknown column {exc.args[0]!r} for table {table}") from None
-        data = list(zip(*rows, strict=True)) if len(columns) else []
+        if column_oriented:
+            if any(len(values) != size for values in data):
+                raise ValueError("columns of different lengths")
+        else:
+            data = list(zip(*data, strict=True)) if len(columns) else []
         if len(data) != len(columns):
             raise ValueError(f"rows have {len(data)} values, columns name {len(columns)}")
         with map_store_errors(f"insert into {table}"):
@@ -636,7 +644,7 @@ class Store:
                 column_oriented=True,
                 settings={"insert_deduplication_token": dedup_token},
             )
-        return len(rows)
+        return size
 
     # -- reading --
 

@@ -341,6 +341,23 @@ def test_a_retried_batch_is_stored_once(store: Any, store_admin: Any, store_data
     assert store.insert("messages", [], MESSAGE_COLUMNS, "batch-3") == 0
 
 
+def test_a_batch_by_column_stores_the_same_rows(store: Any) -> None:
+    """`column_oriented`: one sequence of values per column (the service's writer keeps its
+    batches so) stores the rows; columns of different lengths are refused."""
+    ids = MessageIds(start=1)
+    rows = [line_rows(parse_line(t, OPTIONS), id=ids(), received_at=at, raw=t, transport="udp")[0]
+            for t, at in zip(LINES, received(len(LINES)), strict=True)]
+    assert store.insert("messages", list(zip(*rows, strict=True)), MESSAGE_COLUMNS, "by-column",
+                        column_oriented=True) == len(LINES)
+    stored = store.timeline()
+    message, host, kind = (MESSAGE_COLUMNS.index(c) for c in ("message", "host", "kind"))
+    assert [(r["message"], r["host"], r["kind"]) for r in stored] == [(row[message], row[host] or None, row[kind])
+                                                                       for row in rows]
+    assert store.insert("messages", [], MESSAGE_COLUMNS, "nothing", column_oriented=True) == 0
+    with pytest.raises(ValueError, match="different lengths"):
+        store.insert("states", [(T0, T0), ("p",)], ("ts", "pair"), "t", column_oriented=True)
+
+
 def test_insert_refuses_unknown_tables_columns_and_tokens(store: Any) -> None:
     with pytest.raises(ValueError, match="unknown table"):
         store.insert("schema_migrations", [(1,)], ("version",), "t")

@@ -47,3 +47,36 @@ def test_rows_behind_an_insert_in_flight_go_when_it_ends(store: OnThread, store_
 
     asyncio.run(run())
     assert registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES}) == 300
+
+
+def test_chunks_of_rows_make_batches_of_batch_rows_in_order(store: OnThread, store_thread: Any, tmp_path: Path) -> None:
+    """The pipeline adds a chunk of rows at a time; batches still hold `batch_rows` rows (a
+    chunk is split where a batch ends), and the store gets every row once, in order."""
+    registry = CollectorRegistry()
+    metrics = ServiceMetrics(registry, "test")
+    writer = StoreWriter(COLUMNS, store_thread, store.obj, _no_reopen, Spool(str(tmp_path / "spool"), 2**20), metrics,
+                         batch_rows=100, flush_interval=60.0, memory_rows=10_000)
+    host = f"chunks-{uuid.uuid4().hex[:8]}"
+    texts = [f"<30>Mar  3 08:15:02 {host} dhcpd: DHCPACK on 198.18.2.1 to 00:00:5e:00:53:01 via eth0 #{i}"
+             for i in range(250)]
+    rows = [line_rows(parse_line(text), id=i, received_at=1_700_000_000 + i, raw=text, transport="tcp")[0]
+            for i, text in enumerate(texts)]
+    stored = lambda: registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES})  # noqa: E731
+
+    async def run() -> None:
+        for start, end in ((0, 70), (70, 140), (140, 170)):
+            writer.add_rows(MESSAGES, rows[start:end])
+        await writer.flush_due(time.time())  # 100 go (the 2nd chunk is cut); 70 wait, not due
+        started = time.monotonic()
+        while stored() < 100:
+            assert time.monotonic() - started < 30, "the first batch was not sent"
+            await asyncio.sleep(0.02)
+        assert stored() == 100
+        writer.add_rows(MESSAGES, rows[170:])
+        await writer.flush_due(time.time())  # the 70 and 30 of the new chunk; 50 wait
+        await writer.close(time.monotonic() + 30)  # the 50 go too
+
+    asyncio.run(run())
+    assert [r["message"].rsplit("#", 1)[1] for r in store.timeline([host], limit=1000)] == [str(i) for i in range(250)]
+    assert registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES}) == 250
+    assert registry.get_sample_value("pairwatch_store_insert_duration_seconds_count") == 3
