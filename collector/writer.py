@@ -83,13 +83,24 @@ class _Table:
 class _Batch:
     table: str
     token: str
-    data: Sequence[Sequence[Any]]  # one sequence of values per column; rows when `by_column` is False
+    data: Sequence[Any]  # segments; rows when `by_column` is False
     size: int
     by_column: bool = True  # False: read back from the spool (the store checks the rows' shape)
 
     def rows(self) -> list[Sequence[Any]]:
         """The rows, as the spool keeps them."""
-        return list(zip(*self.data, strict=True)) if self.by_column else list(self.data)
+        if not self.by_column:
+            return list(self.data)
+        return [row for segment in self.data for row in zip(*segment, strict=True)]
+
+
+def _insert(store: Store, batch: _Batch, columns: Sequence[str]) -> int:
+    """One batch into the store, on the store's thread: joining the segments' columns there
+    keeps that work (about 6 ms per 10,000 rows) off the event loop."""
+    if not batch.by_column:
+        return store.insert(batch.table, batch.data, columns, batch.token)
+    joined = [list(chain.from_iterable(values)) for values in zip(*batch.data, strict=True)]
+    return store.insert(batch.table, joined, columns, batch.token, column_oriented=True)
 
 
 class StoreWriter:
@@ -251,8 +262,7 @@ class StoreWriter:
         t.pending -= size
         if t.pending:
             t.started = self._clock()
-        columns = taken[0] if len(taken) == 1 else [list(chain.from_iterable(values)) for values in zip(*taken)]
-        return _Batch(name, uuid.uuid4().hex, columns, size)
+        return _Batch(name, uuid.uuid4().hex, taken, size)
 
     async def _insert_live(self, name: str, t: _Table, batch: _Batch) -> None:
         """Send `batch`; then, while the table has a batch due (rows that piled up behind this
@@ -280,8 +290,7 @@ class StoreWriter:
         if store is None:
             return False
         started = time.perf_counter()
-        call = self._thread.call(store.insert, batch.table, batch.data, self._tables[batch.table].columns, batch.token,
-                                 column_oriented=batch.by_column)
+        call = self._thread.call(_insert, store, batch, self._tables[batch.table].columns)
         try:
             await asyncio.wait_for(call, timeout)
         except ValueError as exc:  # rows that can never be written (e.g. spooled before a schema change)
