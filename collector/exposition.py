@@ -137,23 +137,31 @@ def _value_text(value: float) -> str:
     return floatToGoString(value)
 
 
-_ROW_SERIES: Final[dict[tuple[bool, str, tuple[str, ...]], dict[tuple[str, ...], str]]] = {}
-"""Per format, sample name and label names: each row's rendered `name{labels}`, by its label values."""
+_FamilyKey = tuple[bool, str, tuple[str, ...]]  # (OpenMetrics?, sample name, label names)
+_ROW_SERIES: Final[dict[_FamilyKey, dict[tuple[str, ...], str]]] = {}
+"""Each row's rendered `name{labels}`, by its label values."""
+_LAST_LINES: Final[dict[_FamilyKey, tuple[list[tuple[tuple[str, ...], float]], list[str]]]] = {}
+"""Each family's rows and lines at the last scrape: a family whose rows did not change since
+(states and conditions mostly) is not written again."""
 
 
 def _row_lines(family: SeriesFamily, openmetrics_format: bool) -> list[str]:
-    name = family.sample_name
-    labelnames = family.labelnames
-    known = _ROW_SERIES.setdefault((openmetrics_format, name, labelnames), {})
+    key = (openmetrics_format, family.sample_name, family.labelnames)
+    last = _LAST_LINES.get(key)
+    if last is not None and last[0] == family.rows:  # (equal values write alike; -0.0 is never a row's)
+        return last[1]
+    known = _ROW_SERIES.setdefault(key, {})
     if len(known) >= MAX_SERIES_REMEMBERED:
         known.clear()
-    escaped = (_om_sample_name if openmetrics_format else _metric_name)(name)
+    labelnames = family.labelnames
+    escaped = (_om_sample_name if openmetrics_format else _metric_name)(family.sample_name)
     lines = []
     for values, value in family.rows:
         series = known.get(values)
         if series is None:
             series = known[values] = escaped + _labels(dict(zip(labelnames, values)))
         lines.append(f"{series} {_value_text(value)}\n")
+    _LAST_LINES[key] = (family.rows, lines)
     return lines
 
 

@@ -201,7 +201,8 @@ STORE_INSERT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 MAX_SERIES = 10_000
 """Per keyed table of the tally: new keys beyond this are dropped (existing ones keep counting)."""
 
-_STATES_OF = {"dhcpd": DHCPD_STATES, "kea": KEA_STATES}
+_STATES_OF = {"dhcpd": tuple(sorted(DHCPD_STATES)), "kea": tuple(sorted(KEA_STATES))}
+"""Each implementation's state names in series order (sorted once, not per server and scrape)."""
 _DHCPD_SYNC_FAILS = frozenset({"startup", "shutdown"})
 _DHCPD_SYNC_ENDS = frozenset({"normal", "partner-down", "communications-interrupted"})
 _KEA_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|sec|seconds?)?\b", re.IGNORECASE)
@@ -482,7 +483,8 @@ class PairCollector:
                     if side == "peer" and current is None:  # no valid view of the partner
                         continue
                     if known is not None:
-                        for name in sorted(known | {current} if current is not None else known):
+                        names = known if current is None or current in known else sorted({*known, current})
+                        for name in names:
                             state.add((view.name, s.host, side, name), 1 if name == current else 0)
                     elif current is not None:
                         state.add((view.name, s.host, side, current), 1)
