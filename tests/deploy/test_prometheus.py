@@ -139,7 +139,7 @@ def test_every_alert_has_the_labels_and_annotations_a_receiver_needs() -> None:
             # the pair in both texts; the servers by name in the description (a template query)
             assert "$labels.pair" in annotations["summary"] and "$labels.pair" in annotations["description"], name
             assert ".Labels.server" in annotations["description"] or ".Labels.pool" in annotations["description"], name
-            assert f"pairwatch timeline --pair {{{{ $labels.pair }}}} --since 1h" in annotations["description"], name
+            assert "pairwatch timeline --pair {{ $labels.pair }} --since 1h" in annotations["description"], name
         else:
             assert "$labels.instance" in annotations["summary"], name
 
