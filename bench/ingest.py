@@ -1,7 +1,7 @@
 """End-to-end ingest: messages/s until every row is stored, pairwatch next to rsyslog on the same stream.
 
 Run: `.venv/bin/python bench/ingest.py [--messages N] [--runs R] [--transport T]... [--udp-rate N]
-[--out FILE]` (or `make bench`). Needs `rsyslogd` (Debian package rsyslog).
+[--serve-config FILE] [--out FILE]` (or `make bench`). Needs `rsyslogd` (Debian package rsyslog).
 
 The stream is bench/corpus.py's: N realistic dhcpd and Kea lines from 100 failover pairs
 (200 hosts), as rsyslog forwards them. For every run and transport (`tcp-octet`: one TCP
@@ -324,12 +324,14 @@ class _LineCounter:
             self._file.close()
 
 
-def run_pairwatch(transport: str, payload: bytes | list[bytes], sent: int, udp_rate: float) -> dict[str, Any]:
+def run_pairwatch(transport: str, payload: bytes | list[bytes], sent: int, udp_rate: float,
+                  config: Path | None = None) -> dict[str, Any]:
     tcp, udp, http = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
     with tempfile.TemporaryDirectory(prefix="pairwatch-bench-") as tmp:
         with open(Path(tmp) / "serve.log", "wb") as log:
+            tuning = ["--config", str(config.resolve())] if config else []
             proc = subprocess.Popen(
-                [sys.executable, "-m", "collector.cli", "serve", "--tcp", f"127.0.0.1:{tcp}", "--udp",
+                [sys.executable, "-m", "collector.cli", "serve", *tuning, "--tcp", f"127.0.0.1:{tcp}", "--udp",
                  f"127.0.0.1:{udp}", "--http", f"127.0.0.1:{http}", "--store", f"embedded:{tmp}/store"],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
@@ -386,6 +388,8 @@ def main() -> None:
                     help="tcp-octet, tcp-lf or udp (repeatable; default: all three)")
     ap.add_argument("--udp-rate", type=float, default=0.0, help="pace UDP at this many msg/s (default 0: unpaced)")
     ap.add_argument("--out", type=Path, default=RESULTS / "ingest.json", help="where the JSON goes")
+    ap.add_argument("--serve-config", type=Path, help="a config file for pairwatch serve (its [serve] tuning keys; "
+                    "the listeners, HTTP address and store are the bench's own)")
     args = ap.parse_args()
     rsyslogd = shutil.which("rsyslogd") or shutil.which("rsyslogd", path="/usr/sbin:/sbin")
     if rsyslogd is None:
@@ -398,7 +402,8 @@ def main() -> None:
         print(f"run {run}/{args.runs}: {args.messages} messages, {corpus.pairs} pairs", flush=True)
         for t in transports:
             measured[t]["rsyslog"].append(run_rsyslog(rsyslogd, t, payloads[t], args.messages, args.udp_rate))
-            measured[t]["pairwatch"].append(run_pairwatch(t, payloads[t], args.messages, args.udp_rate))
+            measured[t]["pairwatch"].append(run_pairwatch(t, payloads[t], args.messages, args.udp_rate,
+                                                          args.serve_config))
 
     summary: dict[str, Any] = {}
     for t in transports:
@@ -416,7 +421,9 @@ def main() -> None:
               f"{'-' if ratio is None else f'{ratio:.2f}'}{pace}; pairwatch peak anon "
               f"{summary[t]['pairwatch_peak_anon_mib']} MiB (private {summary[t]['pairwatch_peak_private_mib']} MiB)")
     result = {"bench": "ingest", "messages": args.messages, "runs": args.runs, "pairs": corpus.pairs,
-              "udp_rate": args.udp_rate, "summary": summary, "measurements": measured}
+              "udp_rate": args.udp_rate,
+              "serve_config": args.serve_config.read_text() if args.serve_config else None,
+              "summary": summary, "measurements": measured}
     text = json.dumps(result)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
