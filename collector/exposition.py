@@ -12,7 +12,9 @@ took about 140 ms at 10k msg/s, and so did the state-change-to-/metrics latency.
 populated registry), but escapes each distinct name once, label values only when they hold a
 character that needs it, and keeps each series' rendered `name{labels}` for the next scrape.
 The `dhcp_*` families (`SeriesFamily`) are written from their rows, and not again while their
-rows stay the same (100 pairs, about 4,000 series: 46 ms -> 7 ms a scrape). What pairwatch
+rows stay the same (100 pairs, about 4,000 series: 46 ms -> 7 ms a scrape); of a family whose
+rows changed, each series' line is written again only when its value did (with lease counters
+moving between scrapes: 29.7M -> 25.4M instructions a scrape). What pairwatch
 never exports (exemplars, native histograms) and Accept headers asking for another escaping
 or version are left to prometheus_client:
 `render` returns None and `collector.metrics.exposition` calls the library.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
@@ -31,6 +33,8 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 __all__ = ["SeriesFamily", "render"]
+
+T = TypeVar("T")
 
 _OPENMETRICS_SUFFIXES: Final = ("_created", "_gsum", "_gcount")
 """Samples the 0.0.4 text format moves into a gauge family of their own, after the family."""
@@ -110,11 +114,11 @@ def _labels(labels: dict[str, str]) -> str:
     return "{" + ",".join([f'{_label_name(k)}="{_label_value(v)}"' for k, v in sorted(labels.items())]) + "}"
 
 
-def _remember(known: dict[Hashable, str], key: Hashable, text: str) -> str:
-    """`text` kept as `known[key]` (a series' `name{labels}` its caller just wrote): a fleet's
-    series are the same scrape after scrape, and escaping and sorting their labels was half of
-    a scrape's cost. Forgotten all at once past `MAX_SERIES_REMEMBERED` (label values that
-    churn cannot grow memory)."""
+def _remember(known: dict[Hashable, T], key: Hashable, text: T) -> T:
+    """`text` kept as `known[key]` (what its caller just wrote for a series): a fleet's series
+    are the same scrape after scrape, and escaping and sorting their labels was half of a
+    scrape's cost. Forgotten all at once past `MAX_SERIES_REMEMBERED` (label values that churn
+    cannot grow memory)."""
     if len(known) >= MAX_SERIES_REMEMBERED:
         known.clear()
     known[key] = text
@@ -150,11 +154,13 @@ def _value_text(value: float) -> str:
 
 @dataclass(slots=True)
 class _Written:
-    """What one `SeriesFamily` (per format) was written as: each row's `name{labels}` by its
-    label values, and the rows and lines of the last scrape (a family whose rows did not
-    change since, states and conditions mostly, is not written again)."""
+    """What one `SeriesFamily` (per format) was written as: by each row's label values, its
+    `name{labels}`, and the value and line it was last written with (under load a scrape
+    finds most counters where the last one left them: their lines are reused); and the rows
+    and lines of the last scrape (a family whose rows did not change since, states and
+    conditions mostly, is not written again)."""
 
-    series: dict[Hashable, str] = field(default_factory=dict)
+    series: dict[Hashable, tuple[str, float, str]] = field(default_factory=dict)
     rows: list[tuple[tuple[str, ...], float]] | None = None
     lines: list[str] = field(default_factory=list)
 
@@ -172,11 +178,20 @@ def _row_lines(family: SeriesFamily, openmetrics_format: bool) -> list[str]:
     escaped = (_om_sample_name if openmetrics_format else _metric_name)(family.sample_name)
     known = written.series
     lines = []
+    append = lines.append
     for values, value in family.rows:
-        series = known.get(values)
-        if series is None:
-            series = _remember(known, values, escaped + _labels(dict(zip(labelnames, values))))
-        lines.append(f"{series} {_value_text(value)}\n")
+        last = known.get(values)
+        if last is None:
+            series = escaped + _labels(dict(zip(labelnames, values)))
+            line = f"{series} {_value_text(value)}\n"
+            _remember(known, values, (series, value, line))
+        elif last[1] == value:  # (equal values write alike; -0.0 is never a row's)
+            line = last[2]
+        else:
+            series = last[0]
+            line = f"{series} {_value_text(value)}\n"
+            known[values] = (series, value, line)
+        append(line)
     written.rows, written.lines = family.rows, lines
     return lines
 

@@ -474,7 +474,8 @@ class PairCollector:
 
     @staticmethod
     def _pair_families(pairs: Sequence[PairView], f: dict[str, SeriesFamily]) -> None:
-        state, since, condition = f[DHCP_FAILOVER_STATE], f[DHCP_FAILOVER_STATE_CHANGE_TIMESTAMP], f[DHCP_FAILOVER_CONDITION]
+        add_state = f[DHCP_FAILOVER_STATE].add
+        since, condition = f[DHCP_FAILOVER_STATE_CHANGE_TIMESTAMP], f[DHCP_FAILOVER_CONDITION]
         for view in pairs:
             known = _STATES_OF.get(view.implementation)
             for s in view.servers:
@@ -485,9 +486,9 @@ class PairCollector:
                     if known is not None:
                         names = known if current is None or current in known else sorted({*known, current})
                         for name in names:
-                            state.add((view.name, s.host, side, name), 1 if name == current else 0)
+                            add_state((view.name, s.host, side, name), 1 if name == current else 0)
                     elif current is not None:
-                        state.add((view.name, s.host, side, current), 1)
+                        add_state((view.name, s.host, side, current), 1)
                     if at is not None:
                         since.add((view.name, s.host, side), at)
             holds = dict(view.conditions)
@@ -533,11 +534,12 @@ class PairCollector:
                 for kind, value in zip(POOL_KINDS, counts, strict=True):
                     pools.add((pair, host, network, kind), value)
 
-        leases = f[DHCP_LEASE_MESSAGES]
+        add_lease = f[DHCP_LEASE_MESSAGES].add
         counted = dict(t.lease_messages)
         for host in sorted(set(by_host) | {h for h, _ in counted}):
             for kind in LEASE_TYPES:
-                leases.add((host, kind), counted.get((host, kind), 0))
+                key = (host, kind)
+                add_lease(key, counted.get(key, 0))
         no_free = f[DHCP_NO_FREE_LEASES]
         for (host, network), n in t.no_free:
             no_free.add((host, network), n)

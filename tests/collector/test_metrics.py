@@ -616,6 +616,33 @@ def test_series_values_are_written_as_prometheus_client_writes_them(value: float
     assert exposition_module._value_text(value) == floatToGoString(value)
 
 
+def test_a_line_is_written_again_exactly_when_its_value_changed():
+    """Each series' line is kept with its value; a scrape reuses it only while the value is
+    the same, so values that move, stay, come back, and turn from int to float all read as
+    prometheus_client writes them."""
+
+    class Rows:
+        def __init__(self) -> None:
+            self.values: dict[str, float] = {}
+
+        def collect(self):  # noqa: ANN202
+            family = SeriesFamily("moving_total", "rows whose values move", "counter", ["host"])
+            for host, value in self.values.items():
+                family.add((host,), value)
+            return [family]
+
+    rows = Rows()
+    registry = CollectorRegistry()
+    registry.register(rows)
+    for values in ({"a": 1, "b": 5}, {"a": 1, "b": 6}, {"a": 2, "b": 6}, {"a": 1, "b": 6.5}, {"a": 1.0, "b": 2e6},
+                   {"a": 1, "b": 2e6, "c": 0}):
+        rows.values = values
+        bodies = render(registry, openmetrics_format=False), render(registry, openmetrics_format=True)
+        assert bodies == (generate_latest(registry), openmetrics_latest(registry)), values
+        for host, value in values.items():
+            assert f'moving_total{{host="{host}"}} {floatToGoString(value)}\n'.encode() in bodies[0]
+
+
 def test_a_series_family_is_filled_by_rows_only():
     family = SeriesFamily("rows_total", "rows", "counter", ["a"])
     family.add(("x",), 3)
