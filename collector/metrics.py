@@ -81,7 +81,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import choose_encoder, generate_latest
@@ -265,6 +265,7 @@ class FleetTally:
         self._sync_running: dict[ServerKey, float] = {}
         self._sync_last: dict[ServerKey, float] = {}
         self._syncs: dict[tuple[str, str, str], int] = {}
+        self._order: list[list[Any]] = [[] for _ in range(8)]  # each snapshot table's keys, sorted
 
     def observe(self, event: Event, changes: Sequence[Change], now: float) -> None:
         """Count one line (`event`, seen at `now`) and the changes the correlator made of it."""
@@ -295,19 +296,27 @@ class FleetTally:
                     self._transition(change, payload, relationship or _NO_RELATIONSHIP)
 
     def snapshot(self) -> TallySnapshot:
-        """An immutable copy; the tables are copied under the lock, sorted outside it."""
+        """An immutable copy; the tables are copied under the lock, ordered outside it.
+
+        These tables only ever gain keys, so each one's sorted keys are kept from one
+        snapshot to the next and sorted again only when the table grew (sorting them on every
+        scrape was a tenth of a scrape's cost for 100 pairs)."""
         with self.lock:
             tables = (
-                list(self._last_seen.items()),
-                list(self._leases.items()),
-                list(self._refused.items()),
-                list(self._no_free.items()),
-                list(self._pools.items()),
-                list(self._transitions.items()),
-                list(self._sync_last.items()),
-                list(self._syncs.items()),
+                dict(self._last_seen),
+                dict(self._leases),
+                dict(self._refused),
+                dict(self._no_free),
+                dict(self._pools),
+                dict(self._transitions),
+                dict(self._sync_last),
+                dict(self._syncs),
             )
-        return TallySnapshot(*(tuple(sorted(t)) for t in tables))
+        order = self._order
+        for i, table in enumerate(tables):
+            if len(order[i]) != len(table):
+                order[i] = sorted(table)
+        return TallySnapshot(*(tuple([(key, table[key]) for key in keys]) for keys, table in zip(order, tables)))
 
     # -- internals --------------------------------------------------------------------
 

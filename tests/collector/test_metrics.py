@@ -508,6 +508,28 @@ def test_scraping_while_another_thread_feeds_does_not_raise():
     assert fleet.tally.snapshot().no_free[-1][1] == 1 and len(fleet.tally.snapshot().no_free) == 1000
 
 
+def test_snapshots_stay_sorted_by_key_as_tables_grow_and_counts_move():
+    """The sorted keys are kept between snapshots: a server that sorts between two known
+    ones, and counts that move on known keys, show in the next snapshot as in a fresh sort."""
+    tally = FleetTally()
+    parser = LineParser(OPTIONS)
+
+    def feed(host: str, count: int) -> None:
+        for n in range(count):
+            tally.observe(parser.parse(ack("08:00:00", host, n)), [], 1.0)
+
+    feed("dhcp-c", 1)
+    feed("dhcp-a", 2)
+    assert tally.snapshot().lease_messages == ((("dhcp-a", "ack"), 2), (("dhcp-c", "ack"), 1))
+    feed("dhcp-b", 4)
+    feed("dhcp-c", 2)
+    snap = tally.snapshot()
+    assert snap.lease_messages == ((("dhcp-a", "ack"), 2), (("dhcp-b", "ack"), 4), (("dhcp-c", "ack"), 3))
+    assert [host for host, _ in snap.last_message] == ["dhcp-a", "dhcp-b", "dhcp-c"]
+    feed("dhcp-a", 1)
+    assert tally.snapshot().lease_messages[0] == (("dhcp-a", "ack"), 3)
+
+
 def test_tables_are_capped():
     tally = FleetTally(max_series=3)
     parser = LineParser(OPTIONS)
