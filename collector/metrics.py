@@ -483,7 +483,8 @@ class PairCollector:
 
     @staticmethod
     def _pair_families(pairs: Sequence[PairView], f: dict[str, SeriesFamily]) -> None:
-        add_state = f[DHCP_FAILOVER_STATE].add
+        # the families with most series take rows by `rows.append`: `add`'s call was 5 % of a scrape
+        add_state = f[DHCP_FAILOVER_STATE].rows.append
         since, condition = f[DHCP_FAILOVER_STATE_CHANGE_TIMESTAMP], f[DHCP_FAILOVER_CONDITION]
         for view in pairs:
             known = _STATES_OF.get(view.implementation)
@@ -495,9 +496,9 @@ class PairCollector:
                     if known is not None:
                         names = known if current is None or current in known else sorted({*known, current})
                         for name in names:
-                            add_state((view.name, s.host, side, name), 1 if name == current else 0)
+                            add_state(((view.name, s.host, side, name), 1 if name == current else 0))
                     elif current is not None:
-                        add_state((view.name, s.host, side, current), 1)
+                        add_state(((view.name, s.host, side, current), 1))
                     if at is not None:
                         since.add((view.name, s.host, side), at)
             holds = dict(view.conditions)
@@ -543,12 +544,12 @@ class PairCollector:
                 for kind, value in zip(POOL_KINDS, counts, strict=True):
                     pools.add((pair, host, network, kind), value)
 
-        add_lease = f[DHCP_LEASE_MESSAGES].add
+        add_lease = f[DHCP_LEASE_MESSAGES].rows.append  # (see _pair_families)
         counted = dict(t.lease_messages)
         for host in sorted(set(by_host) | {h for h, _ in counted}):
             for kind in LEASE_TYPES:
                 key = (host, kind)
-                add_lease(key, counted.get(key, 0))
+                add_lease((key, counted.get(key, 0)))
         no_free = f[DHCP_NO_FREE_LEASES]
         for (host, network), n in t.no_free:
             no_free.add((host, network), n)
