@@ -42,13 +42,15 @@ checks pairwatch's parser and mtail against.
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 START: Final = datetime(2025, 3, 3, 8, 0, tzinfo=UTC).timestamp()
 RATE: Final = 2000.0
@@ -471,3 +473,11 @@ def octet_counted(lines: Iterable[str]) -> bytes:
 def lf_framed(lines: Iterable[str]) -> bytes:
     """Newline-terminated frames (rsyslog's default TCP framing)."""
     return "".join(line + "\n" for line in lines).encode()
+
+
+def report(result: dict[str, Any], out: Path) -> None:
+    """A bench script's last word: its result as one JSON line, printed and written to `out`."""
+    text = json.dumps(result)
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")

@@ -39,7 +39,6 @@ bench/results/ingest.json. Figures only, never asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -57,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus import lf_framed, make_corpus, octet_counted  # noqa: E402
+from corpus import lf_framed, make_corpus, octet_counted, report  # noqa: E402
 
 from collector.config import DEFAULT_UDP_RECEIVE_BUFFER  # noqa: E402
 
@@ -424,10 +423,7 @@ def main() -> None:
               "udp_rate": args.udp_rate,
               "serve_config": args.serve_config.read_text() if args.serve_config else None,
               "summary": summary, "measurements": measured}
-    text = json.dumps(result)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

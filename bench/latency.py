@@ -29,7 +29,6 @@ bench/results/latency.json. Figures only, never asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import signal
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus import make_corpus, octet_counted  # noqa: E402
+from corpus import make_corpus, octet_counted, report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -222,10 +221,7 @@ def main() -> None:
           f"p50 {result['read_p50_ms']} ms, p99 {result['read_p99_ms']} ms")
     print(f"background: offered {args.rate:,.0f} msg/s, sent {result['background_rate_sent']:,} msg/s, "
           f"received by the service {result['background_rate_received']:,} msg/s; deepest queue {int(deepest)}")
-    text = json.dumps(result)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

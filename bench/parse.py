@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus import make_corpus  # noqa: E402
+from corpus import make_corpus, report  # noqa: E402
 
 from parsers import LineParser, ParseOptions  # noqa: E402
 
@@ -171,10 +171,7 @@ def main() -> None:
         "counts": {"corpus": truth, "pairwatch": mine, "mtail": theirs},
         "agree": agree,
     }
-    text = json.dumps(result)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus import make_corpus
+from corpus import make_corpus, report
 
 from collector.config import Config
 from collector.correlator import Correlator
@@ -88,10 +87,7 @@ def main() -> None:
     result = {"bench": "scrape", "pairs": args.pairs, "scrapes": args.scrapes, "between": args.between,
               "lines": count, "bytes": len(body), "median_ms": round(median_ms, 3),
               "min_ms": round(min(times) * 1000, 3), "max_ms": round(max(times) * 1000, 3)}
-    text = json.dumps(result)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":
