@@ -78,5 +78,8 @@ def test_mixed_forwarding_one_timeline_in_time_order(
         assert ts >= latest - SLACK, f"{row['host']} line stamped {row['ts']} after a line stamped later: {row}"
         latest = max(latest, ts)
 
+    # Interleaved, not one host's lines and then the other's (1 switch): the failover handshake
+    # alternates between the peers. How often the start-up lines alternate depends on when each
+    # dhcpd started: 6 switches were seen once where usually there are more than 10.
     switches = sum(a["host"] != b["host"] for a, b in zip(merged, merged[1:]))
-    assert switches >= 10, f"both hosts' lines interleave on the merged timeline ({switches} switches)"
+    assert switches >= 4, f"both hosts' lines interleave on the merged timeline ({switches} switches)"
