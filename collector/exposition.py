@@ -181,16 +181,12 @@ def _row_lines(family: SeriesFamily, openmetrics_format: bool) -> list[str]:
     append = lines.append
     for values, value in family.rows:
         last = known.get(values)
-        if last is None:
-            series = escaped + _labels(dict(zip(labelnames, values)))
-            line = f"{series} {_value_text(value)}\n"
-            _remember(known, values, (series, value, line))
-        elif last[1] == value:  # (equal values write alike; -0.0 is never a row's)
+        if last is not None and last[1] == value:  # (equal values write alike; -0.0 is never a row's)
             line = last[2]
         else:
-            series = last[0]
+            series = escaped + _labels(dict(zip(labelnames, values))) if last is None else last[0]
             line = f"{series} {_value_text(value)}\n"
-            known[values] = (series, value, line)
+            _remember(known, values, (series, value, line))
         append(line)
     written.rows, written.lines = family.rows, lines
     return lines

@@ -79,7 +79,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -265,7 +265,7 @@ class FleetTally:
         self._sync_running: dict[ServerKey, float] = {}
         self._sync_last: dict[ServerKey, float] = {}
         self._syncs: dict[tuple[str, str, str], int] = {}
-        self._order: list[list[Any]] = [[] for _ in range(8)]  # each snapshot table's keys, sorted
+        self._order: list[list[Any]] = [[] for _ in fields(TallySnapshot)]  # each snapshot table's keys, sorted
 
     def observe(self, event: Event, changes: Sequence[Change], now: float) -> None:
         """Count one line (`event`, seen at `now`) and the changes the correlator made of it."""
