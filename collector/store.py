@@ -111,6 +111,17 @@ COLUMNS: Final = {MESSAGES: MESSAGE_COLUMNS, EVENTS: EVENT_COLUMNS, STATES: STAT
                   HOSTS: HOST_COLUMNS}
 """Each data table's insert columns, in row order."""
 
+INSERT_BLOCK_ROWS: Final = 1024
+"""Rows per Native block of an insert. clickhouse-connect writes each block's string column
+in one C call that holds the GIL; its own choice (2 MiB blocks: 8,192-10,000 rows of
+`messages`) held it 9-15 ms at a time, and the event loop's thread waited that long
+(bench/latency.py at 10k msg/s). The engine squashes the blocks into one part again."""
+ENGINE_NICE: Final = 10
+"""How much lower (Linux nice steps) the embedded engine's own threads run than the process.
+On two cores its insert and merge threads took the CPU from the event loop's thread, which
+then waited 30-40 ms on the run queue with lines and scrapes behind it; the merges only need
+to keep up on average."""
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -465,6 +476,37 @@ class TimelineCursor:
         return f"{self.received_at_us}-{self.id}"
 
 
+class _EngineThreads:
+    """Lowers the CPU priority of the threads the embedded engine starts (`ENGINE_NICE`).
+
+    chdb starts its pools when it needs them, so `lower` is called after every insert; it
+    reads the process's thread ids (one directory listing) and touches only threads it has not
+    seen, leaving every Python thread (the event loop's, the store thread that holds the GIL
+    while it serialises a batch) at the process's own priority. Linux only; elsewhere, and
+    where the kernel refuses, threads keep their priority."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+
+    def lower(self) -> None:
+        try:
+            tids = {int(name) for name in os.listdir("/proc/self/task")}
+        except OSError:
+            return
+        new = tids - self._seen
+        self._seen = tids  # (threads that ended are forgotten: the set stays the size of the process)
+        if not new:
+            return
+        new -= {t.native_id for t in threading.enumerate()}
+        target = min(19, os.getpriority(os.PRIO_PROCESS, threading.main_thread().native_id or 0) + ENGINE_NICE)
+        for tid in new:
+            try:
+                if os.getpriority(os.PRIO_PROCESS, tid) < target:
+                    os.setpriority(os.PRIO_PROCESS, tid, target)
+            except OSError:  # it ended meanwhile, or the kernel says no: it keeps its priority
+                pass
+
+
 # --- the store -----------------------------------------------------------------------------
 
 
@@ -489,6 +531,7 @@ class Store:
         self._states_ttl_days = states_ttl_days
         self._owner = threading.get_ident()
         self._closed = False
+        self._engine_threads = _EngineThreads() if target.kind == "embedded" else None
 
     @classmethod
     def open(
@@ -635,15 +678,18 @@ class Store:
         if len(data) != len(columns):
             raise ValueError(f"rows have {len(data)} values, columns name {len(columns)}")
         with map_store_errors(f"insert into {table}"):
-            self._client.insert(
+            context = self._client.create_insert_context(
                 table,
-                data,
                 column_names=list(columns),
                 column_type_names=type_names,
                 database=self._db,
                 column_oriented=True,
                 settings={"insert_deduplication_token": dedup_token},
             )
+            context.req_block_size = INSERT_BLOCK_ROWS
+            self._client.insert(context=context, data=data)
+        if self._engine_threads is not None:
+            self._engine_threads.lower()
         return size
 
     # -- reading --

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ from collector.config import ConfigError
 from collector.correlator import Correlator, Incident, IncidentClosed, IncidentOpened, StateChanged
 from collector.store import (
     DEFAULT_STORE_URL,
+    ENGINE_NICE,
+    INSERT_BLOCK_ROWS,
     EVENT_COLUMNS,
     INCIDENT_COLUMNS,
     MESSAGE_COLUMNS,
@@ -356,6 +359,59 @@ def test_a_batch_by_column_stores_the_same_rows(store: Any) -> None:
     assert store.insert("messages", [], MESSAGE_COLUMNS, "nothing", column_oriented=True) == 0
     with pytest.raises(ValueError, match="different lengths"):
         store.insert("states", [(T0, T0), ("p",)], ("ts", "pair"), "t", column_oriented=True)
+
+
+def test_a_batch_goes_in_blocks_and_a_retry_of_it_is_stored_once(
+    store: Any, store_admin: Any, store_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of several `INSERT_BLOCK_ROWS` blocks: no string column is written in one piece
+    longer than a block (each such write holds the GIL), and the whole batch retried with its
+    token is still stored once."""
+    from clickhouse_connect.datatypes import string
+
+    lengths: list[int] = []
+    write_str_col = string.data_conv.write_str_col
+
+    def counted(column: Any, *args: Any) -> Any:
+        lengths.append(len(column))
+        return write_str_col(column, *args)
+
+    monkeypatch.setattr(string.data_conv, "write_str_col", counted)
+    n = INSERT_BLOCK_ROWS * 5 // 2
+    ids = MessageIds(start=1)
+    at = received(n, step=0.01)
+    rows = [line_rows(parse_line(LINES[i % len(LINES)], OPTIONS), id=ids(), received_at=at[i], raw=LINES[i % len(LINES)],
+                      transport="tcp")[0] for i in range(n)]
+    columns = list(zip(*rows, strict=True))
+    assert store.insert("messages", columns, MESSAGE_COLUMNS, "big-1", column_oriented=True) == n
+    assert max(lengths) == INSERT_BLOCK_ROWS
+    store.insert("messages", columns, MESSAGE_COLUMNS, "big-1", column_oriented=True)  # a retry
+    assert count(store_admin, store_database, "messages") == n
+    store.insert("messages", columns, MESSAGE_COLUMNS, "big-2", column_oriented=True)
+    assert count(store_admin, store_database, "messages") == 2 * n
+
+
+def test_the_embedded_engine_threads_run_below_the_python_ones(store: Any) -> None:
+    """After an insert, every thread the embedded engine started runs `ENGINE_NICE` steps below
+    the process (so its merges cannot keep the event loop's thread off a core), and the Python
+    threads, the store thread among them, keep the process's priority."""
+    ids = MessageIds(start=1)
+    rows = [line_rows(parse_line(t, OPTIONS), id=ids(), received_at=T0, raw=t, transport="udp")[0] for t in LINES]
+    store.insert("messages", rows, MESSAGE_COLUMNS, "nice-1")
+    base = os.getpriority(os.PRIO_PROCESS, threading.main_thread().native_id)
+    python = {t.native_id for t in threading.enumerate()}
+    tids = {int(name) for name in os.listdir("/proc/self/task")}
+    engine = tids - python
+    assert engine, "chdb started no thread of its own"
+    nice = {}
+    for tid in tids:
+        try:
+            nice[tid] = os.getpriority(os.PRIO_PROCESS, tid)
+        except ProcessLookupError:  # ended meanwhile
+            pass
+    assert {tid: n for tid, n in nice.items() if tid in python} == {tid: base for tid in python if tid in nice}
+    assert {tid: n for tid, n in nice.items() if tid in engine} == {tid: min(19, base + ENGINE_NICE)
+                                                                  for tid in engine if tid in nice}
 
 
 def test_insert_refuses_unknown_tables_columns_and_tokens(store: Any) -> None:
