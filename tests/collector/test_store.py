@@ -398,9 +398,12 @@ def test_the_embedded_engine_threads_run_below_the_python_ones(store: Any) -> No
     ids = MessageIds(start=1)
     rows = [line_rows(parse_line(t, OPTIONS), id=ids(), received_at=T0, raw=t, transport="udp")[0] for t in LINES]
     store.insert("messages", rows, MESSAGE_COLUMNS, "nice-1")
+    # the threads alive before the second insert (chdb may start more at any time: those are
+    # lowered by a later insert, so only these are certain to have been seen)
+    tids = {int(name) for name in os.listdir("/proc/self/task")}
+    store.insert("messages", rows, MESSAGE_COLUMNS, "nice-2")
     base = os.getpriority(os.PRIO_PROCESS, threading.main_thread().native_id)
     python = {t.native_id for t in threading.enumerate()}
-    tids = {int(name) for name in os.listdir("/proc/self/task")}
     engine = tids - python
     assert engine, "chdb started no thread of its own"
     nice = {}
