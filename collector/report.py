@@ -5,8 +5,20 @@ Pure functions of a `Replay`; the CLI only writes their output.
 The table is for the administrator of the pairs: per pair, each server's states
 as bands (start, duration; the last one runs to the end of the input and is
 marked open with `+`), then each incident with a diagnosis in plain words and
-the raw lines behind it. Every line fits in 80 columns. "The end of the input"
+the lines behind it. Every line fits in 80 columns. "The end of the input"
 is the instant of its last line (`Replay.end`): open durations run to it.
+Times are UTC.
+
+An evidence line is printed as `| HH:MM:SS.mmm host  message`, what the reader
+needs to see why it is evidence: its time to the millisecond (truncated; `.000`
+when the header has no fraction), with `MM-DD ` in front when it is not on the
+incident's start day (the other times of the block are then padded to align);
+its host by its first DNS label(s) (`dhcp1.example.net` -> `dhcp1`, as long as no
+other server of the pair shares them; the pair's heading names it in full); and the
+message without the syslog tag, dhcpd's `failover peer NAME: ` or Kea's
+`SEVERITY [logger.tid] `. A message too long for the row wraps under itself, up to
+three rows. A line whose header gives no time or host is printed raw, cut to the
+width. `--json` keeps the raw lines.
 """
 
 from __future__ import annotations
@@ -16,12 +28,12 @@ import textwrap
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from collector.correlator import DHCPD_SERVING, KEA_SERVING, Incident, StateChanged
 from collector.replay import Replay
-from parsers import parse_line
+from parsers import ParseOptions, parse_line
 from parsers.events import FailoverPool, Lease, LeaseNoFree
 from parsers.jsonl import epoch_iso
 
@@ -56,6 +68,14 @@ _KEA_ONLY = frozenset({"load-balancing", "hot-standby", "communication-recovery"
 _RECOVERY_CHAIN = frozenset({"startup", "recover", "recover-wait", "recover-done"})
 _DURATION = re.compile(r"\b(\d+[dhm]) (\d+[hms]\+?)")
 _CONTROL = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]")
+_EVIDENCE = "    | "
+_EVIDENCE_ROWS = 3
+"""Rows one evidence line may take; what is left after them is cut with '...'."""
+_HOST_COLUMN = 24
+"""Columns at most for the host in an evidence row: a longer name is cut, not the message."""
+_PEER_PREFIX = re.compile(r"failover peer .+?: ")
+_ADDRESS = re.compile(r"[0-9.]+|.*:.*")
+"""An IPv4 or IPv6 address as the host: it has no labels to drop."""
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -624,18 +644,21 @@ def _sentence(text: str, capital: bool = True) -> str:
 # --- layout ------------------------------------------------------------------------------
 
 
-def render_table(result: Replay) -> str:
+def render_table(result: Replay, tz: tzinfo = UTC) -> str:
     """The readable report of `pairwatch analyze`: per pair, state bands and incidents
-    with a diagnosis and the evidence lines; then a one-line summary."""
+    with a diagnosis and the evidence lines; then a one-line summary. `tz` is the zone the
+    replay read zone-less timestamps in (analyze's --tz): evidence lines are read again."""
     reports = pair_reports(result)
     end = input_end(result)
     out: list[str] = []
     if not reports or end is None:
         unplaced = f" ({result.unplaced} without a timestamp or host)" if result.unplaced else ""
         out.append(f"no failover/HA events found in {_count(result.lines, 'line')} read{unplaced}")
-    for report in reports:
-        out += _render_pair(report, end)
-        out.append("")
+    else:
+        options = ParseOptions(reference=datetime.fromtimestamp(end, UTC), tz=tz)
+        for report in reports:
+            out += _render_pair(report, end, options)
+            out.append("")
     incidents = [i for r in reports for i in r.incidents]
     still = sum(1 for i in incidents if i.end is None)
     out.append(f"{_count(len(reports), 'pair')}, {_count(len(incidents), 'incident')}, {still} open "
@@ -643,7 +666,7 @@ def render_table(result: Replay) -> str:
     return "".join(_fit(text) + "\n" for text in out)
 
 
-def _render_pair(report: PairReport, end: float) -> list[str]:
+def _render_pair(report: PairReport, end: float, options: ParseOptions) -> list[str]:
     out = _wrap(f"pair {report.name}: {', '.join(report.servers)}", "", "    ")
     self_bands = [b for b in report.bands if b.side == "self"]
     width = max((len(b.state) for b in self_bands), default=0)
@@ -676,11 +699,11 @@ def _render_pair(report: PairReport, end: float) -> list[str]:
         return out
     out.append("  incidents:")
     for incident in report.incidents:
-        out += _render_incident(incident, report, end)
+        out += _render_incident(incident, report, end, options)
     return out
 
 
-def _render_incident(incident: Incident, report: PairReport, end: float) -> list[str]:
+def _render_incident(incident: Incident, report: PairReport, end: float, options: ParseOptions) -> list[str]:
     out = _wrap(f"{incident.condition}: {', '.join(incident.servers)}", "  * ", "      ")
     start = f"{_day(incident.start)} {_time(incident.start)}"
     if incident.end is None:
@@ -691,9 +714,84 @@ def _render_incident(incident: Incident, report: PairReport, end: float) -> list
         span = f"{start} -> {stop}, {duration(incident.end - incident.start)}"
     out.append("    " + span)
     out += _wrap(diagnose(incident, report.bands, end, report.incidents), "    ", "    ")
-    for line in incident.evidence:
-        out.append(_fit("    | " + line))
+    out += _evidence_block(incident, report.servers, options)
     return out
+
+
+def _evidence_block(incident: Incident, servers: Sequence[str], options: ParseOptions) -> list[str]:
+    """The incident's evidence lines as rows; times, hosts and messages each in a column."""
+    read = [_evidence_fields(line, options) for line in incident.evidence]
+    start_day = _day(incident.start)
+    stamps = [_stamp(fields[0], start_day) if fields else "" for fields in read]
+    hosts = list(servers) + [fields[1] for fields in read if fields and fields[1] not in servers]
+    names = {host: _fit(short, _HOST_COLUMN) for host, short in _short_names(hosts).items()}
+    stamp_width = max(map(len, stamps), default=0)
+    host_width = max((len(names[fields[1]]) for fields in read if fields), default=0)
+    out: list[str] = []
+    for line, fields, stamp in zip(incident.evidence, read, stamps):
+        if fields is None:
+            out.append(_fit(_EVIDENCE + line))
+        else:
+            head = f"{_EVIDENCE}{stamp:>{stamp_width}} {names[fields[1]]:<{host_width}}  "
+            out += _wrap_evidence(head, fields[2])
+    return out
+
+
+def _evidence_fields(line: str, options: ParseOptions) -> tuple[datetime, str, str] | None:
+    """(time, host, message) of an evidence line, read again with the replay's zone; the
+    message loses dhcpd's relationship prefix (the pair is named above it). None when the
+    header gives no time or no host."""
+    record = parse_line(line, options).record
+    if record.ts is None or record.host is None:
+        return None
+    message = record.message.lstrip(" ")
+    prefix = _PEER_PREFIX.match(message)
+    return record.ts, record.host, message[prefix.end():] if prefix else message
+
+
+def _stamp(ts: datetime, day: str) -> str:
+    """`HH:MM:SS.mmm` of a UTC time, `MM-DD HH:MM:SS.mmm` off `day`; milliseconds are
+    truncated so a line never shows a later second than its header's."""
+    clock = f"{ts:%H:%M:%S}.{ts.microsecond // 1000:03d}"
+    return clock if ts.strftime("%Y-%m-%d") == day else f"{ts:%m-%d} {clock}"
+
+
+def _short_names(hosts: Sequence[str]) -> dict[str, str]:
+    """Each host by its fewest leading DNS labels that no other host shares: a fully
+    qualified name in every evidence row would push the message out of the width."""
+    names = {}
+    for host in hosts:
+        labels = host.split(".")
+        names[host] = host
+        if _ADDRESS.fullmatch(host):
+            continue
+        for n in range(1, len(labels)):
+            short = ".".join(labels[:n])
+            if not any(other != host and (other == short or other.startswith(short + ".")) for other in hosts):
+                names[host] = short
+                break
+    return names
+
+
+def _wrap_evidence(head: str, message: str) -> list[str]:
+    """`head` then `message`, wrapped at spaces under the message's first column in at most
+    `_EVIDENCE_ROWS` rows of `WIDTH` columns; the last row ends in '...' if more is left."""
+    indent = _EVIDENCE.rstrip() + " " * (_width(head) - len(_EVIDENCE.rstrip()))
+    words = _clean(message).split()
+    rows: list[str] = []
+    row, used, empty = head, _width(head), True
+    for n, word in enumerate(words):
+        size = _width(word)
+        if not empty and used + 1 + size > WIDTH:
+            if len(rows) == _EVIDENCE_ROWS - 1:
+                row += " " + " ".join(words[n:n + WIDTH])  # more than fits: _fit cuts it
+                break
+            rows.append(row)
+            row, used, empty = indent, len(indent), True
+        row, used = (row + word, used + size) if empty else (f"{row} {word}", used + 1 + size)
+        empty = False
+    rows.append(row)
+    return [_fit(r) for r in rows]
 
 
 def _wrap(text: str, first: str, rest: str) -> list[str]:
@@ -710,6 +808,11 @@ def _clean(text: str) -> str:
 
 def _columns(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes (wide characters count two)."""
+    return len(text) if text.isascii() else sum(map(_columns, text))
 
 
 def _fit(text: str, width: int = WIDTH) -> str:

@@ -61,11 +61,11 @@ _DECLINE = re.compile(r"DHCPDECLINE of (\S+) from " + _CLIENT_TAIL + r"$", re.DO
 _INFORM = re.compile(r"DHCPINFORM from (\S+) via (\S+?)(?:: (.*))?$", re.DOTALL)
 _BOOTREQUEST = re.compile(r"BOOTREQUEST from (\S+) via (\S+?)(?:: (.*))?$", re.DOTALL)
 _BOOTREPLY_FOR = re.compile(r"BOOTREPLY for (\S+) to (.*?) \((\S+)\) via (\S+)$")
-_NO_FREE_NETWORK = re.compile(r"network (.*): no free leases$")
 
-# Suffixes after "via X: " that mean "this server did not answer", with the stable
-# part kept as the reason so it can label a counter (peer names are cut off).
+# Texts after "via X: " that mean "this server did not answer", with the stable part
+# kept as the reason so it can label a counter (peer names are cut off).
 _REFUSAL_PREFIXES = (
+    "load balance to peer",
     "not responding",
     "lease owned by peer",
     "lease in transition state",
@@ -76,24 +76,59 @@ _REFUSAL_PREFIXES = (
     "bootp disallowed",
     "booting disallowed",
 )
+# A refusal or exhaustion text as it ends a lease line (dhcpd always prints it last).
+# Exhaustion becomes `lease.no_free`; "no free leases" without its network is that text
+# with the network lost (dhcpd always names one).
+_REFUSAL_TEXT = (
+    r"(?:(?P<held>peer holds all free leases)"
+    r"|(?:network (?P<network>.+): )?(?P<exhausted>no free leases)"
+    r"|(?P<refused>(?:" + "|".join(map(re.escape, _REFUSAL_PREFIXES)) + r").*))$"
+)
+_REFUSAL = re.compile(_REFUSAL_TEXT, re.DOTALL)
+# The same text after a client whose "[(<hostname>) ]via <X>: " lost pieces on the way
+# (pasted into a forum, a relay that drops fields): the colon, the interface, or "via"
+# itself. Seen as is: "DHCPDISCOVER from 40:61:86:e3:f7:7f via peer holds all free leases".
+# Only the messages dhcpd refuses carry these texts (DISCOVER, REQUEST, INFORM,
+# BOOTREQUEST). Tried only on lines the well-formed patterns reject, or that have
+# " <more>" where ": <suffix>" belongs: an ordinary line never pays for it. The via token is tried first,
+# then given up to the text ("via peer holds ..." has no interface).
+_GARBLED_TAIL = (
+    r"(?P<client>\S+?):? (?:\((?P<name>[^()]*+)\) )?(?:via(?: (?P<via>[^\s:]++))?:? )?" + _REFUSAL_TEXT
+)
+_GARBLED_DISCOVER = re.compile(r"DHCPDISCOVER from " + _GARBLED_TAIL, re.DOTALL)
+_GARBLED_REQUEST = re.compile(r"DHCPREQUEST for (?P<ip>\S+)(?: \((?P<sid>\S+)\))? from " + _GARBLED_TAIL, re.DOTALL)
+_GARBLED_INFORM = re.compile(r"DHCPINFORM from " + _GARBLED_TAIL, re.DOTALL)
+_GARBLED_BOOTREQUEST = re.compile(r"BOOTREQUEST from " + _GARBLED_TAIL, re.DOTALL)
 
 
-def _classify(suffix: str | None) -> tuple[str | None, str | None]:
-    """A lease line's suffix -> (refused, detail)."""
-    if not suffix:
-        return None, None
-    text = suffix.rstrip(".")
-    if text.startswith("load balance to peer"):
-        return "load balance to peer", None
-    if text.startswith(_REFUSAL_PREFIXES):
-        return text, None
-    return None, text
+def _reason(refused: str) -> str:
+    """A refusal text -> the stable part that labels a counter (the peer's name is cut off)."""
+    text = refused.rstrip(".")
+    return "load balance to peer" if text.startswith("load balance to peer") else text
+
+
+def _refusal(
+    cls: type[Lease],
+    m: re.Match[str],
+    ip: str | None = None,
+    mac: str | None = None,
+    name: str | None = None,
+    via: str | None = None,
+    server_id: str | None = None,
+    detail: str | None = None,
+) -> Payload:
+    """A lease line ending in a refusal or exhaustion text (`m` matched `_REFUSAL_TEXT`)."""
+    if m["held"] is not None:
+        return LeaseNoFree(network=None, reason="peer holds all free leases")
+    if m["exhausted"] is not None:
+        return LeaseNoFree(network=m["network"], reason="no free leases")
+    return cls(ip=ip, mac=mac, client_name=name, via=via, server_id=server_id, refused=_reason(m["refused"]), detail=detail)
 
 
 def _lease(
     cls: type[Lease],
     ip: str | None,
-    mac: str,
+    mac: str | None,
     name: str | None,
     via: str,
     suffix: str | None,
@@ -101,30 +136,39 @@ def _lease(
     server_id: str | None = None,
     default_detail: str | None = None,
 ) -> Payload:
-    if suffix is None and extra is None:  # the common case: a plain transaction
+    """A well-formed `... via X[: suffix| more]` line -> its kind (`lease.no_free` when the
+    suffix says the pool is empty), with the refusal or the detail its suffix gives."""
+    if extra is not None:  # " <more>": Infoblox's fields, a RELEASE's "(found)"
+        return cls(ip=ip, mac=mac, client_name=name, via=via, server_id=server_id, detail=extra.strip("()"))
+    if suffix is None:  # the common case: a plain transaction
         return cls(ip=ip, mac=mac, client_name=name, via=via, server_id=server_id, detail=default_detail)
-    if suffix is not None:
-        if suffix == "peer holds all free leases":
-            return LeaseNoFree(network=None, reason="peer holds all free leases")
-        m = _NO_FREE_NETWORK.match(suffix)
-        if m:
-            return LeaseNoFree(network=m.group(1), reason="no free leases")
-    refused, detail = _classify(suffix)
-    if extra is not None:
-        detail = extra.strip("()") if detail is None else f"{detail} {extra}"
-    if detail is None:
-        detail = default_detail
-    return cls(ip=ip, mac=mac, client_name=name, via=via, server_id=server_id, refused=refused, detail=detail)
+    m = _REFUSAL.match(suffix)
+    if m is not None:
+        return _refusal(cls, m, ip, mac, name, via, server_id, default_detail)
+    detail = suffix.rstrip(".") if suffix else default_detail
+    return cls(ip=ip, mac=mac, client_name=name, via=via, server_id=server_id, detail=detail)
 
 
-def _discover(m: re.Match[str], _: str) -> Payload:
+def _discover(m: re.Match[str], message: str) -> Payload:
     mac, name, via, suffix, extra = m.groups()
+    if extra is not None and (garbled := _GARBLED_DISCOVER.match(message)):
+        return _garbled_discover(garbled, message)
     return _lease(LeaseDiscover, None, mac, name, via, suffix, extra)
 
 
-def _request(m: re.Match[str], _: str) -> Payload:
+def _garbled_discover(m: re.Match[str], _: str) -> Payload:
+    return _refusal(LeaseDiscover, m, mac=m["client"], name=m["name"], via=m["via"])
+
+
+def _request(m: re.Match[str], message: str) -> Payload:
     ip, sid, mac, name, via, suffix, extra = m.groups()
+    if extra is not None and (garbled := _GARBLED_REQUEST.match(message)):
+        return _garbled_request(garbled, message)
     return _lease(LeaseRequest, ip, mac, name, via, suffix, extra, sid)
+
+
+def _garbled_request(m: re.Match[str], _: str) -> Payload:
+    return _refusal(LeaseRequest, m, ip=m["ip"], mac=m["client"], name=m["name"], via=m["via"], server_id=m["sid"])
 
 
 _REPLY_KIND: dict[str, type[Lease]] = {"DHCPOFFER": LeaseOffer, "DHCPACK": LeaseAck, "BOOTREPLY": LeaseAck}
@@ -163,14 +207,20 @@ def _decline(m: re.Match[str], _: str) -> Payload:
 
 def _inform(m: re.Match[str], _: str) -> Payload:
     ip, via, suffix = m.groups()
-    refused, detail = _classify(suffix)
-    return LeaseInform(ip=ip, via=via, refused=refused, detail=detail)
+    return _lease(LeaseInform, ip, None, None, via, suffix, None)
+
+
+def _garbled_inform(m: re.Match[str], _: str) -> Payload:
+    return _refusal(LeaseInform, m, ip=m["client"], via=m["via"])
 
 
 def _bootrequest(m: re.Match[str], _: str) -> Payload:
     mac, via, suffix = m.groups()
-    refused, detail = _classify(suffix)
-    return LeaseRequest(mac=mac, via=via, refused=refused, detail=detail or "bootp")
+    return _lease(LeaseRequest, None, mac, None, via, suffix, None, default_detail="bootp")
+
+
+def _garbled_bootrequest(m: re.Match[str], _: str) -> Payload:
+    return _refusal(LeaseRequest, m, mac=m["client"], via=m["via"], detail="bootp")
 
 
 def _bootreply_for(m: re.Match[str], _: str) -> Payload:
@@ -309,16 +359,16 @@ def _banner(m: re.Match[str], _: str) -> Payload:
 
 # First word -> ordered (pattern, builder) pairs; the first pattern that matches wins.
 _DISPATCH: dict[str, tuple[tuple[re.Pattern[str], Builder], ...]] = {
-    "DHCPDISCOVER": ((_DISCOVER, _discover),),
-    "DHCPREQUEST": ((_REQUEST, _request),),
+    "DHCPDISCOVER": ((_DISCOVER, _discover), (_GARBLED_DISCOVER, _garbled_discover)),
+    "DHCPREQUEST": ((_REQUEST, _request), (_GARBLED_REQUEST, _garbled_request)),
     "DHCPOFFER": ((_REPLY_ON, _reply_on),),
     "DHCPACK": ((_REPLY_ON, _reply_on), (_ACK_INFORM, _ack_inform)),
     "BOOTREPLY": ((_REPLY_ON, _reply_on), (_BOOTREPLY_FOR, _bootreply_for)),
     "DHCPNAK": ((_NAK, _nak),),
     "DHCPRELEASE": ((_RELEASE, _release), (_RELEASE_OPT50, _release_opt50)),
     "DHCPDECLINE": ((_DECLINE, _decline),),
-    "DHCPINFORM": ((_INFORM, _inform),),
-    "BOOTREQUEST": ((_BOOTREQUEST, _bootrequest),),
+    "DHCPINFORM": ((_INFORM, _inform), (_GARBLED_INFORM, _garbled_inform)),
+    "BOOTREQUEST": ((_BOOTREQUEST, _bootrequest), (_GARBLED_BOOTREQUEST, _garbled_bootrequest)),
     "failover": ((_PEER_LINE, _peer_line), (_FAILOVER_COLON, _failover_colon)),
     "failover:": ((_FAILOVER_COLON, _failover_colon),),
     "peer": ((_PEER_DISCONNECTED, _peer_disconnected),),

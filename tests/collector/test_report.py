@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from collector.cli import main
+from collector.config import parse_config
+from collector.correlator import Correlator, Incident
+from collector.replay import Replay, replay
 from collector.report import WIDTH, diagnose, duration, pair_reports, render_table
-from tests.collector.scenario import REL, ack, every, line, run
+from parsers import ParseOptions
+from tests.collector.scenario import OPTIONS, REL, ack, at, every, line, run
 from tests.collector.test_correlator_dhcpd import A, B, normal_pair, partitioned, restart_empty
 from tests.collector.test_correlator_kea import partner_death, started, transition
 
@@ -110,6 +115,11 @@ def prose(block: str) -> str:
     return " ".join(t.strip() for t in lines if not t.startswith("    |"))
 
 
+def evidence(text: str) -> list[str]:
+    """The evidence rows of a table or an incident block."""
+    return [r for r in text.splitlines() if r.startswith("    |")]
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_every_line_fits_in_80_columns(name):
     text = table(name)
@@ -119,19 +129,27 @@ def test_every_line_fits_in_80_columns(name):
         assert "\t" not in row
 
 
-def test_long_names_wrap_and_evidence_is_cut_with_an_ellipsis():
+def test_long_names_wrap_and_evidence_keeps_its_words():
     text = table("long_names")
     rows = text.split("\n")
-    evidence = [r for r in rows if r.startswith("    | ")]
-    assert evidence and all(r.endswith("...") for r in evidence)
+    assert evidence(incident_block(text, "communications_interrupted")) == [
+        "    | 10:00:01.000 dhcp-primary-01  I move from normal to",
+        "    |                               communications-interrupted",
+        "    | 11:00:30.000 dhcp-primary-01  I move from communications-interrupted to",
+        "    |                               partner-down",
+    ]
+    # a first label too long for its column is cut, not the message
+    assert "    | 08:00:30.000 dhcp-secondary-second...  DHCPACK on 192.0.2.11 to" in rows
     assert LONG_A in text and LONG_REL in text  # short enough to stay whole
     assert not any(LONG_B in r for r in rows)  # too long for a line: broken, not lost
     assert f"  {LONG_B[:78]}\n    {LONG_B[78:]}\n" in text
 
 
 def test_wide_characters_count_two_columns():
-    (wide,) = [r for r in table("wide_evidence").split("\n") if WIDE_NAME[0] in r]
-    assert wide.startswith("    | Mar  3 08:00:30 dhcp2 dhcpd: DHCPINFORM from 192.0.2.9 (") and wide.endswith("...")
+    rows = evidence(table("wide_evidence"))
+    assert rows[0] == "    | 08:00:30.000 dhcp2  DHCPINFORM from 192.0.2.9"
+    (wide,) = [r for r in rows if WIDE_NAME[0] in r]
+    assert wide.startswith(f"    |                     ({WIDE_NAME[0]}") and wide.endswith("...")
     assert len(wide) + sum(1 for c in wide if "\u4e00" <= c <= "\u9fff") <= WIDTH
 
 
@@ -169,7 +187,7 @@ def test_recover_wait_past_mclt_diagnosis_names_the_restart_the_state_and_its_du
     assert text.startswith("dhcp2 restarted with an empty lease file at 10:03:00 and has been in recover-wait "
                            "for 6m 57s+, past MCLT plus grace")
     assert "dhcp1 served clients alone meanwhile, in partner-down" in text
-    assert block.splitlines()[-1].startswith("    | Mar  3 10:03:03 dhcp2 dhcpd: failover peer")
+    assert block.splitlines()[-1] == "    | 10:03:03.000 dhcp2  I move from recover to recover-wait"
 
 
 def test_diagnose_is_a_function_of_the_incident_and_the_bands():
@@ -329,3 +347,79 @@ def test_cli_table_is_render_table(tmp_path, capsys):
     log.write_text("\n".join(partner_dead_for_days()) + "\n")
     assert main(["analyze", "--reference", "2025-03-10T00:00:00Z", str(log)]) == 0
     assert capsys.readouterr().out == render_table(run(partner_dead_for_days()))
+
+
+# --- evidence rows -------------------------------------------------------------------------
+
+EDGE = "edge-pair"
+
+
+def edge_excerpt() -> list[str]:
+    """Issue 16's pair in rsyslog's file format (RSYSLOG_FileFormat: RFC 3339, microseconds):
+    the link between edge1 and edge2 breaks at 18:54 and comes back after midnight."""
+    def say(stamp: str, host: str, text: str) -> str:
+        pid = {"edge1": 24533, "edge2": 1187}[host]
+        return f"2026-11-{stamp}+00:00 {host} dhcpd[{pid}]: {text}"
+
+    return [
+        say("25T18:40:02.117204", "edge1", f"failover peer {EDGE}: I move from startup to normal"),
+        say("25T18:40:02.118020", "edge1", f"failover peer {EDGE}: peer moves from startup to normal"),
+        say("25T18:40:02.131877", "edge2", f"failover peer {EDGE}: I move from startup to normal"),
+        say("25T18:40:02.132410", "edge2", f"failover peer {EDGE}: peer moves from startup to normal"),
+        say("25T18:41:10.513002", "edge2", "DHCPACK on 198.51.100.23 to 40:61:86:e3:f7:7f via eth0"),
+        say("25T18:54:23.218802", "edge1", f"peer {EDGE}: disconnected"),
+        say("25T18:54:23.218921", "edge1", f"failover peer {EDGE}: I move from normal to communications-interrupted"),
+        say("25T18:54:23.301554", "edge2", f"peer {EDGE}: disconnected"),
+        say("25T18:54:23.301687", "edge2", f"failover peer {EDGE}: I move from normal to communications-interrupted"),
+        say("25T23:58:40.020311", "edge1", "DHCPACK on 198.51.100.40 to 40:61:86:e3:f7:80 via eth0"),
+        say("25T23:59:59.870114", "edge2", "DHCPACK on 198.51.100.41 to 40:61:86:e3:f7:81 via eth0"),
+        say("26T00:00:01.005377", "edge1", f"failover peer {EDGE}: I move from communications-interrupted to normal"),
+        say("26T00:00:01.005912", "edge1", f"failover peer {EDGE}: peer moves from communications-interrupted to normal"),
+        say("26T00:00:01.007040", "edge2", f"failover peer {EDGE}: I move from communications-interrupted to normal"),
+        say("26T00:00:01.007342", "edge2", f"failover peer {EDGE}: peer moves from communications-interrupted to normal"),
+        say("26T00:00:01.009115", "edge1", f"failover peer {EDGE}: Both servers normal"),
+    ]
+
+
+def test_evidence_rows_are_time_host_and_the_words_that_matter():
+    """Milliseconds, the date only off the incident's day, the host, and the message without
+    the tag and the `failover peer NAME:` prefix, so the state names stay in the 80 columns."""
+    block = incident_block(render_table(run(edge_excerpt())), "communications_interrupted")
+    assert block.splitlines()[1] == "    2026-11-25 18:54:23 -> 2026-11-26 00:00:01, 5h 5m"
+    assert evidence(block) == [
+        "    |       18:54:23.218 edge1  I move from normal to communications-interrupted",
+        "    | 11-26 00:00:01.007 edge2  I move from communications-interrupted to normal",
+    ]
+
+
+def test_evidence_of_kea_lines_drops_the_severity_and_the_logger():
+    block = incident_block(table("kea_partner_death"), "communications_interrupted")
+    rows = evidence(block)
+    assert rows[0].startswith("    | 10:00:06.000 kea-a  HA_")
+    assert not any("[kea-dhcp4." in r or "WARN" in r or "kea-dhcp4:" in r for r in rows)
+
+
+def test_a_long_message_wraps_under_itself_instead_of_being_cut():
+    block = incident_block(table("pool_exhaustion"), "pool_exhausted")
+    assert evidence(block) == [
+        "    | 09:10:00.000 dhcp1  DHCPDISCOVER from 00:00:5e:00:53:01 via eth0: network",
+        "    |                     192.0.2.0/24: no free leases",
+    ]
+
+
+def test_evidence_times_are_utc_like_the_rest_of_the_report():
+    """RFC 3164 stamps carry no zone: analyze --tz says which; the report prints UTC."""
+    berlin = ZoneInfo("Europe/Berlin")
+    result = replay([(restart_empty("communications-interrupted"), ParseOptions(reference=OPTIONS.reference, tz=berlin))],
+                    Correlator(parse_config(MCLT_60)))
+    block = incident_block(render_table(result, tz=berlin), "partner_down")
+    assert block.splitlines()[1].startswith("    2025-03-03 09:03:02 -> 09:04:01")
+    assert evidence(block)[0] == "    | 09:03:02.000 dhcp1  I move from communications-interrupted to partner-down"
+
+
+def test_evidence_that_cannot_be_parsed_keeps_the_raw_line():
+    raw = "no header at all: " + "x" * 100
+    incident = Incident(condition="server_silent", pair="p", servers=("dhcp1",), start=at("08:00:00"),
+                        evidence=[raw, line("08:00:00", A, "exiting.")])
+    text = render_table(Replay(states=[], incidents=[incident], lines=2, unplaced=0, end=at("09:00:00")))
+    assert evidence(text) == ["    | " + raw[:71] + "...", "    | 08:00:00.000 dhcp1  exiting."]

@@ -5,8 +5,12 @@ Lines are built from the reference's format strings with synthetic values.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import pytest
 
+from parsers import parse_line
 from parsers.dhcpd import is_continuation, parse_dhcpd
 from parsers.events import (
     DHCPD_STATES,
@@ -17,6 +21,7 @@ from parsers.events import (
     FailoverPool,
     FailoverState,
     FailoverUpdate,
+    Lease,
     LeaseAck,
     LeaseDecline,
     LeaseDiscover,
@@ -26,6 +31,7 @@ from parsers.events import (
     LeaseOffer,
     LeaseRelease,
     LeaseRequest,
+    Payload,
     ServerLifecycle,
 )
 
@@ -285,3 +291,94 @@ def test_continuation_lines(message):
 @pytest.mark.parametrize("message", ["exiting.", "failover peer x: I move from a to b", "^ not a caret line"])
 def test_not_continuation(message):
     assert not is_continuation(message)
+
+
+# --- garbled lease lines (issue 16) ----------------------------------------------------
+# A refusal or exhaustion text always ends the line dhcpd prints (`<client> via X: <text>`).
+# Lines that lost part of that (copied from a web page, mangled by a relay) still end in it.
+
+REPORTED = "DHCPDISCOVER from 40:61:86:e3:f7:7f via peer holds all free leases"
+"""Posted as is by a user: the interface and the colon are gone."""
+
+
+def test_reported_garbled_line_is_the_exhaustion_the_well_formed_one_is():
+    well_formed = parse_dhcpd("DHCPDISCOVER from 40:61:86:e3:f7:7f via eth0: peer holds all free leases")
+    assert well_formed == LeaseNoFree(network=None, reason="peer holds all free leases")
+    # lease.no_free has no `via`: nothing wrong ("peer") can leak into it
+    assert parse_dhcpd(REPORTED) == well_formed
+
+
+@pytest.mark.parametrize("line", [f"Nov 25 18:54:23 edge1 dhcpd[24533]: {REPORTED}", REPORTED], ids=["tagged", "header-less"])
+def test_reported_garbled_line_through_the_line_parser(line):
+    assert parse_line(line).kind == "lease.no_free"
+
+
+REFUSED_LINES = {
+    "peer-holds-all": f"DHCPDISCOVER from {MAC} via eth0: peer holds all free leases",
+    "no-free-leases": f"DHCPDISCOVER from {MAC} via eth0: network 203.0.113.0/24: no free leases",
+    "not-responding": f"DHCPDISCOVER from {MAC} (host-a) via eth0: not responding (recover wait)",
+    "not-responding-relay": f"DHCPDISCOVER from {MAC} via 198.51.100.1: not responding (peer demands: resolving conflicts)",
+    "load-balance": f"DHCPDISCOVER from {MAC} via eth0: load balance to peer {REL}",
+    "unknown-client": f"DHCPDISCOVER from {MAC} via eth0: unknown client",
+    "owned-by-peer": f"DHCPREQUEST for 192.0.2.10 from {MAC} via eth0: lease owned by peer",
+    "not-our-sid": f"DHCPREQUEST for 192.0.2.10 (192.0.2.2) from {MAC} (host-a) via eth0: not our server id",
+    "request-not-responding": f"DHCPREQUEST for 192.0.2.10 from {MAC} via eth0: not responding (startup)",
+    "transition": f"DHCPREQUEST for 192.0.2.10 from {MAC} via eth0: lease in transition state released",
+    "reset": f"DHCPREQUEST for 192.0.2.10 from {MAC} via eth0: lease reset by administrator",
+    "not-authoritative": f"DHCPREQUEST for 192.0.2.10 from {MAC} via eth0: ignored (not authoritative).",
+    "inform-ignored": "DHCPINFORM from 192.0.2.40 via eth0: ignored (null source address).",
+    "bootp-disallowed": f"BOOTREQUEST from {MAC} via eth0: bootp disallowed",
+}
+
+GARBLES = {
+    "colon-lost": (r"\1 via \2 \3", True),
+    "interface-lost": (r"\1 via: \3", False),
+    "interface-and-colon-lost": (r"\1 via \3", False),
+    "via-lost": (r"\1 \3", False),
+}
+_VIA = re.compile(r"(.*?) via (\S+): (.*)")
+
+
+def _without_via(payload: Payload | None) -> Payload | None:
+    return replace(payload, via=None) if isinstance(payload, Lease) else payload
+
+
+@pytest.mark.parametrize("garble", GARBLES)
+@pytest.mark.parametrize("refusal", REFUSED_LINES)
+def test_refusal_text_is_recognised_wherever_it_stands(refusal, garble):
+    """The garbled line gives the well-formed line's kind and fields; `via` only if it survived."""
+    line, (template, keeps_via) = REFUSED_LINES[refusal], GARBLES[garble]
+    well_formed = parse_dhcpd(line)
+    assert isinstance(well_formed, LeaseNoFree) or well_formed.refused  # type: ignore[union-attr]
+    expected = well_formed if keeps_via else _without_via(well_formed)
+    assert parse_dhcpd(_VIA.sub(template, line)) == expected
+
+
+@pytest.mark.parametrize("message,expected", [
+    case(f"DHCPDISCOVER from {MAC} (host-a) peer holds all free leases",
+         LeaseNoFree(network=None, reason="peer holds all free leases"), "after-hostname"),
+    case(f"DHCPDISCOVER from {MAC}: peer holds all free leases",
+         LeaseNoFree(network=None, reason="peer holds all free leases"), "colon-after-mac"),
+    case(f"DHCPDISCOVER from {MAC} via eth0: no free leases",
+         LeaseNoFree(network=None, reason="no free leases"), "network-lost"),
+    case(f"DHCPDISCOVER from {MAC} via network 203.0.113.0/24: no free leases",
+         LeaseNoFree(network="203.0.113.0/24", reason="no free leases"), "network-after-via"),
+    case(f"DHCPREQUEST for 192.0.2.10 from {MAC} (host-a) via not responding (recover wait)",
+         LeaseRequest(ip="192.0.2.10", mac=MAC, client_name="host-a", refused="not responding (recover wait)"),
+         "request-interface-lost"),
+])
+def test_more_garbled_refusals(message, expected):
+    assert parse_dhcpd(message) == expected
+
+
+@pytest.mark.parametrize("message,expected", [
+    case(f"DHCPDISCOVER from {MAC} via eth0 cancel load balance to peer {REL} - no free leases",
+         LeaseDiscover(mac=MAC, via="eth0", detail=f"cancel load balance to peer {REL} - no free leases"),
+         "cancel-load-balance-colon-lost"),
+    case(f"DHCPDISCOVER from {MAC} via eth1 relay eth1 lease-duration 3600",
+         LeaseDiscover(mac=MAC, via="eth1", detail="relay eth1 lease-duration 3600"), "infoblox"),
+    case(f"DHCPREQUEST for 192.0.2.10 from {MAC} via eth0 wrong network.",
+         LeaseRequest(ip="192.0.2.10", mac=MAC, via="eth0", detail="wrong network."), "not-a-refusal"),
+])
+def test_lines_that_only_mention_a_refusal_keep_their_reading(message, expected):
+    assert parse_dhcpd(message) == expected
