@@ -147,7 +147,8 @@ def run_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_timeline(args: argparse.Namespace, out: TextIO) -> int:
-    """Stored messages and their events, oldest first, from the API (or the store itself)."""
+    """Stored messages and their events in event-time order, from the API (or the store
+    itself); `--since` bounds the event time (what happened in that time)."""
     if args.api and args.store:
         raise UsageError("--api and --store: give one")
     if args.since is not None:
@@ -176,6 +177,8 @@ def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:  # type: i
 
     store = _open_store(Store.open, args.store, "then use --api")
     try:
+        if store.pending_migrations():  # (a store of an older version: read it in today's order)
+            store.migrate()
         hosts = list(args.host) + (store.pair_hosts(args.pair) if args.pair else [])
         if args.pair and not hosts:
             return
@@ -372,7 +375,7 @@ def run_analyze(args: argparse.Namespace, out: TextIO) -> int:
             out.write(_to_json(obj))
             out.write("\n")
     else:
-        out.write(render_table(result))
+        out.write(render_table(result, tz=_zone(args.tz)))
     out.flush()
     return 0
 

@@ -48,7 +48,7 @@ def get_json(base: str, path: str, params: Sequence[tuple[str, str]] = ()) -> An
 
 
 def timeline_pages(base: str, params: Sequence[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-    """Every stored message the query selects, oldest first, following the `next` cursor."""
+    """Every stored message the query selects, in event-time order, following the `next` cursor."""
     after: str | None = None
     while True:
         page = get_json(base, "/api/v1/timeline", [*params, ("limit", str(PAGE))] + ([("after", after)] if after else []))
@@ -79,8 +79,9 @@ def render_status(pairs: Sequence[Mapping[str, Any]], now: float) -> str:
 
 
 def render_timeline_line(row: Mapping[str, Any]) -> str:
-    """`ts host program: message`, the way a syslog file reads (ts falls back to receive time)."""
-    ts = row.get("ts") or row.get("received_at") or "-"
+    """`ts host program: message`, the way a syslog file reads (ts falls back to the event time
+    `at`, then to the receive time)."""
+    ts = row.get("ts") or row.get("at") or row.get("received_at") or "-"
     return f"{ts} {row.get('host') or '-'} {row.get('program') or '-'}: {row.get('message', '')}"
 
 

@@ -16,9 +16,10 @@ Endpoints:
 * ``/api/v1/pairs``: every pair from the published snapshot.
 * ``/api/v1/incidents``: open incidents (correlator); ``?all=1`` every stored incident.
 * ``/api/v1/timeline?pair=P&host=H&host=..&since=..&until=..&limit=..&after=CURSOR``: stored
-  messages with their events, oldest first; `since`/`until` are ISO 8601 or a duration
-  back from now (``15m``); `pair` adds the hosts the store has seen in that pair (none:
-  empty page); the response carries ``next`` (a cursor) when the page is full.
+  messages with their events in event-time order (each message's `at`, then `received_at`,
+  then `id`); `since`/`until` bound `at` and are ISO 8601 or a duration back from now
+  (``15m``); `pair` adds the hosts the store has seen in that pair (none: empty page); the
+  response carries ``next`` (a cursor, ``AT-RECEIVED_AT-ID`` in µs) when the page is full.
 """
 
 from __future__ import annotations

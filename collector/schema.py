@@ -14,16 +14,20 @@ fixed fragments). Values are never formatted in: queries bind them with clickhou
 (`fromUnixTimestamp64Micro` in, `toUnixTimestamp64Micro` out), exact whatever time zone
 the client or server runs in.
 
-Migrations are an ordered tuple of `(version, name, statements)`. A migration's statements
-are idempotent (`IF NOT EXISTS`), so a migration interrupted between its DDL and its
-`schema_migrations` row simply runs again. Add new versions at the end; never edit an
-applied one.
+Migrations are an ordered tuple of `(version, name, steps)`. A migration's steps
+are idempotent, so a migration interrupted anywhere (between two statements, or between its
+last statement and its `schema_migrations` row) simply runs again: a statement is either
+idempotent itself (`IF NOT EXISTS`, `IF EXISTS`) or a `When`, which runs only while a query
+on the system tables says the work is still to do; a `Refuse` stops the migration with a
+message (a state it must not touch). Add new versions at the end; never edit an applied one.
 
 Tables (all times `DateTime64(6, 'UTC')`):
 
 * `messages`: every received line, raw, one row per line. `id` is the collector-assigned
   message id (unique per host and receive instant; it also orders lines that arrived in
-  the same microsecond).
+  the same microsecond). `at` is the line's event time (DESIGN.md "Event time"; built by
+  `collector.store.line_rows`), the timeline's order; migration 3 added it and rebuilt the
+  table on the key (host, at, received_at, id).
 * `events`: the parsed event of each message (same `host`, `received_at`, `id`), its fields
   as JSON text.
 * `states`: one row per correlator `StateChanged`.
@@ -37,12 +41,30 @@ Every data table has `non_replicated_deduplication_window`, so a batch retried w
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 DEFAULT_MESSAGES_TTL_DAYS: Final = 90
 DEFAULT_STATES_TTL_DAYS: Final = 400
 MAX_TTL_DAYS: Final = 10_000
 """About 27 years: TTLs are computed as `DateTime`, which ends in 2106 (see `check_ttl_days`)."""
+
+
+class When(NamedTuple):
+    """A migration statement run only while `check` (a query giving one number) gives non-zero."""
+
+    check: str
+    statement: str
+
+
+class Refuse(NamedTuple):
+    """A migration step that stops the migration with `message` when `check` gives non-zero."""
+
+    check: str
+    message: str
+
+
+Step = str | When | Refuse
+"""One step of a migration: a statement that is idempotent itself, or a guarded one."""
 
 # --- bootstrap: what must exist before the migrations table can be read ------------------
 
@@ -60,6 +82,8 @@ ORDER BY version""",
 
 # --- migrations --------------------------------------------------------------------------
 
+# messages as migration 1 created it; migration 3 rebuilt it on an event-time key (`_MESSAGES_V3`,
+# whose comment explains the key now in use)
 _MESSAGES = """CREATE TABLE IF NOT EXISTS {db}.messages
 (
     received_at     DateTime64(6, 'UTC'),
@@ -158,9 +182,85 @@ ENGINE = ReplacingMergeTree
 ORDER BY (key, host)
 SETTINGS non_replicated_deduplication_window = 1000"""
 
-MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
+_EVENT_TIME = "if(ts IS NULL OR ts > received_at + INTERVAL 1 DAY, received_at, assumeNotNull(ts))"
+"""A line's event time from its own columns (`collector.store.line_rows`' rule, whose one day
+is `FUTURE_SKEW_US`): the header time, unless there is none or it lies more than a day ahead
+of the receive time. The column's DEFAULT: what the migration's copy and any insert without
+`at` (a collector not yet upgraded, beside upgraded ones on a server) store."""
+
+_MESSAGES_V3 = """CREATE TABLE IF NOT EXISTS {db}.messages_v3
+(
+    received_at     DateTime64(6, 'UTC'),
+    id              UInt64,
+    ts              Nullable(DateTime64(6, 'UTC')),
+    host            LowCardinality(String),
+    program         LowCardinality(String),
+    pid             Nullable(UInt32),
+    facility        Nullable(UInt8),
+    severity        Nullable(UInt8),
+    msgid           String,
+    structured_data String,
+    message         String,
+    raw             String,
+    transport       LowCardinality(String),
+    sender          String,
+    kind            LowCardinality(String),
+    at              DateTime64(6, 'UTC') DEFAULT """ + _EVENT_TIME + """
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(received_at)
+-- The one read is "the timeline of these hosts (the two servers of a pair, or all) over a time
+-- range, in the order things happened" (DESIGN.md "Event time"). host first: a fleet has tens of
+-- hosts, so the index narrows to the granules of each asked host and then, within each, to the
+-- range of event times `at` (an unfiltered timeline is one range scan per host), read in the
+-- timeline's own order. at, not received_at: a line that arrives late (a forwarder's queue
+-- flushed after an outage, a file ingested beside live traffic) belongs where it happened; at is
+-- never null (no header time: the receive time). received_at then id break ties and make the key
+-- unique, so (at, received_at, id) is a total order and the pagination cursor; with host they
+-- also identify the message for the events join. The partitions and the TTL stay on
+-- received_at: an event time can be anything a sender's clock says, a receive time cannot, and
+-- at is never more than a day after received_at, so a lower bound on at bounds received_at too
+-- and still prunes months.
+ORDER BY (host, at, received_at, id)
+TTL toDateTime(received_at) + INTERVAL {messages_ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 1000"""
+
+_MESSAGES_V2_COLUMNS = ("received_at, id, ts, host, program, pid, facility, severity, msgid, structured_data, message,"
+                        " raw, transport, sender, kind")
+_LACKS_AT = ("SELECT count() = 0 FROM system.columns"
+             " WHERE database = '{db}' AND table = 'messages' AND name = 'at'")
+_V3_IS_LOCAL = ("SELECT count() FROM system.tables"
+                " WHERE database = '{db}' AND name = 'messages_v3' AND engine = 'MergeTree'")
+_SHARED_WITHOUT_AT = ("SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'messages'"
+                      " AND engine != 'MergeTree' AND (" + _LACKS_AT + ")")
+
+_EVENT_TIME_ORDER = (
+    # a ClickHouse server's replicated tables (deploy/clickhouse/cluster.sql) are not rebuilt
+    # from one node: their upgrade is deploy/clickhouse/upgrade-3.sql, run once per cluster
+    Refuse(_SHARED_WITHOUT_AT, "table {db}.messages is replicated and has no column `at`: upgrade it with "
+                               "deploy/clickhouse/upgrade-3.sql (collectors stopped), then start again"),
+    # a copy left by an interrupted run (or, after the exchange, the old table): start afresh
+    When(_V3_IS_LOCAL, "DROP TABLE IF EXISTS {db}.messages_v3 SYNC"),
+    When(_LACKS_AT, _MESSAGES_V3),
+    When(_LACKS_AT, f"INSERT INTO {{db}}.messages_v3 ({_MESSAGES_V2_COLUMNS})"
+                    f" SELECT {_MESSAGES_V2_COLUMNS} FROM {{db}}.messages"),
+    When(_LACKS_AT, "EXCHANGE TABLES {db}.messages AND {db}.messages_v3"),
+    When(_V3_IS_LOCAL, "DROP TABLE IF EXISTS {db}.messages_v3 SYNC"),
+)
+"""Migration 3: messages gets `at` and the key (host, at, received_at, id). A sort key can
+only be extended by columns added in the same ALTER, and `at` must come before received_at,
+so the table is rebuilt: a copy with the new key, filled from the old one (`at` by its
+DEFAULT), swapped in atomically (EXCHANGE: an Atomic database, ClickHouse's default), the old
+one dropped. Until the swap the old table is whole and the copy is dropped and made again by a
+rerun; after it, only the drop remains. Nothing may write to messages meanwhile: the service
+and `ingest` migrate before they write, but collectors of an older version sharing one server's
+database must be stopped while the first upgraded one starts (rows they insert during the copy
+would stay in the old table)."""
+
+MIGRATIONS: Final[tuple[tuple[int, str, tuple[Step, ...]], ...]] = (
     (1, "initial tables: messages, events, states, incidents", (_MESSAGES, _EVENTS, _STATES, _INCIDENTS)),
     (2, "hosts: the spellings of each host name", (_HOSTS,)),
+    (3, "messages: event time `at`, the timeline's order", _EVENT_TIME_ORDER),
 )
 
 # --- column order for inserts, with the types (so an insert needs no DESCRIBE round trip) --
@@ -181,6 +281,7 @@ MESSAGE_COLUMNS: Final = (
     ("transport", "LowCardinality(String)"),
     ("sender", "String"),
     ("kind", "LowCardinality(String)"),
+    ("at", "DateTime64(6, 'UTC')"),
 )
 EVENT_COLUMNS: Final = (
     ("received_at", "DateTime64(6, 'UTC')"),
@@ -236,12 +337,13 @@ TIMELINE: Final = """SELECT
     program,
     pid,
     kind,
-    message
+    message,
+    toUnixTimestamp64Micro(at)
 FROM {db}.messages
 WHERE {where}
-ORDER BY received_at, id
+ORDER BY at, received_at, id
 LIMIT %(limit)s"""
-"""One page of messages, oldest first; `{where}` is built from the `TIMELINE_*` fragments."""
+"""One page of messages in event-time order; `{where}` is built from the `TIMELINE_*` fragments."""
 
 TIMELINE_EVENTS: Final = """SELECT host, toUnixTimestamp64Micro(received_at), id, fields
 FROM {db}.events
@@ -253,12 +355,21 @@ WHERE host IN %(hosts)s
 (a join would read every event the page's filter matches, the whole table when unfiltered)."""
 
 TIMELINE_HOSTS: Final = "host IN %(hosts)s"
-TIMELINE_SINCE: Final = "received_at >= fromUnixTimestamp64Micro(%(since)s, 'UTC')"
-TIMELINE_UNTIL: Final = "received_at < fromUnixTimestamp64Micro(%(until)s, 'UTC')"
-TIMELINE_AFTER: Final = (
-    "received_at >= fromUnixTimestamp64Micro(%(after_at)s, 'UTC')"
-    " AND (received_at, id) > (fromUnixTimestamp64Micro(%(after_at)s, 'UTC'), %(after_id)s)"
+TIMELINE_SINCE: Final = (
+    "at >= fromUnixTimestamp64Micro(%(since)s, 'UTC')"
+    " AND received_at >= fromUnixTimestamp64Micro(%(since_received)s, 'UTC')"
 )
+"""By event time; `since_received` is `since` less the future skew limit (a row's `at` is never
+later than that after its `received_at`): the same rows, with the month partitions pruned."""
+TIMELINE_UNTIL: Final = "at < fromUnixTimestamp64Micro(%(until)s, 'UTC')"
+TIMELINE_AFTER: Final = (
+    "at >= fromUnixTimestamp64Micro(%(after_at)s, 'UTC')"
+    " AND received_at >= fromUnixTimestamp64Micro(%(after_received_min)s, 'UTC')"
+    " AND (at, received_at, id) > (fromUnixTimestamp64Micro(%(after_at)s, 'UTC'),"
+    " fromUnixTimestamp64Micro(%(after_received)s, 'UTC'), %(after_id)s)"
+)
+"""Rows after a cursor (at, received_at, id); the two range conditions let the index and the
+partitions skip what lies before it (the tuple comparison alone is not used by the index)."""
 
 INCIDENTS: Final = """SELECT
     id,
@@ -314,3 +425,11 @@ def render(statement: str, db: str, *, messages_ttl_days: int, states_ttl_days: 
     check_ttl_days("messages_ttl_days", messages_ttl_days)
     check_ttl_days("states_ttl_days", states_ttl_days)
     return statement.format(db=db, messages_ttl_days=messages_ttl_days, states_ttl_days=states_ttl_days)
+
+
+def render_step(step: Step, db: str, *, messages_ttl_days: int, states_ttl_days: int) -> Step:
+    """A migration step with its database and TTLs formatted into each of its texts."""
+    ttl = {"messages_ttl_days": messages_ttl_days, "states_ttl_days": states_ttl_days}
+    if isinstance(step, str):
+        return render(step, db, **ttl)
+    return type(step)(*(render(text, db, **ttl) for text in step))

@@ -61,6 +61,7 @@ __all__ = [
     "EVENTS",
     "COLUMNS",
     "EVENT_COLUMNS",
+    "FUTURE_SKEW_US",
     "INCIDENTS",
     "HOSTS",
     "HOST_COLUMNS",
@@ -78,6 +79,7 @@ __all__ = [
     "StoreThread",
     "StoreUnavailable",
     "TimelineCursor",
+    "event_time_us",
     "line_rows",
     "incident_id",
     "host_row",
@@ -94,6 +96,10 @@ DEFAULT_HTTPS_PORT: Final = 8443
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_QUERY_TIMEOUT: Final = 300.0
 DEFAULT_TIMELINE_LIMIT: Final = 1000
+FUTURE_SKEW_US: Final = 86_400 * 1_000_000
+"""How far ahead of its receive time a line's header time may lie and still be its event time
+(DESIGN.md "Event time"); beyond it (a sender's broken clock, a forged line) the receive time
+is. The messages table's DEFAULT for `at` says the same in SQL (`INTERVAL 1 DAY`)."""
 PASSWORD_ENV: Final = "PAIRWATCH_CLICKHOUSE_PASSWORD"
 
 MESSAGES: Final = "messages"
@@ -364,6 +370,15 @@ class MessageIds:
         return self.next()
 
 
+def event_time_us(received_us: int, ts_us: int | None) -> int:
+    """A line's event time (µs) from its receive and header times: the header time, unless
+    there is none or it lies more than `FUTURE_SKEW_US` ahead (then the receive time). A past
+    header time is a late line: it keeps its time, however old."""
+    if ts_us is None or ts_us - received_us > FUTURE_SKEW_US:
+        return received_us
+    return ts_us
+
+
 def line_rows(
     event: Event,
     *,
@@ -372,13 +387,21 @@ def line_rows(
     raw: str,
     transport: str,
     sender: str = "",
+    at: datetime | float | None = None,
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The `messages` row (`MESSAGE_COLUMNS` order) and the `events` row (`EVENT_COLUMNS`
     order) of one received line and its event, with the times converted once for both.
 
     `received_at` is the collector's clock when the line arrived; a backfill (`ingest`)
-    passes the line's own time instead, so the timeline orders it where it happened.
-    `transport` is `udp`, `tcp`, `tls` or `file`; `sender` the peer address.
+    passes the line's own time instead. `transport` is `udp`, `tcp`, `tls` or `file`;
+    `sender` the peer address.
+
+    `at` is the line's event time, the timeline's order: given, it is used (the line stage
+    passes, for a line without a header time, its sender's previous line's time); else
+    `event_time_us` decides. Either way a time more than `FUTURE_SKEW_US` after `received_at`
+    becomes `received_at`, so every stored `at` is at most that far ahead (the timeline's
+    `since` relies on it). It is the messages row's last value: `row[0]` is `received_at`
+    and `row[2]` the header time `ts`, both in µs.
 
     The events row holds the kind's fields (`parsers.jsonl.payload_fields`) as JSON text, with
     the stream markers `continuation`/`repeated`; what the message row already holds (`ts`,
@@ -387,15 +410,18 @@ def line_rows(
     ts = event.record.ts
     received_us = _micros(received_at)
     ts_us = None if ts is None else _micros(ts)
-    return (_message_row(event, id, received_us, ts_us, raw, transport, sender),
+    at_us = ts_us if at is None else _micros(at)
+    if at_us is None or at_us - received_us > FUTURE_SKEW_US:  # (`event_time_us`, inline: once per line)
+        at_us = received_us
+    return (_message_row(event, id, received_us, ts_us, raw, transport, sender, at_us),
             _event_row(event, id, received_us, ts_us))
 
 
 def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw: str, transport: str,
-                 sender: str) -> tuple[Any, ...]:
+                 sender: str, at_us: int) -> tuple[Any, ...]:
     r = event.record
     return (received_us, id, ts_us, r.host or "", r.program or "", r.pid, r.facility, r.severity, r.msgid or "",
-            r.structured_data or "", r.message.lstrip(), raw, transport, sender, event.payload.kind)
+            r.structured_data or "", r.message.lstrip(), raw, transport, sender, event.payload.kind, at_us)
 
 
 def _event_row(event: Event, id: int, received_us: int, ts_us: int | None) -> tuple[Any, ...]:
@@ -449,31 +475,37 @@ def incident_row(incident: Incident, updated_at: datetime | float) -> tuple[Any,
 # --- timeline cursor -----------------------------------------------------------------------
 
 
+_CURSOR = re.compile(r"(-?[0-9]{1,20})-(-?[0-9]{1,20})-([0-9]{1,20})")
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineCursor:
-    """Where a timeline page ended: the last row's receive time (µs) and message id.
+    """Where a timeline page ended: the last row's place in the timeline's order, its event
+    time `at`, receive time (both µs since the epoch) and message id.
 
-    `str()` / `parse()` give a compact text form for the HTTP API (`?after=`).
+    `str()` / `parse()` give a compact text form for the HTTP API (`?after=`):
+    `AT-RECEIVED_AT-ID`, three integers (the times may be negative: before 1970).
     """
 
+    at_us: int
     received_at_us: int
     id: int
 
     @classmethod
     def after(cls, row: Mapping[str, Any]) -> TimelineCursor:
         """The cursor that continues after a row `Store.timeline` returned."""
-        return cls(_micros(datetime.fromisoformat(row["received_at"])), int(row["id"]))
+        return cls(_micros(datetime.fromisoformat(row["at"])), _micros(datetime.fromisoformat(row["received_at"])),
+                   int(row["id"]))
 
     @classmethod
     def parse(cls, text: str) -> TimelineCursor:
-        try:
-            at, _, ident = text.partition("-")
-            return cls(int(at), int(ident))
-        except ValueError:
-            raise ValueError(f"not a timeline cursor: {text!r}") from None
+        m = _CURSOR.fullmatch(text)
+        if m is None:
+            raise ValueError(f"not a timeline cursor: {text!r}")
+        return cls(int(m[1]), int(m[2]), int(m[3]))
 
     def __str__(self) -> str:
-        return f"{self.received_at_us}-{self.id}"
+        return f"{self.at_us}-{self.received_at_us}-{self.id}"
 
 
 class _EngineThreads:
@@ -629,11 +661,11 @@ class Store:
             for statement in schema.BOOTSTRAP:
                 self._client.command(self._render(statement))
             applied = {int(v) for (v,) in self._client.query(self._render(schema.APPLIED_VERSIONS)).result_rows}
-            for version, name, statements in schema.MIGRATIONS:
+            for version, name, steps in schema.MIGRATIONS:
                 if version in applied:
                     continue
-                for statement in statements:
-                    self._client.command(self._render(statement))
+                for step in steps:
+                    self._run_step(step)
                 self._client.insert(
                     "schema_migrations",
                     [[version], [name], [datetime.now(timezone.utc)]],
@@ -644,6 +676,32 @@ class Store:
                 )
                 applied.add(version)
         return sorted(applied)
+
+    def pending_migrations(self) -> list[int]:
+        """The versions `migrate()` would still apply, oldest first (all of them where no schema
+        exists yet). Only reads: a reader checks before it migrates."""
+        self._check()
+        try:
+            with map_store_errors(f"read schema versions of {self._db}"):
+                rows = self._client.query(self._render(schema.APPLIED_VERSIONS)).result_rows
+        except StoreUnavailable:
+            raise
+        except StoreError:  # no database or no schema_migrations table yet
+            rows = []
+        applied = {int(v) for (v,) in rows}
+        return [version for version, _, _ in schema.MIGRATIONS if version not in applied]
+
+    def _run_step(self, step: schema.Step) -> None:
+        step = schema.render_step(step, self._db, messages_ttl_days=self._messages_ttl_days,
+                                  states_ttl_days=self._states_ttl_days)
+        if isinstance(step, str):
+            self._client.command(step)
+            return
+        if not self._client.query(step.check).result_rows[0][0]:
+            return
+        if isinstance(step, schema.Refuse):
+            raise StoreError(f"migrate {self._db}: {step.message}")
+        self._client.command(step.statement)
 
     # -- writing --
 
@@ -675,6 +733,9 @@ class Store:
                 raise ValueError("columns of different lengths")
         else:
             data = list(zip(*data, strict=True)) if len(columns) else []
+            if table == MESSAGES and tuple(columns) == MESSAGE_COLUMNS and len(data) == len(columns) - 1:
+                # rows built before `at` existed (spooled by the previous version): its rule
+                data.append([event_time_us(r, t) for r, t in zip(data[0], data[2], strict=True)])
         if len(data) != len(columns):
             raise ValueError(f"rows have {len(data)} values, columns name {len(columns)}")
         with map_store_errors(f"insert into {table}"):
@@ -702,13 +763,16 @@ class Store:
         limit: int = DEFAULT_TIMELINE_LIMIT,
         after: TimelineCursor | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored messages oldest first (by receive time), each merged with its event's fields.
+        """Stored messages in event-time order (DESIGN.md "Event time": by `at`, then
+        `received_at`, then `id`), each merged with its event's fields.
 
-        `hosts` None means every host; `since` is inclusive, `until` exclusive (naive
-        datetimes are UTC); `after` continues a previous page (`TimelineCursor.after(row)`).
-        Each dict: `ts`, `received_at` (ISO 8601 UTC, `ts` null when the line had none),
-        `host`, `program`, `pid`, `kind`, the event's fields, `message`, and `id` (the
-        message id, for the cursor).
+        `hosts` None means every host; `since` (inclusive) and `until` (exclusive) bound the
+        event time `at` (naive datetimes are UTC): "what happened in the last hour", late
+        arrivals included, lines that arrived in it about earlier times not; `after`
+        continues a previous page (`TimelineCursor.after(row)`). Each dict: `ts`,
+        `received_at`, `at` (ISO 8601 UTC, `ts` null when the line had none), `host`,
+        `program`, `pid`, `kind`, the event's fields, `message`, and `id` (the message id,
+        for the cursor).
         """
         self._check()
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -724,22 +788,26 @@ class Store:
         if since is not None:
             where.append(schema.TIMELINE_SINCE)
             params["since"] = _micros(since)
+            params["since_received"] = params["since"] - FUTURE_SKEW_US
         if until is not None:
             where.append(schema.TIMELINE_UNTIL)
             params["until"] = _micros(until)
         if after is not None:
             where.append(schema.TIMELINE_AFTER)
-            params["after_at"] = after.received_at_us
+            params["after_at"] = after.at_us
+            params["after_received"] = after.received_at_us
+            params["after_received_min"] = after.at_us - FUTURE_SKEW_US
             params["after_id"] = after.id
         sql = schema.TIMELINE.format(db=self._db, where=" AND ".join(where) or "1")
         with map_store_errors("read timeline"):
             rows = self._client.query(sql, parameters=params).result_rows
             fields = self._page_fields(rows) if rows else {}
         out: list[dict[str, Any]] = []
-        for ident, received_us, ts_us, host, program, pid, kind, message in rows:
+        for ident, received_us, ts_us, host, program, pid, kind, message, at_us in rows:
             item: dict[str, Any] = {
                 "ts": _iso(ts_us),
                 "received_at": _iso(received_us),
+                "at": _iso(at_us),
                 "host": host or None,
                 "program": program or None,
                 "pid": pid,

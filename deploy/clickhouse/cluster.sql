@@ -1,6 +1,8 @@
 -- pairwatch's store on a ClickHouse cluster: replicated tables per shard, Distributed tables to
 -- read them all. The same tables, columns, keys and TTLs as the single-node schema that pairwatch
--- creates itself (collector/schema.py, migration 1), with Replicated engines.
+-- creates itself (collector/schema.py, as its migrations leave it), with Replicated engines.
+-- A cluster made with an earlier version of this file (messages without `at`) is brought up to
+-- date by upgrade-3.sql: collectors refuse to start on it until then.
 --
 -- Layout (README, "Beyond one machine"):
 --   * database `pairwatch` on every node: the tables pairwatch writes and reads, under the names
@@ -52,11 +54,13 @@ CREATE TABLE IF NOT EXISTS pairwatch.messages ON CLUSTER '{cluster}'
     raw             String,
     transport       LowCardinality(String),
     sender          String,
-    kind            LowCardinality(String)
+    kind            LowCardinality(String),
+    at              DateTime64(6, 'UTC') DEFAULT if(ts IS NULL OR ts > received_at + INTERVAL 1 DAY, received_at, assumeNotNull(ts))
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toYYYYMM(received_at)
-ORDER BY (host, received_at, id)
+-- The timeline's order (event time `at`, then receive time, then id; see collector/schema.py)
+ORDER BY (host, at, received_at, id)
 TTL toDateTime(received_at) + INTERVAL 90 DAY
 SETTINGS replicated_deduplication_window = 1000;
 

@@ -22,6 +22,7 @@ from collector.store import (
     ENGINE_NICE,
     INSERT_BLOCK_ROWS,
     EVENT_COLUMNS,
+    FUTURE_SKEW_US,
     INCIDENT_COLUMNS,
     MESSAGE_COLUMNS,
     PASSWORD_ENV,
@@ -34,6 +35,7 @@ from collector.store import (
     StoreThread,
     StoreUnavailable,
     TimelineCursor,
+    event_time_us,
     incident_id,
     incident_row,
     map_store_errors,
@@ -42,7 +44,7 @@ from collector.store import (
     state_row,
 )
 from parsers import Event, ParseOptions, parse_line
-from tests.conftest import OnThread
+from tests.conftest import KEEP_DAYS, OnThread
 
 OPTIONS = ParseOptions(reference=datetime(2025, 3, 10, tzinfo=UTC))
 T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
@@ -173,8 +175,9 @@ def test_bad_store_urls(url: str, problem: str) -> None:
 def test_migrations_are_ordered_and_every_data_table_deduplicates() -> None:
     versions = [version for version, _, _ in schema.MIGRATIONS]
     assert versions == sorted(set(versions)) and versions[0] == 1
-    ddl = "\n".join(s for _, _, statements in schema.MIGRATIONS for s in statements)
-    for table in schema.TABLE_COLUMNS:
+    ddl = "\n".join(step if isinstance(step, str) else step.statement
+                    for _, _, steps in schema.MIGRATIONS for step in steps if not isinstance(step, schema.Refuse))
+    for table in [*schema.TABLE_COLUMNS, "messages_v3"]:  # (messages_v3: messages since migration 3)
         block = ddl.split(f"{{db}}.{table}\n", 1)[1].split("CREATE TABLE", 1)[0]
         assert "non_replicated_deduplication_window = 1000" in block, table
         assert ("TTL " in block) == (table != "hosts"), table  # hosts: one row per spelling, kept
@@ -219,6 +222,168 @@ def test_ttl_days_are_applied(
     assert "toIntervalDay(30)" in create or "INTERVAL 30 DAY" in create
 
 
+# messages as schema version 2 left it (migration 1's DDL, its comment left out), to build a
+# store the way the previous release did
+V2_MESSAGES = """CREATE TABLE IF NOT EXISTS {db}.messages
+(
+    received_at     DateTime64(6, 'UTC'),
+    id              UInt64,
+    ts              Nullable(DateTime64(6, 'UTC')),
+    host            LowCardinality(String),
+    program         LowCardinality(String),
+    pid             Nullable(UInt32),
+    facility        Nullable(UInt8),
+    severity        Nullable(UInt8),
+    msgid           String,
+    structured_data String,
+    message         String,
+    raw             String,
+    transport       LowCardinality(String),
+    sender          String,
+    kind            LowCardinality(String)
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (host, received_at, id)
+TTL toDateTime(received_at) + INTERVAL {messages_ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 1000"""
+V2_TYPES = dict(schema.MESSAGE_COLUMNS)
+
+# lines of two servers whose times say more than their arrival: dhcp-b's arrive last but
+# happened between dhcp-a's; one header time lies two days ahead (a broken clock), one has none
+FUTURE = (T0 + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+MIGRATED_LINES = [
+    syslog("dhcp-a", 0, "DHCPACK on 192.0.2.1 to 00:00:5e:00:53:01 via eth0"),
+    syslog("dhcp-a", 10, "DHCPACK on 192.0.2.3 to 00:00:5e:00:53:03 via eth0"),
+    syslog("dhcp-a", 20, f"failover peer {REL}: I move from normal to communications-interrupted"),
+    "dhcpd:  no header, two leading spaces",
+    syslog("dhcp-b", 5, "DHCPACK on 192.0.2.2 to 00:00:5e:00:53:02 via eth0"),
+    f"<30>1 {FUTURE} dhcp-b dhcpd 99 - - DHCPACK on 192.0.2.4 to 00:00:5e:00:53:04 via eth0",
+    syslog("dhcp-b", 15, f"failover peer {REL}: peer moves from normal to communications-interrupted"),
+]
+MIGRATED_RECEIVED = [T0 + timedelta(seconds=s, microseconds=3) for s in (1, 11, 21, 22, 30, 30, 30)]
+
+
+def build_v2_store(admin: Any, db: str) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """A database at schema version 2 holding `MIGRATED_LINES`; their (messages, events) rows
+    as the current code builds them."""
+    ttl = {"messages_ttl_days": KEEP_DAYS, "states_ttl_days": KEEP_DAYS}
+    assert [v for v, _, _ in schema.MIGRATIONS[:2]] == [1, 2]
+    applied = [line for line in schema.MIGRATIONS[0][2][0].splitlines() if not line.startswith("--")]
+    assert "\n".join(line for line in applied if not line.startswith("# ")) == V2_MESSAGES  # migration 1 unchanged
+    for statement in schema.BOOTSTRAP:
+        admin.command(schema.render(statement, db, **ttl))
+    for version, name, steps in schema.MIGRATIONS[:2]:
+        for step in steps:
+            assert isinstance(step, str)
+            admin.command(schema.render(V2_MESSAGES if "{db}.messages\n" in step else step, db, **ttl))
+        admin.insert("schema_migrations", [[version, name, datetime.now(UTC)]], database=db,
+                     column_names=("version", "name", "applied_at"))
+    ids = MessageIds(start=500)
+    rows = [line_rows(parse_line(t, OPTIONS), id=ids(), received_at=r, raw=t, transport="tcp")
+            for t, r in zip(MIGRATED_LINES, MIGRATED_RECEIVED, strict=True)]
+    old = MESSAGE_COLUMNS[:-1]
+    assert MESSAGE_COLUMNS[-1] == "at"
+    admin.insert("messages", [m[:-1] for m, _ in rows], database=db, column_names=old,
+                 column_type_names=[V2_TYPES[c] for c in old])
+    admin.insert("events", [e for _, e in rows], database=db, column_names=EVENT_COLUMNS,
+                 column_type_names=[t for _, t in schema.EVENT_COLUMNS])
+    return rows
+
+
+def open_store(target: StoreTarget, thread: StoreThread, db: str) -> Any:
+    opened = thread.submit(Store.open, target, db, messages_ttl_days=KEEP_DAYS, states_ttl_days=KEEP_DAYS).result()
+    return OnThread(opened, thread)
+
+
+def check_migrated(store: Any, admin: Any, db: str, rows: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
+    """Every row of the version-2 store once, readable in event-time order, `at` as line_rows
+    computes it (the column's DEFAULT filled it), the events still joined."""
+    assert store.migrate() == [1, 2, 3]
+    tables = sorted(t for (t,) in admin.query(f"SHOW TABLES FROM {db}").result_rows)
+    assert tables == sorted([*schema.TABLE_COLUMNS, "schema_migrations"])  # no messages_v3 left
+    described = admin.query(f"DESCRIBE TABLE {db}.messages").result_rows
+    assert [(r[0], r[1]) for r in described] == list(schema.MESSAGE_COLUMNS)
+    create = admin.query(f"SHOW CREATE TABLE {db}.messages").result_rows[0][0]
+    assert "ORDER BY (host, at, received_at, id)" in create
+    at, received, ident = (MESSAGE_COLUMNS.index(c) for c in ("at", "received_at", "id"))
+    expected = sorted((m for m, _ in rows), key=lambda m: (m[at], m[received], m[ident]))
+    timeline = store.timeline(limit=100)
+    assert [(r["id"], r["at"], r["received_at"]) for r in timeline] == [
+        (m[ident], iso(T0 + timedelta(microseconds=m[at] - int(T0.timestamp() * 1e6))), iso(
+            T0 + timedelta(microseconds=m[received] - int(T0.timestamp() * 1e6)))) for m in expected]
+    assert [r.get("ip") for r in timeline] == [
+        "192.0.2.1", "192.0.2.2", "192.0.2.3", None, None, None, "192.0.2.4"]
+    assert [r["host"] for r in timeline] == ["dhcp-a", "dhcp-b", "dhcp-a", "dhcp-b", "dhcp-a", None, "dhcp-b"]
+    future = timeline[-1]  # its header time two days ahead: the receive time is its time
+    assert future["ts"] == FUTURE and future["at"] == future["received_at"] == iso(MIGRATED_RECEIVED[5])
+    assert timeline[4]["relationship"] == REL and timeline[4]["side"] == "self"  # events still joined
+    assert count(admin, db, "messages") == len(rows)
+    # new rows go in beside the migrated ones
+    text = syslog("dhcp-b", 25, "DHCPACK on 192.0.2.9 to 00:00:5e:00:53:09 via eth0")
+    ingest(store, [text], [T0 + timedelta(hours=1)], MessageIds(start=1), token="after-migration")
+    assert [r.get("ip") for r in store.timeline(since=T0 + timedelta(seconds=21))] == [None, "192.0.2.9", "192.0.2.4"]
+
+
+def test_a_version_2_store_is_migrated_to_event_time_order(
+    store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str
+) -> None:
+    nothing = open_store(store_target, store_thread, f"{store_database}_none")
+    assert nothing.pending_migrations() == [v for v, _, _ in schema.MIGRATIONS]  # no database: everything
+    nothing.close()
+    rows = build_v2_store(store_admin, store_database)
+    store = open_store(store_target, store_thread, store_database)
+    try:
+        assert store.pending_migrations() == [3]
+        check_migrated(store, store_admin, store_database, rows)
+        assert store.pending_migrations() == []
+        assert store.migrate() == [1, 2, 3]  # and again: nothing to do
+        assert count(store_admin, store_database, "messages") == len(rows) + 1
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("done", [2, 3, 4, 5], ids=["dropped", "created", "copied", "exchanged"])
+def test_an_interrupted_migration_3_runs_again(
+    store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str, done: int
+) -> None:
+    """Migration 3 stopped after its first `done` steps (before its schema_migrations row):
+    the next start finishes it, with every row exactly once."""
+    rows = build_v2_store(store_admin, store_database)
+    store = open_store(store_target, store_thread, store_database)
+    try:
+        (version, _, steps), = [m for m in schema.MIGRATIONS if m[0] == 3]
+        for step in steps[:done]:
+            store._run_step(step)
+        if done == 4:  # the copy is there, the old table still in use
+            assert count(store_admin, store_database, "messages_v3") == len(rows)
+        if done == 5:  # swapped: the old table under the copy's name
+            assert count(store_admin, store_database, "messages_v3") == len(rows)
+            assert store.timeline(limit=1)[0]["at"] is not None
+        check_migrated(store, store_admin, store_database, rows)
+    finally:
+        store.close()
+
+
+def test_migration_3_leaves_a_shared_table_to_the_operator(
+    store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str
+) -> None:
+    """A messages table that is not a plain MergeTree (on a cluster: ReplicatedMergeTree) is
+    not rebuilt from one node: the migration stops and names the upgrade script."""
+    build_v2_store(store_admin, store_database)
+    store_admin.command(f"DROP TABLE {store_database}.messages SYNC")
+    store_admin.command(schema.render(V2_MESSAGES.replace("ENGINE = MergeTree", "ENGINE = ReplacingMergeTree"),
+                                      store_database, messages_ttl_days=KEEP_DAYS, states_ttl_days=KEEP_DAYS))
+    store = open_store(store_target, store_thread, store_database)
+    try:
+        with pytest.raises(StoreError, match=r"upgrade-3\.sql"):
+            store.migrate()
+        tables = {t for (t,) in store_admin.query(f"SHOW TABLES FROM {store_database}").result_rows}
+        assert "messages_v3" not in tables
+    finally:
+        store.close()
+
+
 # --- rows ------------------------------------------------------------------------------------
 
 
@@ -237,6 +402,37 @@ def test_row_builders_follow_the_column_constants() -> None:
     bare = parse_line(LINES[4], OPTIONS)
     row = dict(zip(MESSAGE_COLUMNS, line_rows(bare, id=8, received_at=T0, raw=LINES[4], transport="file")[0], strict=True))
     assert (row["ts"], row["host"], row["message"]) == (None, "", "no header, two leading spaces")
+
+
+def test_event_time_is_the_header_time_unless_absent_or_too_far_ahead() -> None:
+    at = MESSAGE_COLUMNS.index("at")
+    assert at == len(MESSAGE_COLUMNS) - 1  # appended: row[0] received_at and row[2] ts stay where they were
+    assert FUTURE_SKEW_US == 86_400_000_000  # the messages DDL's `INTERVAL 1 DAY`
+
+    def row(text: str, received: datetime, **kw: Any) -> dict[str, Any]:
+        message = line_rows(parse_line(text, OPTIONS), id=1, received_at=received, raw=text, transport="tcp", **kw)[0]
+        return dict(zip(MESSAGE_COLUMNS, message, strict=True))
+
+    def us(t: datetime) -> int:
+        return int(t.timestamp()) * 1_000_000 + t.microsecond
+
+    header = syslog("dhcp-a", 0, "DHCPACK on 192.0.2.1 to 00:00:5e:00:53:01 via eth0")  # T0
+    late = row(header, T0 + timedelta(hours=5))  # a late line keeps its time, however late
+    assert late["at"] == late["ts"] == us(T0) and late["received_at"] == us(T0 + timedelta(hours=5))
+    ahead = row(header, T0 - timedelta(hours=23))  # ahead, within the limit: still its time
+    assert ahead["at"] == us(T0)
+    skewed = row(header, T0 - timedelta(days=1, microseconds=1))  # beyond it: the receive time
+    assert skewed["at"] == skewed["received_at"] and skewed["ts"] == us(T0)
+    exact = row(header, T0 - timedelta(days=1))
+    assert exact["at"] == us(T0)
+    bare = row(LINES[4], T0)
+    assert bare["ts"] is None and bare["at"] == us(T0)
+    # given (the line stage's previous line's time), `at` is used: a datetime or epoch seconds
+    assert row(LINES[4], T0, at=T0 - timedelta(seconds=3))["at"] == us(T0) - 3_000_000
+    assert row(header, T0 + timedelta(seconds=9), at=T0.timestamp() + 2)["at"] == us(T0) + 2_000_000
+    assert row(LINES[4], T0, at=T0 + timedelta(days=2))["at"] == us(T0)  # never beyond the limit either
+    assert event_time_us(5, None) == 5 and event_time_us(5, 3) == 3
+    assert event_time_us(5, 5 + FUTURE_SKEW_US) == 5 + FUTURE_SKEW_US and event_time_us(5, 6 + FUTURE_SKEW_US) == 5
 
 
 def test_incident_ids_are_stable() -> None:
@@ -260,7 +456,11 @@ def test_timeline_is_oldest_first_with_event_fields(store: Any) -> None:
     at = received(len(LINES))
     ingest(store, LINES[::-1], at[::-1], MessageIds(start=1))  # stored newest first
     rows = store.timeline()
-    assert [r["received_at"] for r in rows] == [iso(a) for a in at]
+    # by event time: the header time, else (the bare line 4) the receive time, 10:00:06.000007,
+    # which is after line 5's header time 10:00:05
+    order = [0, 1, 2, 3, 5, 4]
+    assert [r["received_at"] for r in rows] == [iso(at[i]) for i in order]
+    assert [r["at"] for r in rows] == [r["ts"] or r["received_at"] for r in rows]
     assert rows[0]["received_at"] == "2025-03-03T10:00:00.000007Z"
     first = rows[0]
     assert {k: first[k] for k in ("ts", "host", "program", "pid", "kind")} == {
@@ -272,9 +472,10 @@ def test_timeline_is_oldest_first_with_event_fields(store: Any) -> None:
     kea = rows[3]
     assert (kea["kind"], kea["ha_name"], kea["partner_state"], kea["to_state"]) == (
         "failover.state", "server1", "ready", "syncing")
-    bare = rows[4]
+    bare = rows[5]
     assert (bare["ts"], bare["host"], bare["kind"], bare["message"]) == (
         None, None, "dhcpd.other", "no header, two leading spaces")
+    assert bare["at"] == bare["received_at"] == iso(at[4])
     json.dumps(rows)  # what `timeline --json` prints
 
 
@@ -285,10 +486,15 @@ def test_timeline_filters_by_host_and_time(store: Any) -> None:
     assert [r["host"] for r in store.timeline(hosts=("dhcp-a",))] == ["dhcp-a", "dhcp-a"]
     assert store.timeline(hosts=[]) == []
     assert store.timeline(hosts=["nobody"]) == []
-    window = store.timeline(since=at[1], until=at[3])  # since inclusive, until exclusive
-    assert [r["received_at"] for r in window] == ["2025-03-03T10:00:01.500007Z", "2025-03-03T10:00:03.000007Z"]
+    # since inclusive, until exclusive, both on the event time `at` (the header times 10:00:00,
+    # :01.25, :02, :03, none (received :06.000007), :05), not on the receive time
+    window = store.timeline(since=at[1], until=at[3])
+    assert [r["at"] for r in window] == ["2025-03-03T10:00:02Z", "2025-03-03T10:00:03Z"]
+    assert [r["received_at"] for r in window] == [iso(at[2]), iso(at[3])]
+    assert [r["at"] for r in store.timeline(since=T0 + timedelta(seconds=2), until=T0 + timedelta(seconds=3))] == [
+        "2025-03-03T10:00:02Z"]
     naive = store.timeline(since=at[4].replace(tzinfo=None))  # naive means UTC
-    assert len(naive) == 2
+    assert [r["message"] for r in naive] == ["no header, two leading spaces"]
     assert [r["received_at"] for r in store.timeline(hosts=["dhcp-a"], since=at[1])] == [iso(at[5])]
 
 
@@ -314,6 +520,64 @@ def test_timeline_pages_with_a_cursor(store: Any) -> None:
     assert [r["ip"] for r in everything] == [f"192.0.2.{i}" for i in range(23)]  # same instant: arrival (id) order
     only_b = store.timeline(hosts=["dhcp-b"], limit=4, after=TimelineCursor.after(everything[8]))
     assert [r["ip"] for r in only_b] == ["192.0.2.9", "192.0.2.11", "192.0.2.13", "192.0.2.15"]
+
+
+def test_the_cursor_pages_through_ties_of_event_time_and_receive_time(store: Any) -> None:
+    """Lines of two hosts with the same header time (a burst logged in one second), some also
+    received in the same microsecond: the order is (at, received_at, id), and every page size
+    gives every row once, in that order."""
+    ids = MessageIds(start=7000)
+    lines, received_at = [], []
+    for i in range(17):
+        host = f"dhcp-{'ab'[i % 2]}"
+        lines.append(syslog(host, i // 6, f"DHCPACK on 192.0.2.{i} to 00:00:5e:00:53:01 via eth0"))  # 6 per second
+        received_at.append(T0 + timedelta(seconds=60 - (i % 4)))  # arrived late, four receive instants, reversed
+    ingest(store, lines, received_at, ids)
+    everything = store.timeline(limit=100)
+    key = [(r["at"], r["received_at"], r["id"]) for r in everything]
+    assert key == sorted(key) and len(set(key)) == 17
+    assert len({r["at"] for r in everything}) == 3 and len({r["received_at"] for r in everything}) == 4
+    assert everything[0]["at"] == iso(T0) and everything[0]["received_at"] == iso(T0 + timedelta(seconds=57))
+    for size in (1, 2, 3, 5):
+        seen: list[dict[str, Any]] = []
+        cursor = None
+        while page := store.timeline(limit=size, after=cursor):
+            seen += page
+            cursor = TimelineCursor.after(page[-1])
+            assert TimelineCursor.parse(str(cursor)) == cursor
+        assert seen == everything, size
+    only_b = store.timeline(hosts=["dhcp-b"], after=TimelineCursor.after(everything[4]))
+    assert [r["id"] for r in only_b] == [r["id"] for r in everything[5:] if r["host"] == "dhcp-b"]
+    tie = TimelineCursor.after(everything[0])
+    assert str(tie) == f"{tie.at_us}-{tie.received_at_us}-{tie.id}"
+
+
+def test_cursor_text() -> None:
+    cursor = TimelineCursor(1_741_000_000_000_000, 1_741_000_060_000_007, 42)
+    assert str(cursor) == "1741000000000000-1741000060000007-42"
+    assert TimelineCursor.parse(str(cursor)) == cursor
+    before_1970 = TimelineCursor(-5_000_000, -1, 3)
+    assert str(before_1970) == "-5000000--1-3" and TimelineCursor.parse(str(before_1970)) == before_1970
+    for bad in ("", "12-34", "1741000060000007-42", "a-b-c", "1-2-3-4", "1-2--3", " 1-2-3"):
+        with pytest.raises(ValueError, match="not a timeline cursor"):
+            TimelineCursor.parse(bad)
+
+
+def test_rows_of_the_previous_shape_get_their_event_time(store: Any) -> None:
+    """A batch spooled by the previous version (message rows without `at`) is stored on replay,
+    `at` computed by the same rule."""
+    ids = MessageIds(start=1)
+    rows = [line_rows(parse_line(t, OPTIONS), id=ids(), received_at=r, raw=t, transport="tcp")[0]
+            for t, r in zip(LINES, received(len(LINES)), strict=True)]
+    assert store.insert("messages", [list(r[:-1]) for r in rows], MESSAGE_COLUMNS, "spooled-v2") == len(rows)
+    assert [r["at"] for r in store.timeline()] == [r["ts"] or r["received_at"] for r in store.timeline()]
+    at = MESSAGE_COLUMNS.index("at")
+    stored = store.timeline()
+    assert sorted(r["id"] for r in stored) == [r[MESSAGE_COLUMNS.index("id")] for r in rows]
+    assert [r["at"] for r in stored] == [iso(T0 + timedelta(microseconds=v - int(T0.timestamp()) * 1_000_000))
+                                         for v in sorted(r[at] for r in rows)]
+    with pytest.raises(ValueError, match="values"):
+        store.insert("messages", [r[:-2] for r in rows], MESSAGE_COLUMNS, "too-short")
 
 
 def test_timeline_keeps_messages_without_an_event_row(store: Any) -> None:
@@ -353,9 +617,9 @@ def test_a_batch_by_column_stores_the_same_rows(store: Any) -> None:
     assert store.insert("messages", list(zip(*rows, strict=True)), MESSAGE_COLUMNS, "by-column",
                         column_oriented=True) == len(LINES)
     stored = store.timeline()
-    message, host, kind = (MESSAGE_COLUMNS.index(c) for c in ("message", "host", "kind"))
+    message, host, kind, at = (MESSAGE_COLUMNS.index(c) for c in ("message", "host", "kind", "at"))
     assert [(r["message"], r["host"], r["kind"]) for r in stored] == [(row[message], row[host] or None, row[kind])
-                                                                       for row in rows]
+                                                                       for row in sorted(rows, key=lambda r: r[at])]
     assert store.insert("messages", [], MESSAGE_COLUMNS, "nothing", column_oriented=True) == 0
     with pytest.raises(ValueError, match="different lengths"):
         store.insert("states", [(T0, T0), ("p",)], ("ts", "pair"), "t", column_oriented=True)

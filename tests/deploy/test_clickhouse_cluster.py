@@ -5,7 +5,9 @@ every statement, exactly as shipped, parses as ClickHouse SQL (`EXPLAIN AST`); a
 single-node equivalent (no ON CLUSTER, each Replicated engine as its plain MergeTree, the
 replicated deduplication window as the non-replicated one, Distributed as a Merge table over
 the same table) creates tables whose `SHOW CREATE TABLE` is identical to the migrated schema's:
-same columns and types, keys, partitioning, TTLs and settings.
+same columns and types, keys, partitioning, TTLs and settings. The same for upgrade-3.sql,
+which brings a cluster of schema version 2 to that schema and keeps its rows (its INSERT
+between Distributed tables, run per shard by the server, is the local INSERT on one node).
 """
 
 from __future__ import annotations
@@ -13,20 +15,25 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector import schema
+from collector.store import Store, StoreTarget, StoreThread
 from tests.deploy.files import CLUSTER_SQL
+
+UPGRADE_3_SQL = CLUSTER_SQL.with_name("upgrade-3.sql")
 
 TABLES = ("schema_migrations", *schema.TABLE_COLUMNS)
 REPLICATED = re.compile(r"Replicated(\w*MergeTree)\('(/clickhouse/tables/\{shard\}/[^']*)', '\{replica\}'(?:, )?")
 DISTRIBUTED = re.compile(r"Distributed\('\{cluster\}', (\w+), (\w+)\)")
 
 
-def statements() -> list[str]:
-    body = "\n".join(line for line in CLUSTER_SQL.read_text().splitlines() if not line.lstrip().startswith("--"))
+def statements(path: Path = CLUSTER_SQL) -> list[str]:
+    body = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
@@ -79,25 +86,87 @@ def test_local_tables_are_replicated_per_shard_and_distributed_tables_read_them(
     assert {t for db, t in engines if db == "pairwatch_all"} == set(schema.TABLE_COLUMNS)
 
 
-def test_single_node_equivalent_is_the_migrated_schema(store_admin: Any, databases: tuple[str, str, str]) -> None:
-    real, local, local_all = databases
-    ttl = {"messages_ttl_days": schema.DEFAULT_MESSAGES_TTL_DAYS, "states_ttl_days": schema.DEFAULT_STATES_TTL_DAYS}
-    for statement in schema.BOOTSTRAP:
-        store_admin.command(schema.render(statement, real, **ttl))
-    for _, _, ddl in schema.MIGRATIONS:
-        for statement in ddl:
-            store_admin.command(schema.render(statement, real, **ttl))
-    for statement in statements():
-        translated = single_node(statement, local, local_all)
-        assert "Replicated" not in translated and "Distributed" not in translated
-        store_admin.command(translated)
+def migrate(target: StoreTarget, thread: StoreThread, db: str) -> None:
+    """The real schema in `db`, made by the store's own migrations (default TTLs, as cluster.sql)."""
+    store = thread.submit(Store.open, target, db).result()
+    try:
+        thread.submit(store.migrate).result()
+    finally:
+        thread.submit(store.close).result()
 
+
+def assert_same_schema(admin: Any, real: str, local: str, local_all: str) -> None:
     def show(db: str, table: str) -> str:
-        text = store_admin.query(f"SHOW CREATE TABLE {db}.{table}").result_rows[0][0]
+        text = admin.query(f"SHOW CREATE TABLE {db}.{table}").result_rows[0][0]
         return str(text).replace(f"{db}.", "DB.")
 
     for table in TABLES:
         assert show(local, table) == show(real, table), table
     for table, columns in schema.TABLE_COLUMNS.items():
-        described = store_admin.query(f"DESCRIBE TABLE {local_all}.{table}").result_rows
+        described = admin.query(f"DESCRIBE TABLE {local_all}.{table}").result_rows
         assert [(row[0], row[1]) for row in described] == list(columns), table
+    assert {t for (t,) in admin.query(f"SHOW TABLES FROM {local}").result_rows} == set(TABLES)
+    assert {t for (t,) in admin.query(f"SHOW TABLES FROM {local_all}").result_rows} == set(schema.TABLE_COLUMNS)
+
+
+def test_single_node_equivalent_is_the_migrated_schema(
+    store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
+) -> None:
+    real, local, local_all = databases
+    migrate(store_target, store_thread, real)
+    for statement in statements():
+        translated = single_node(statement, local, local_all)
+        assert "Replicated" not in translated and "Distributed" not in translated
+        store_admin.command(translated)
+    assert_same_schema(store_admin, real, local, local_all)
+
+
+def v2_cluster_statements() -> list[str]:
+    """cluster.sql as schema version 2 had it: messages without `at`, keyed by receive time."""
+    out = []
+    for statement in statements():
+        if statement.startswith("CREATE TABLE IF NOT EXISTS pairwatch.messages "):
+            statement, n = re.subn(r",\n    at +DateTime64[^\n]*\n", "\n", statement)
+            assert n == 1
+            statement = statement.replace("ORDER BY (host, at, received_at, id)", "ORDER BY (host, received_at, id)")
+        out.append(statement)
+    return out
+
+
+def test_upgrade_3_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
+    found = statements(UPGRADE_3_SQL)
+    assert any(s.startswith("EXCHANGE TABLES pairwatch.messages AND pairwatch.messages_v3") for s in found)
+    for statement in found:
+        if not statement.startswith("INSERT"):  # (the copy runs on every shard through the Distributed tables)
+            assert "ON CLUSTER '{cluster}'" in statement, statement[:80]
+        store_admin.query(f"EXPLAIN AST {statement}")
+
+
+def test_upgrade_3_brings_a_version_2_cluster_to_the_migrated_schema(
+    store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
+) -> None:
+    real, local, local_all = databases
+    migrate(store_target, store_thread, real)
+    for statement in v2_cluster_statements():
+        store_admin.command(single_node(statement, local, local_all))
+    base = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(days=1)  # (within the 90-day TTL)
+
+    def t(seconds: int) -> str:
+        return str(base + timedelta(seconds=seconds))
+
+    store_admin.command(
+        f"INSERT INTO {local}.messages (received_at, id, ts, host, raw) VALUES"
+        f" ('{t(9)}', 1, '{t(0)}', 'dhcp-a', 'late'),"
+        f" ('{t(5)}', 2, NULL, 'dhcp-a', 'no header'),"
+        f" ('{t(1)}', 3, '{t(3 * 86400)}', 'dhcp-b', 'clock ahead')")
+    for _ in range(2):  # run twice: a second run (as after a run that stopped part-way) changes nothing
+        for statement in statements(UPGRADE_3_SQL):
+            if statement.startswith("INSERT"):
+                statement = statement.replace("pairwatch_all.", "pairwatch.")
+            translated = single_node(statement, local, local_all)
+            assert "Replicated" not in translated and "Distributed" not in translated
+            store_admin.command(translated)
+        assert_same_schema(store_admin, real, local, local_all)
+        rows = store_admin.query(f"SELECT raw, toString(at) FROM {local_all}.messages ORDER BY host, at, received_at, id")
+        assert rows.result_rows == [("late", f"{t(0)}.000000"), ("no header", f"{t(5)}.000000"),
+                                    ("clock ahead", f"{t(1)}.000000")]
