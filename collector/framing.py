@@ -12,8 +12,11 @@ Contract (one `FrameDecoder` per connection, owned by the listener):
 - Errors are values, never exceptions, and never poison the decoder: it reports
   the bad frame once, resynchronises and carries on, so a bad frame never costs
   its neighbours (DESIGN, "Reliability rules"). ``feed`` raises nothing else.
-- After every ``feed`` the decoder holds at most ``max_message + len(str(max_message)) + 1``
-  bytes (the one incomplete frame); see `FrameDecoder.buffered`.
+- After every ``feed`` the decoder holds at most
+  ``max(max_message + len(str(max_message)) + 1, 10)`` bytes: the one incomplete
+  frame with its count, or the digits of a count before its SP, of which it may
+  hold up to 10 (a count of up to 10 digits is trusted, also when ``max_message``
+  has fewer). An oversize frame's body is never held; see `FrameDecoder.buffered`.
 
 Framing is chosen per frame, as rsyslog does:
 
@@ -31,15 +34,19 @@ Framing is chosen per frame, as rsyslog does:
 
 Errors (`ERROR_REASONS`, the ``reason`` label of ``pairwatch_syslog_errors_total``):
 
-- ``oversize``: an octet count above ``max_message`` (reported at the header;
-  exactly MSG-LEN bytes are then skipped, over as many feeds as it takes, without
-  buffering them), or an LF-mode frame longer than ``max_message`` (reported
-  once; the rest up to the next LF or NUL is discarded; a frame starting with more
-  than ``max_message`` digits is such a frame). An oversize frame cut
-  short by EOF is not reported again as ``truncated``: one bad frame, one error.
-- ``bad_length``: digits then SP at a frame start, with more digits than
-  ``max_message`` has (``123456 `` when the limit is 65536). No count can be
-  trusted, so the frame is discarded up to the next LF or NUL.
+- ``oversize``: an octet count above ``max_message`` and at most `MAX_OCTET_COUNT`,
+  however many digits it has (``300037 `` when the limit is 65536; reported at the
+  header; exactly MSG-LEN bytes are then skipped, over as many feeds as it takes,
+  without buffering them, and the next frame is decoded as usual), or an LF-mode
+  frame longer than ``max_message`` (reported once; the rest up to the next LF or
+  NUL is discarded; a frame starting with more than ``max(max_message, 10)``
+  digits is such a frame). An oversize frame cut short by EOF is not reported
+  again as ``truncated``: one bad frame, one error. Nothing of an oversize frame
+  is delivered.
+- ``bad_length``: digits then SP at a frame start that cannot be a count: more
+  than 10 digits, or a value above `MAX_OCTET_COUNT` (1 GiB). Skipping by such a
+  count would swallow the connection, so it falls back to LF framing: the frame
+  is discarded up to the next LF or NUL.
 - ``truncated``: EOF inside an octet-counted frame (a lying count, or a sender
   that died mid-frame). The partial frame is dropped.
 - ``tls_on_plain_port``: the stream starts with ``0x16 0x03`` (a TLS handshake
@@ -61,12 +68,23 @@ __all__ = [
     "Frame",
     "FrameDecoder",
     "FramingError",
+    "MAX_OCTET_COUNT",
     "datagram_frame",
     "decode_text",
 ]
 
 DEFAULT_MAX_MESSAGE: Final = 64 * 1024
 """Largest message accepted (bytes, without framing): rsyslog's maxMessageSize is 8 KiB by default."""
+
+MAX_OCTET_COUNT: Final = 1 << 30
+"""The largest octet count trusted (1 GiB): a larger one is taken for garbage, not a frame to skip.
+
+No syslog sender frames a message of a gigabyte; skipping by an absurd count (a line that
+merely starts with digits and a space, a corrupt header) would silently eat the connection's
+next hours of messages, while LF resynchronisation loses one line."""
+
+_COUNT_DIGITS: Final = len(str(MAX_OCTET_COUNT))
+"""Digits of the longest count trusted (10): more digits before the SP are bad_length at once."""
 
 Reason = Literal["oversize", "bad_length", "truncated", "tls_on_plain_port"]
 ERROR_REASONS: Final[tuple[Reason, ...]] = ("oversize", "bad_length", "truncated", "tls_on_plain_port")
@@ -129,13 +147,15 @@ class FrameDecoder:
     listener (which feeds decrypted bytes) passes False.
     """
 
-    __slots__ = ("max_message", "_max_digits", "_sniff", "_buf", "_state", "_scan", "_body", "_need", "_eof")
+    __slots__ = ("max_message", "_max_run", "_sniff", "_buf", "_state", "_scan", "_body", "_need", "_eof")
 
     def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE, *, detect_tls: bool = True) -> None:
-        if max_message < 1:
-            raise ValueError(f"max_message must be positive, got {max_message}")
+        if not 1 <= max_message <= MAX_OCTET_COUNT:
+            raise ValueError(f"max_message must be between 1 and {MAX_OCTET_COUNT}, got {max_message}")
         self.max_message = max_message
-        self._max_digits = len(str(max_message))
+        # A digit run at a frame start is held until its first non-digit decides octet or LF
+        # mode; a count of up to _COUNT_DIGITS digits must be able to reach its SP.
+        self._max_run = max(max_message, _COUNT_DIGITS)
         self._sniff = detect_tls  # still looking at the first two bytes of the stream
         self._buf = bytearray()  # the one incomplete frame; offsets below are relative to it
         self._state = _START
@@ -146,7 +166,7 @@ class FrameDecoder:
 
     @property
     def buffered(self) -> int:
-        """Bytes held for the incomplete frame (bounded by about `max_message`)."""
+        """Bytes held for the incomplete frame (bounded by about `max_message`; module docstring)."""
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[Frame | FramingError]:
@@ -205,6 +225,7 @@ class FrameDecoder:
         body = self._body
         need = self._need
         max_message = self.max_message
+        max_run = self._max_run
         append = out.append
         is_bytes = type(buf) is bytes  # slices of bytes are already bytes: one copy, not two
         while pos < n:
@@ -213,7 +234,7 @@ class FrameDecoder:
                 if 49 <= c <= 57:  # "1".."9": octet counting or a line starting with digits
                     m = _NON_DIGIT.search(buf, scan if scan > pos else pos + 1)
                     if m is None:
-                        if n - pos > max_message:
+                        if n - pos > max_run:
                             append(FramingError("oversize", f"line longer than {max_message} bytes"))
                             state = _DISCARD
                             pos = n
@@ -221,22 +242,26 @@ class FrameDecoder:
                             scan = n
                         break
                     j = m.start()
-                    if j - pos > max_message:  # as if it had arrived byte by byte
+                    if j - pos > max_run:  # as if it had arrived byte by byte
                         append(FramingError("oversize", f"line longer than {max_message} bytes"))
                         state = _DISCARD
                         pos = j
                         continue
                     if buf[j] == _SP:
-                        if j - pos > self._max_digits:
-                            append(FramingError("bad_length", f"octet count of {j - pos} digits (at most {self._max_digits})"))
+                        if j - pos > _COUNT_DIGITS:
+                            append(FramingError("bad_length", f"octet count of {j - pos} digits (at most {_COUNT_DIGITS})"))
                             state = _DISCARD
                             pos = j + 1
                             continue
                         need = int(buf[pos:j])
                         body = j + 1
                         if need > max_message:
-                            append(FramingError("oversize", f"octet count {need} above {max_message}"))
-                            state = _SKIP
+                            if need > MAX_OCTET_COUNT:
+                                append(FramingError("bad_length", f"octet count {need} above {MAX_OCTET_COUNT}"))
+                                state = _DISCARD
+                            else:
+                                append(FramingError("oversize", f"octet count {need} above {max_message}"))
+                                state = _SKIP
                             pos = body
                             continue
                         state = _OCTET

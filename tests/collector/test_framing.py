@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import random
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from collector.framing import (
     Frame,
     FrameDecoder,
     FramingError,
+    MAX_OCTET_COUNT,
     datagram_frame,
     decode_text,
 )
@@ -37,10 +40,11 @@ def err(reason: str) -> str:
     return reason
 
 
-def decode(chunks: list[bytes], max_message: int = DEFAULT_MAX_MESSAGE, *, detect_tls: bool = True) -> list[object]:
-    """Feed the chunks then EOF; errors become their reason, and the buffer bound is checked after every feed."""
+def decode(chunks: Iterable[bytes], max_message: int = DEFAULT_MAX_MESSAGE, *, detect_tls: bool = True) -> list[object]:
+    """Feed the chunks then EOF; errors become their reason, and the module docstring's buffer bound (one
+    frame with its count, or up to 10 digits of a count before its SP) is checked after every feed."""
     decoder = FrameDecoder(max_message, detect_tls=detect_tls)
-    bound = max_message + len(str(max_message)) + 1
+    bound = max(max_message + len(str(max_message)) + 1, len(str(MAX_OCTET_COUNT)))
     out: list[Frame | FramingError] = []
     for chunk in chunks:
         out += decoder.feed(chunk)
@@ -123,7 +127,14 @@ CASES = [
     pytest.param(b"x" * DEFAULT_MAX_MESSAGE + b"\r\n", [lf(b"x" * DEFAULT_MAX_MESSAGE)], id="lf-at-limit-with-crlf"),
     pytest.param(b"x" * (DEFAULT_MAX_MESSAGE + 1), ["oversize"], id="lf-oversize-at-eof"),
     pytest.param(b"7" * (DEFAULT_MAX_MESSAGE + 1) + b" x\n" + HELLO + b"\n", ["oversize", lf(HELLO)], id="digit-run-oversize"),
-    pytest.param(b"123456 " + HELLO + b"\n" + counted(P23), ["bad_length", octet(P23)], id="bad-length-too-many-digits"),
+    pytest.param(
+        b"123456 " + b"x" * 123455 + b"\n" + counted(P23), ["oversize", octet(P23)], id="six-digit-count-skipped-by-count"
+    ),
+    pytest.param(b"%d " % MAX_OCTET_COUNT + HELLO, ["oversize"], id="count-at-hard-cap-is-oversize"),
+    pytest.param(b"12345678901 " + HELLO + b"\n" + counted(P23), ["bad_length", octet(P23)], id="bad-length-eleven-digits"),
+    pytest.param(
+        b"%d " % (MAX_OCTET_COUNT + 1) + HELLO + b"\n" + counted(P23), ["bad_length", octet(P23)], id="bad-length-above-hard-cap"
+    ),
     pytest.param(b"99999999999999999999999 x\0" + HELLO, ["bad_length", lf(HELLO)], id="bad-length-absurd"),
     pytest.param(b"60000 " + HELLO, ["truncated"], id="lying-length-then-eof"),
     pytest.param(counted(HELLO)[:-1], ["truncated"], id="cut-octet-frame"),
@@ -147,7 +158,9 @@ SMALL_CASES = [
     pytest.param(b"11 hello world" + b"5 hello", ["oversize", octet(b"hello")], id="oversize-octet"),
     pytest.param(b"10 0123456789", [octet(b"0123456789")], id="octet-at-limit"),
     pytest.param(b"11 0123456789\n", ["oversize"], id="octet-lf-counts-toward-limit"),
-    pytest.param(b"100 hi\n" + b"ok\n", ["bad_length", lf(b"ok")], id="three-digits-for-limit-ten"),
+    pytest.param(b"100 hi\n" + b"h" * 97 + b"ok\n", ["oversize", lf(b"ok")], id="three-digits-for-limit-ten"),
+    pytest.param(b"1234567 x\n" + b"2 ok", ["oversize"], id="more-digits-than-the-limit-is-still-a-count"),
+    pytest.param(b"1234567890 x\n3 abc", ["bad_length", octet(b"abc")], id="ten-digits-above-hard-cap"),
     pytest.param(b"0123456789A\r\n" + b"ok\n", ["oversize", lf(b"ok")], id="lf-oversize-crlf"),
     pytest.param(b"0123456789\r\n", [lf(b"0123456789")], id="lf-at-limit"),
     pytest.param(b"0123456789\r" + b"x\n", ["oversize"], id="cr-not-before-lf-counts"),
@@ -225,6 +238,9 @@ def test_drip_feed_is_linear(monkeypatch: pytest.MonkeyPatch):
 def test_bad_max_message():
     with pytest.raises(ValueError):
         FrameDecoder(0)
+    with pytest.raises(ValueError):  # a count above the hard cap is never trusted, so no frame could be that long
+        FrameDecoder(MAX_OCTET_COUNT + 1)
+    assert FrameDecoder(MAX_OCTET_COUNT).max_message == MAX_OCTET_COUNT
 
 
 def test_frames_are_frozen_values():
@@ -356,7 +372,9 @@ BAD_FRAMES = st.sampled_from(
         b"b" * (LIMIT + 5) + b"\n",  # oversize line
         b"b" * (LIMIT + 5) + b"\0",
         b"1" * (LIMIT + 5) + b" b\n",  # absurd digit run
-        b"123 bad length\n",  # more digits than LIMIT has
+        b"123 " + b"b\n" * 61 + b"c",  # more digits than LIMIT has: still a count, skipped exactly
+        b"12345678901 bad length\n",  # more than 10 digits: no count
+        b"%d bad length\0" % (MAX_OCTET_COUNT + 1),  # above the hard cap: no count
         b"99999999999999999999 b\r\n",
     ]
 )
@@ -371,3 +389,74 @@ def test_bad_frame_never_costs_its_neighbours(data: st.DataObject, before, bad: 
     frames = [item for item in result if isinstance(item, Frame)]
     assert frames == [f for f in (frame1, frame2) if f is not None]
     assert [item for item in result if not isinstance(item, Frame)] in (["oversize"], ["bad_length"])
+
+
+# ---- oversize counts of many digits: skipped by the count, never buffered ------------------------
+
+FILL = counted(HELLO) + b"\n"
+"""Skipped body bytes that look like frames: decoding any of them would show up as an extra frame."""
+
+
+def body_chunks(size: int, stride: int) -> Iterator[bytes]:
+    """`size` body bytes as one `stride`-byte chunk repeated, then the rest (a 9-digit body is
+    never held in memory at once)."""
+    chunk = (FILL * (stride // len(FILL) + 1))[:stride]
+    full, rest = divmod(size, stride)
+    yield from itertools.repeat(chunk, full)
+    if rest:
+        yield chunk[:rest]
+
+
+def around_body(before: bytes, count: int, after: bytes, edge: int) -> tuple[bytes, bytes]:
+    """The bytes before and after an oversize frame's middle: `before` and the header with the
+    first `edge` body bytes, the last `edge` body bytes and `after`."""
+    return before + b"%d " % count + FILL[:edge], FILL[:edge] + after
+
+
+@pytest.mark.parametrize("digits", [6, 7, 9])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_oversize_count_of_many_digits_is_skipped_by_count(digits: int, data: st.DataObject):
+    """500 good frames, one of 300,037 bytes, 1,500 good frames (issue 16), in miniature: a
+    count with more digits than `max_message` has is still a count; its frame is skipped over
+    as many feeds as it takes, reported once, and every neighbour comes out."""
+    count = data.draw(st.integers(10 ** (digits - 1), 10**digits - 1), label="count")
+    before = data.draw(st.lists(encoded_frame(), max_size=6), label="before")
+    after = data.draw(st.lists(encoded_frame(), min_size=1, max_size=6), label="after")
+    edge = data.draw(st.integers(0, len(FILL)), label="edge")
+    stride = max(data.draw(st.sampled_from((4096, 65536, 1 << 20)), label="stride"), count // 2048)
+    head, tail = around_body(b"".join(w for w, _ in before), count, b"".join(w for w, _ in after), edge)
+    chunks = itertools.chain(
+        data.draw(splits(head), label="head"), body_chunks(count - 2 * edge, stride), data.draw(splits(tail), label="tail")
+    )
+    expected = [f for _, f in before if f is not None] + ["oversize"] + [f for _, f in after if f is not None]
+    assert decode(chunks, detect_tls=False) == expected
+
+
+@pytest.mark.parametrize("count", [300_037, 1_234_567, 123_456_789])
+def test_oversize_count_split_at_every_byte_of_header_and_neighbours(count: int):
+    """Every split point of the bytes around the oversize frame's body gives the same answer."""
+    head, tail = around_body(counted(HELLO) + RFC3339 + b"\n", count, counted(P23) + HELLO + b"\n", len(FILL))
+    expected = [octet(HELLO), lf(RFC3339), "oversize", octet(P23), lf(HELLO)]
+    stride = max(1 << 16, count // 256)
+    for cut in range(1, len(head)):
+        assert decode(itertools.chain((head[:cut], head[cut:]), body_chunks(count - 2 * len(FILL), stride), (tail,))) == expected
+    for cut in range(1, len(tail)):
+        assert decode(itertools.chain((head,), body_chunks(count - 2 * len(FILL), stride), (tail[:cut], tail[cut:]))) == expected
+
+
+@settings(max_examples=200)
+@given(
+    st.data(),
+    st.one_of(st.integers(MAX_OCTET_COUNT + 1, 10**10 - 1), st.integers(10**10, 10**30)),
+    st.sampled_from((b"\n", b"\r\n", b"\0")),
+)
+def test_absurd_count_falls_back_to_lf_framing(data: st.DataObject, count: int, end: bytes):
+    """More than 10 digits, or above the 1 GiB hard cap: not trusted as a count; the line is
+    discarded to its LF or NUL (bad_length) and the frames after it come out."""
+    before = data.draw(st.lists(encoded_frame(), max_size=4), label="before")
+    after = data.draw(st.lists(encoded_frame(), min_size=1, max_size=4), label="after")
+    stream = b"".join(wire for wire, _ in before) + b"%d <13>1 - h a - - - x" % count + end
+    stream += b"".join(wire for wire, _ in after)
+    expected = [f for _, f in before if f is not None] + ["bad_length"] + [f for _, f in after if f is not None]
+    assert decode(data.draw(splits(stream)), detect_tls=False) == expected

@@ -456,3 +456,40 @@ def test_rsyslog_gtls_with_a_client_certificate_is_stored_and_one_without_is_ref
                        "the certificate-less rsyslog refused at the handshake")
         assert stored(serve, stranger) == []
         assert received(serve, "tls") == len(lines)
+
+
+# --- an oversize message between two normal ones (issue 16) -------------------------------------
+
+
+@pytest.mark.parametrize("template", ["RSYSLOG_ForwardFormat", "RSYSLOG_SyslogProtocol23Format"])
+def test_an_oversize_message_costs_only_itself(serve: Serve, short_dir: Path, template: str) -> None:
+    """rsyslog with `maxMessageSize="300k"` forwards a 200 KB message whole, as one
+    octet-counted frame with a 6-digit count (204,8xx octets; seen on the wire with rsyslog
+    8.2302; at its default 8 KiB it would cut the message to an 8 KiB frame, which pairwatch
+    stores). Over pairwatch's 64 KiB `max_message`: counted once as `oversize`, skipped by its
+    count, and the neighbours on the same connection arrive. ForwardFormat frames end without
+    LF, so a decoder that fell back to LF framing would lose every later frame of the
+    connection; SyslogProtocol23Format counts a trailing LF."""
+    _need_tools()
+    mark = uuid.uuid4().hex[:8]
+    host = f"rs-big-{mark}"
+    before_line, after_line = dhcpd_lines(f"fo-{mark}", mark)[:2]
+    big = short_dir / "big.txt"
+    big.write_text(f"big {mark} " + "B" * 200_000 + "\n")
+    action = (f'type="omfwd" target="127.0.0.1" port="{serve.tcp}" protocol="tcp" TCP_Framing="octet-counted" '
+              f'template="{template}"')
+    rules = 'global(maxMessageSize="300k")\n' + forward_rules("dhcpd", action)
+    oversize = serve.value("pairwatch_syslog_errors_total", reason="oversize") or 0.0
+    bad_length = serve.value("pairwatch_syslog_errors_total", reason="bad_length") or 0.0
+    before = received(serve, "tcp")
+
+    with running_rsyslog(short_dir, host, rules) as rsyslog:
+        rsyslog.send(before_line)
+        logger("-u", str(rsyslog.socket), "-t", "dhcpd", f"--id={PID}", "--size", "300000", "-f", str(big))
+        rsyslog.send(after_line)
+        rows = await_stored(serve, host, 2, f"the neighbours of the oversize message ({template})", sender=rsyslog)
+
+    check_rows(rows, host, [before_line, after_line])  # the big one is not stored, nothing else is lost
+    assert serve.value("pairwatch_syslog_errors_total", reason="oversize") == oversize + 1
+    assert (serve.value("pairwatch_syslog_errors_total", reason="bad_length") or 0.0) == bad_length
+    assert received(serve, "tcp") - before == 2

@@ -115,7 +115,7 @@ def test_bad_frame_keeps_the_connection_and_its_neighbours(serve: Serve) -> None
     oversize0 = serve.value("pairwatch_syslog_errors_total", reason="oversize") or 0.0
     line = f"<30>Mar  3 08:15:02 dhcp-b dhcpd: {_interrupted(rel)}".encode()
     with socket.create_connection(("127.0.0.1", serve.tcp), timeout=5) as conn:
-        conn.sendall(b"999999 " + b"x" * 10 + b"\n")  # more digits than the limit: bad_length, resync at LF
+        conn.sendall(b"99999999999 " + b"x" * 10 + b"\n")  # an absurd count (11 digits): bad_length, resync at LF
         conn.sendall(b"70000 " + b"y" * 70000)  # over the 64 KiB limit: oversize, skipped
         conn.sendall(f"{len(line)} ".encode() + line)
         conn.sendall(line + b"\n")
