@@ -38,6 +38,8 @@ Schema (every table and key is optional unless marked required):
     pool_exhausted_window = "5m"
     split_brain_hold = "5s"   # one side partner-down while the other serves must last this
                               # long before it counts (the two servers' clocks differ a little)
+    max_lateness = "1h"       # a line older than its pair's newest by more than this is stored
+                              # and shown, but no longer changes the pair's states or incidents
 
     [[pair]]                  # repeat for every pair
     name = "campus"           # required, unique, 1-64 of A-Z a-z 0-9 _ . : + -
@@ -145,6 +147,7 @@ DEFAULT_NOT_SERVING_WINDOW = 60.0
 DEFAULT_SYNC_SLOW = 600.0
 DEFAULT_POOL_EXHAUSTED_WINDOW = 300.0
 DEFAULT_SPLIT_BRAIN_HOLD = 5.0
+DEFAULT_MAX_LATENESS = 3600.0
 
 DEFAULT_STORE_URL = "embedded:./pairwatch-data"
 DEFAULT_SYSLOG_PORT = 5514
@@ -220,6 +223,7 @@ class Limits:
     sync_slow: float = DEFAULT_SYNC_SLOW
     pool_exhausted_window: float = DEFAULT_POOL_EXHAUSTED_WINDOW
     split_brain_hold: float = DEFAULT_SPLIT_BRAIN_HOLD
+    max_lateness: float = DEFAULT_MAX_LATENESS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

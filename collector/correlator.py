@@ -48,11 +48,13 @@ from parsers.events import (
     FailoverPool,
     FailoverState,
     FailoverUpdate,
+    DhcpdOther,
     Lease,
     LeaseAck,
     LeaseNoFree,
     LeaseOffer,
     ServerLifecycle,
+    SyslogOther,
 )
 from parsers.jsonl import epoch_iso
 
@@ -106,6 +108,19 @@ _KEA_STUCK = {"waiting": "kea_waiting", "syncing": "kea_syncing", "ready": "kea_
 _DHCPD_DEAD_ENDS = frozenset({"shutdown", "paused"})
 _KEA_DEAD_ENDS = frozenset({"terminated"})
 _UNKNOWN_VIEW = frozenset({"unavailable", "undefined", "unknown-state"})
+_START_STATE = {"dhcpd": "startup", "kea": "waiting"}
+"""The state a server passes through right after its process starts (dhcpd moves to `startup`,
+Kea's HA service begins in `waiting` without logging a transition): while a server is in it,
+the lines of the same start (`Server starting service.` after `I move from recover to
+startup`) do not reset it again."""
+_OTHER_PAYLOADS = (DhcpdOther, SyslogOther)
+"""Payloads whose PID says nothing of the server process: dhcpd's `execute()` children and
+`log()` statements write under dhcpd's name with their own PID. (Kea's helpers log under
+names of their own, `kea-lfc`; a new kea-dhcp4 PID on any line is a new process.)"""
+_KEA_START_EVENTS = frozenset({"init_ok", "configuration_successful", "service_started"})
+"""Kea HA lines of a (re)start: the hooks library loaded and configured (also on a config
+reload, after which the HA service begins again in `waiting`), and the service started. Kea
+2.2 logs the first two before anything else of the HA service."""
 _REFUSALS = ("not responding", "ignored")
 """Refusals that mean the server would not answer the client at all (failover state, policy)."""
 _ANSWERS = frozenset({LeaseOffer, LeaseAck})
@@ -216,6 +231,7 @@ class _Activity:
     pools_empty_since: float | None = None  # a pool with nothing left for anyone
     share_empty_since: float | None = None  # a pool with one side's share at zero
     ha_name: str | None = None
+    process: tuple[str | None, int] | None = None  # (program, PID) of its last server line that carried one
     pairs: list[_Pair] = field(default_factory=list)  # every pair the host is in
 
 
@@ -235,6 +251,7 @@ class _Server:
     sync_line: str = ""
     last_sync_duration: float | None = None
     partner_spoke: float | None = None  # first partner line since this server's last one
+    starting: bool = False  # reset by a start sign, not yet out of its start state
 
     @property
     def host(self) -> str:
@@ -271,6 +288,14 @@ class _Pair:
     open: dict[str, Incident] = field(default_factory=dict)
     pending: dict[str, _Truth] = field(default_factory=dict)
     deadline: float = math.inf
+    newest: float = -math.inf  # the event time of its newest line ...
+    newest_arrived: float = 0.0  # ... and when that line arrived: the pair's clock runs from there
+
+    def clock(self, wall: float) -> float:
+        """The pair's own time at wall-clock `wall`: its newest line's time plus the wall time
+        since that line arrived. Live that is the wall clock; for a burst of old lines it is
+        the lines' own timeline, so holds and limits pass as they did when they were logged."""
+        return wall if self.newest == -math.inf else self.newest + (wall - self.newest_arrived)
 
 
 # --- the correlator --------------------------------------------------------------------
@@ -290,13 +315,21 @@ class Correlator:
         self._ha_hosts: dict[str, str] = {}  # Kea this-server-name -> host
         self._deadlines: list[tuple[float, int, str]] = []
         self._seq = 0
+        self.late_applied = 0  # lines older than their pair's newest, applied at their own time
+        self.late_ignored = 0  # lines later than `max_lateness`: stored, but not applied
         for pc in self.config.pairs:
             self._declare(pc)
 
     # -- public -----------------------------------------------------------------------
 
-    def feed(self, event: Event, now: float, line: str = "") -> list[Change]:
-        """Apply one event seen at `now`; `line` is the raw text kept as evidence."""
+    def feed(self, event: Event, now: float, line: str = "", arrived: float | None = None) -> list[Change]:
+        """Apply one event that happened at `now` (its event time); `line` is the raw text kept
+        as evidence; `arrived` is when the service read it (None: at `now`, as a file replay).
+
+        Before the line, its pairs' deadlines up to `now` are run at their exact instants, so
+        a burst of old lines is judged as `analyze` judges the file. A line older than its
+        pair's newest is late (`late_applied`): applied at its own time. Later than the pair's
+        `max_lateness`, it changes nothing (`late_ignored`)."""
         host_name = event.record.host
         if host_name is None:
             return []
@@ -305,12 +338,31 @@ class Correlator:
             if len(self._logged_as) > 65536:  # spelling variants are bounded, not the hosts
                 self._logged_as.clear()
             activity = self._logged_as[host_name] = self._activity_of(host_key(host_name, self._strip))
-        host = activity.host
-        activity.last_seen = now
-        activity.last_line = line
         out: list[Change] = []
+        if arrived is None:
+            arrived = now
+        for pair in activity.pairs:
+            if now < pair.newest:
+                if pair.newest - now > pair.limits.max_lateness:
+                    self.late_ignored += 1
+                    return out
+                self.late_applied += 1
+                break
+            if pair.deadline <= now:
+                self._advance(pair, now, out)
+        host = activity.host
+        if activity.last_seen is None or now > activity.last_seen:
+            activity.last_seen = now
+            activity.last_line = line
         payload = event.payload
         answered = False
+        pid = event.record.pid
+        if pid is not None and type(payload) not in _OTHER_PAYLOADS:
+            process = (event.record.program, pid)
+            if activity.process != process:
+                if activity.process is not None and activity.process[0] == process[0]:
+                    self._started(host, activity, now, line, out)  # a new process: the server restarted
+                activity.process = process
         if isinstance(payload, Lease):  # most lines: kept inline, this path runs for every client packet
             refused = payload.refused
             if refused is not None:
@@ -335,24 +387,30 @@ class Correlator:
             self._ha(host, activity, payload, now, line, out)
         elif isinstance(payload, FailoverPool):
             self._pool(host, activity, payload, now, line, out)
-        elif isinstance(payload, ServerLifecycle) and payload.event == "start":
-            for pair in activity.pairs:
-                pair.servers[host].peer_valid = False
+        elif isinstance(payload, ServerLifecycle):
+            if payload.event == "exit":
+                self._exited(activity, now, line, out)
+            else:  # the banner, `Server starting service.`, Kea's DHCP4_STARTING / DHCP4_STARTED
+                self._started(host, activity, now, line, out)
         for pair in activity.pairs:
             self._after_line(pair, activity, answered, now, line, out)
+            if now > pair.newest:
+                pair.newest, pair.newest_arrived = now, arrived
         return out
 
-    def tick(self, now: float) -> list[Change]:
-        """Re-evaluate every pair whose deadline has come (time alone changes conditions)."""
+    def tick(self, wall: float) -> list[Change]:
+        """Run every pair's deadlines up to the pair's own clock at wall-clock `wall` (time alone
+        changes conditions), each at its exact instant. A replay passes its event time as `wall`."""
         out: list[Change] = []
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            due, _, name = heapq.heappop(heap)
-            pair = self._pairs.get(name)
-            if pair is not None and pair.deadline == due:
-                pair.deadline = math.inf
-                self._evaluate(pair, now, "", CONDITIONS, out)
+        for pair in list(self._pairs.values()):
+            if pair.deadline < math.inf:
+                self._advance(pair, pair.clock(wall), out)
         return out
+
+    def _advance(self, pair: _Pair, until: float, out: list[Change]) -> None:
+        while pair.deadline <= until:
+            due, pair.deadline = pair.deadline, math.inf
+            self._evaluate(pair, due, "", CONDITIONS, out)
 
     def next_deadline(self) -> float | None:
         """The earliest instant at which `tick` could change something."""
@@ -402,9 +460,9 @@ class Correlator:
                 evidence=list(row["evidence"]),
             )
         for pair in self._pairs.values():
-            pair.deadline = -math.inf
+            pair.deadline = now
             self._seq += 1
-            heapq.heappush(self._deadlines, (-math.inf, self._seq, pair.name))
+            heapq.heappush(self._deadlines, (now, self._seq, pair.name))
 
     def _restored_pair(self, name: str, state: str) -> _Pair:
         """The pair a stored row names: configured, already restored, or made anew
@@ -579,6 +637,8 @@ class Correlator:
             pair = self._kea(host)
         server = pair.servers[host]
         if p.side == "self":
+            if p.to_state != _START_STATE.get(pair.implementation):
+                server.starting = False
             self._set_state(pair, server, p.to_state, now, line, out)
             if pair.implementation == "kea":
                 server.ha_interrupted = None
@@ -613,6 +673,42 @@ class Correlator:
         server.peer_line = line
         server.peer_valid = True
 
+    def _started(self, host: str, activity: _Activity, now: float, line: str, out: list[Change],
+                 pairs: Iterable[_Pair] | None = None) -> None:
+        """A start sign: what was known of the server belongs to its previous process.
+
+        Its own state becomes unknown (or stays, when it is already the state a start passes
+        through), its view of the partner unknown, a resync or interruption it had running
+        ends. Until it leaves its start state, further signs of the same start change nothing:
+        dhcpd logs `I move from recover to startup` before `Server starting service.`."""
+        for pair in activity.pairs if pairs is None else pairs:
+            server = pair.servers[host]
+            if server.starting:
+                continue
+            server.starting = True
+            server.peer_valid = False
+            server.ha_interrupted = None
+            server.sync_started = None
+            if server.state is not None and server.state != _START_STATE.get(pair.implementation):
+                server.state = None
+                server.since = now
+                server.state_line = line
+            self._evaluate(pair, now, line, CONDITIONS, out)
+
+    def _exited(self, activity: _Activity, now: float, line: str, out: list[Change]) -> None:
+        """An exit line: the server is down, so its last state and view stop counting."""
+        for pair in activity.pairs:
+            server = pair.servers[activity.host]
+            server.starting = False
+            server.peer_valid = False
+            server.ha_interrupted = None
+            server.sync_started = None
+            if server.state is not None:
+                server.state = None
+                server.since = now
+                server.state_line = line
+            self._evaluate(pair, now, line, CONDITIONS, out)
+
     def _connection(self, host: str, p: FailoverConnection, now: float, line: str, out: list[Change]) -> None:
         if p.relationship is None:
             return
@@ -636,7 +732,11 @@ class Correlator:
         self._learn_ha_name(activity, p.ha_name)
         pair = self._kea_partner(host, p.partner, now, out) if p.partner else self._kea(host)
         server = pair.servers[host]
-        if p.event == "communication_interrupted":
+        if p.event in _KEA_START_EVENTS:
+            self._started(host, activity, now, line, out, (pair,))
+        elif p.event in ("dhcp_disabled", "dhcp_enabled") and p.detail:
+            self._service_state(pair, server, activity, p.detail, now, line, out)
+        elif p.event == "communication_interrupted":
             if server.ha_interrupted is None:
                 server.ha_interrupted = now
             server.ha_line = line
@@ -645,6 +745,19 @@ class Correlator:
         elif p.event == "sync_done":
             server.sync_ended(now)
         self._evaluate(pair, now, line, CONDITIONS, out)
+
+    def _service_state(self, pair: _Pair, server: _Server, activity: _Activity, state: str, now: float, line: str,
+                       out: list[Change]) -> None:
+        """`HA_LOCAL_DHCP_DISABLE/ENABLE ... is in the X state` names the server's state.
+
+        Kea logs it just after the HA_STATE_TRANSITION into X, which already set the state;
+        it is news only when the server starts: its HA service begins in `waiting` without a
+        transition line. So it sets the state of a server that is starting or of unknown
+        state, and `waiting` named while another state is held is a start."""
+        if state == _START_STATE["kea"] and server.state != state and not server.starting:
+            self._started(server.host, activity, now, line, out, (pair,))
+        if server.starting or server.state is None:
+            self._set_state(pair, server, state, now, line, out)
 
     def _pool(self, host: str, activity: _Activity, p: FailoverPool, now: float, line: str, out: list[Change]) -> None:
         activity.pools[p.network or p.pool] = (p.free, p.backup, p.total, line)

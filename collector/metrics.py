@@ -78,7 +78,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any, NamedTuple
@@ -87,7 +87,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.openmetrics.exposition import UNDERSCORES
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from collector.config import host_key
 from collector.correlator import CONDITIONS, Change, PairView, StateChanged
@@ -107,7 +107,6 @@ from parsers.events import (
 
 __all__ = [
     "CONTRACT",
-    "EXTENSIONS",
     "FROM_UNKNOWN",
     "FleetTally",
     "MetricSpec",
@@ -145,6 +144,8 @@ PAIRWATCH_SPOOL_BYTES = "pairwatch_spool_bytes"
 PAIRWATCH_BUILD_INFO = "pairwatch_build_info"
 PAIRWATCH_SENDERS_REFUSED = "pairwatch_senders_refused_total"
 PAIRWATCH_UDP_RECEIVE_DROPS = "pairwatch_udp_receive_drops_total"
+PAIRWATCH_LATE_LINES = "pairwatch_late_lines_total"
+PAIRWATCH_SENDER_CLOCK_OFFSET = "pairwatch_sender_clock_offset_seconds"
 
 
 class MetricSpec(NamedTuple):
@@ -176,15 +177,13 @@ CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(PAIRWATCH_STORE_INSERT_DURATION, "histogram", ()),
     MetricSpec(PAIRWATCH_SPOOL_BYTES, "gauge", ()),
     MetricSpec(PAIRWATCH_BUILD_INFO, "info", ("version",)),
-)
-"""Every DESIGN.md metric, in DESIGN's order."""
-
-EXTENSIONS: tuple[MetricSpec, ...] = (
     MetricSpec(PAIRWATCH_SENDERS_REFUSED, "counter", ("listener",)),
     MetricSpec(PAIRWATCH_UDP_RECEIVE_DROPS, "counter", ("listener",)),
+    MetricSpec(PAIRWATCH_LATE_LINES, "counter", ("applied",)),
+    MetricSpec(PAIRWATCH_SENDER_CLOCK_OFFSET, "gauge", ("host",)),
 )
-"""pairwatch's own metrics beyond DESIGN.md's list (README "Metrics"). `listener` is the
-transport and port ("udp:5514"), never an address."""
+"""Every DESIGN.md metric, in DESIGN's order. `listener` is the transport and port
+("udp:5514"), never an address."""
 
 # --- label values ------------------------------------------------------------------------
 
@@ -618,6 +617,14 @@ class ServiceMetrics:
         self.build_info.info({"version": version})
         self.senders_refused = Counter(PAIRWATCH_SENDERS_REFUSED, "Connections and datagrams refused because "
                                        "the sender is not in the listener's allowlist.", ["listener"], registry=None)
+        self.late_lines = Counter(PAIRWATCH_LATE_LINES, "Lines older than their pair's newest line: applied at "
+                                  "their own time (yes), or later than max_lateness and not applied (no).",
+                                  ["applied"], registry=None)
+        self.late_lines.labels("yes")
+        self.late_lines.labels("no")
+        self.sender_clock_offsets: Mapping[str, float] = {}
+        """Host -> receive time minus header time, the minimum over a recent window; the
+        pipeline replaces the mapping, a scrape reads the one it finds."""
         for listener in listeners:
             self.senders_refused.labels(listener)
         for transport in transports:
@@ -637,7 +644,33 @@ class ServiceMetrics:
             self.spool_bytes,
             self.build_info,
             self.senders_refused,
+            self.late_lines,
         )))
+        registry.register(_ClockOffsets(self))
+
+
+class _ClockOffsets:
+    """`pairwatch_sender_clock_offset_seconds{host}` from the mapping the pipeline published
+    last (a server with a wrong clock misplaces its lines against its partner's; Kea ends HA
+    at 60 s of skew)."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for host, offset in sorted(self._metrics.sender_clock_offsets.items()):
+            family.add_metric([host], offset)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(PAIRWATCH_SENDER_CLOCK_OFFSET, "Receive time minus header time of a sender's "
+                                 "lines, the smallest in the last 5-10 minutes: delivery delay plus clock error.",
+                                 labels=["host"])
 
 
 def udp_drops(proc_net_udp: str) -> dict[int, int]:

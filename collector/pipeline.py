@@ -1,8 +1,11 @@
 """The single consumer: queue -> parse -> correlate -> tally -> store batches, and snapshots.
 
 One task (`Pipeline.run`) owns the parser, the correlator and the tally; nothing else
-touches them. Live serving uses the receive clock: every line is fed to the correlator
-with its receive time as `now`, and `Correlator.tick(now)` runs every second.
+touches them. The correlator runs on event time (DESIGN.md "Event time"): a line counts at
+its header time, else at its sender's previous line's time, else at its receive time; a
+header time more than a day ahead of the receive time takes the receive time. Each pair's
+clock runs from its newest line (`Correlator.tick(wall)` every second), so live it is the
+wall clock and a forwarder's queue flushed late is judged on the lines' own timeline.
 
 After a chunk of lines that changed a state or an incident (else at most every
 `PUBLISH_INTERVAL`) the pipeline publishes, by reference swap,
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -31,6 +35,7 @@ from collector.metrics import FleetTally, ServiceMetrics, program_label
 from collector.config import host_key
 from collector.store import (
     EVENTS,
+    FUTURE_SKEW_US,
     HOSTS,
     INCIDENTS,
     MESSAGES,
@@ -54,13 +59,18 @@ Spill = Callable[[list[Received]], Awaitable[None]]
 
 TIMESTAMP_SKEW: Final = "timestamp_skew"
 """`pairwatch_syslog_errors_total` reason: a header time more than `MAX_SKEW_US` from the receive
-time (a sender's broken clock, or a forged line). Stored all the same; the timeline orders by
-receive time and the correlator runs on it."""
+time (a sender's broken clock, or a forged line). Stored all the same; when it lies ahead, the
+line's event time is its receive time."""
 BAD_HOSTNAME: Final = "bad_hostname"
 """`pairwatch_syslog_errors_total` reason: a host name with control characters (stored
 verbatim; counted once per spelling, when it is first seen)."""
 PIPELINE_ERRORS: Final = (TIMESTAMP_SKEW, BAD_HOSTNAME)
-MAX_SKEW_US: Final = 86_400 * 1_000_000
+MAX_SKEW_US: Final = FUTURE_SKEW_US
+MAX_SKEW: Final = MAX_SKEW_US / 1e6
+OFFSET_WINDOW: Final = 300.0
+"""Seconds over which a sender's clock offset (receive time minus header time) is the minimum:
+the fastest delivery in the last five to ten minutes, so a queue flushed late does not count
+as a wrong clock, and a clock that is wrong by hours shows within minutes."""
 MAX_HOSTS_SEEN: Final = 100_000
 """Host spellings remembered (a `hosts` row is written for each new one); forgotten all at
 once beyond this, so forged host names cannot grow memory (a rewrite is harmless)."""
@@ -96,6 +106,9 @@ class Pipeline:
         self._writer = writer
         self._strip_domain = strip_domain
         self._hosts_seen: set[str] = set()
+        self._last_time: dict[str | None, tuple[float, float]] = {}  # sender host -> its last header time, arrival
+        self._offsets: dict[str, tuple[float, float, float]] = {}  # host -> (window start, min, previous min)
+        self._late = (0, 0)  # the correlator's late_applied, late_ignored as last counted
         self._clock = clock
         self._ids = MessageIds()
         self._parser_built = 0.0
@@ -147,7 +160,7 @@ class Pipeline:
         """Process lines an earlier run received but spilled at shutdown, before any new one.
 
         `records` yields lists of (received_at, text, transport, sender) rows, oldest first;
-        the correlator runs on their receive times, as it would have then."""
+        they count at their event times and arrival times, as they would have then."""
         count = 0
         for rows in records:
             chunk = [Received(float(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
@@ -228,6 +241,8 @@ class Pipeline:
         hosts_seen = self._hosts_seen
         mrows: list[tuple[Any, ...]] = []
         erows: list[tuple[Any, ...]] = []
+        last_time = self._last_time
+        offsets: dict[str | None, float] = {}  # sender host -> this chunk's smallest receive - header time
         # counted per chunk, added once: a labelled counter's inc takes a lock
         unrecognized: dict[str | None, int] = {}
         skewed = bad_hosts = 0
@@ -235,19 +250,33 @@ class Pipeline:
             for received_at, text, transport, sender in chunk:
                 try:
                     event = parse(text)
-                    changes = feed(event, received_at, text)
-                    observe(event, changes, received_at)
+                    record = event.record
+                    host = record.host
+                    ts = record.ts
+                    if ts is not None:
+                        at = ts.timestamp()
+                        offset = received_at - at
+                        if offset < offsets.get(host, math.inf):
+                            offsets[host] = offset
+                        if offset < -MAX_SKEW:  # ahead beyond the skew limit: a broken clock
+                            at = received_at
+                        if len(last_time) >= MAX_HOSTS_SEEN:
+                            last_time.clear()
+                        last_time[host] = (at, received_at)
+                    else:  # the sender's previous time, moved on by the wall time since it arrived
+                        previous = last_time.get(host)
+                        at = received_at if previous is None else previous[0] + (received_at - previous[1])
+                    changes = feed(event, at, text, received_at)
+                    observe(event, changes, at)
                     mrow, erow = line_rows(event, id=ids(), received_at=received_at, raw=text, transport=transport,
-                                           sender=sender)
+                                           sender=sender, at=at)
                     mrows.append(mrow)
                     erows.append(erow)
-                    record = event.record
                     if isinstance(event.payload, DhcpdOther | KeaOther):
                         unrecognized[record.program] = unrecognized.get(record.program, 0) + 1
                     ts_us = mrow[2]  # (the row's times, converted once: received_at, id, ts, ...)
                     if ts_us is not None and abs(ts_us - mrow[0]) > MAX_SKEW_US:
                         skewed += 1
-                    host = record.host
                     if host is not None and host not in hosts_seen:
                         self._new_host(host, received_at)
                         if not host.isprintable():
@@ -266,7 +295,30 @@ class Pipeline:
             self._metrics.syslog_errors.labels(TIMESTAMP_SKEW).inc(skewed)
         if bad_hosts:
             self._metrics.syslog_errors.labels(BAD_HOSTNAME).inc(bad_hosts)
+        late = (self._correlator.late_applied, self._correlator.late_ignored)
+        if late != self._late:
+            self._metrics.late_lines.labels("yes").inc(late[0] - self._late[0])
+            self._metrics.late_lines.labels("no").inc(late[1] - self._late[1])
+            self._late = late
+        if offsets:
+            self._clock_offsets(offsets, chunk[-1].received_at)
         self.processed += len(chunk)
+
+    def _clock_offsets(self, chunk: dict[str | None, float], now: float) -> None:
+        """Fold a chunk's smallest offsets into each sender's window (the minimum over the
+        current and the previous `OFFSET_WINDOW`) and publish the result."""
+        windows = self._offsets
+        for raw, offset in chunk.items():
+            if raw is None:
+                continue
+            host = host_key(raw, self._strip_domain)
+            start, smallest, previous = windows.get(host, (now, math.inf, math.inf))
+            if now - start >= OFFSET_WINDOW:
+                start, smallest, previous = now, math.inf, smallest
+            if len(windows) >= MAX_HOSTS_SEEN and host not in windows:
+                windows.clear()
+            windows[host] = (start, min(smallest, offset), previous)
+        self._metrics.sender_clock_offsets = {host: min(s, p) for host, (_, s, p) in windows.items()}
 
     def _new_host(self, host: str, now: float) -> None:
         if len(self._hosts_seen) >= MAX_HOSTS_SEEN:

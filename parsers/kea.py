@@ -373,6 +373,11 @@ _OTHER_RULES: tuple[tuple[str, str, _Builder], ...] = (
      r"Kea DHCPv4 server version (?P<version>\S++)(?: \(.*\))? starting", _lifecycle("start")),
     ("DHCP4_STARTED", r"Kea DHCPv4 server version (?P<version>\S++) started", _lifecycle("serving")),
     ("DHCP4_SHUTDOWN", r"server shutdown", _lifecycle("exit")),
+    # kea-dhcp6 words its life-cycle as kea-dhcp4 does (dhcp6_messages.mes)
+    ("DHCP6_STARTING",
+     r"Kea DHCPv6 server version (?P<version>\S++)(?: \(.*\))? starting", _lifecycle("start")),
+    ("DHCP6_STARTED", r"Kea DHCPv6 server version (?P<version>\S++) started", _lifecycle("serving")),
+    ("DHCP6_SHUTDOWN", r"server shutdown", _lifecycle("exit")),
 )
 
 

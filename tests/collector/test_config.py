@@ -46,6 +46,7 @@ SPECIFIED_DEFAULTS = {
     "sync_slow": 600.0,
     "pool_exhausted_window": 300.0,
     "split_brain_hold": 5.0,
+    "max_lateness": 3600.0,  # the event-time issue: a late line re-decides its pair within 1 h
 }
 
 TWO_PAIRS = """

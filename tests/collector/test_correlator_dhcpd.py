@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.collector.scenario import REL, ack, at, every, incidents, line, run
+from collector.config import parse_config
+from collector.correlator import Correlator
+from collector.replay import replay
+from tests.collector.scenario import OPTIONS, REL, ack, at, every, incidents, line, run
 
 A, B = "dhcp1", "dhcp2"
 
@@ -384,3 +387,56 @@ def test_a_fresh_secondarys_backup_0_until_its_next_balancing_run_is_not_exhaust
         line("08:40:00", A, "balanced pool 5612a0c3e0a0 192.0.2.0/24  total 240  free 20  backup 20  lts 0  max-misbal 36"),
     ]
     assert incidents(run(lines)) == [("pool_exhausted", (A,), at("08:30:00"), at("08:40:00"))]
+
+
+def test_restart_while_partner_down_is_not_split_brain():
+    """dhcp2 is killed; dhcp1 is put into partner-down by hand. dhcp2 comes back and reads a
+    big lease file for 8 s between its banner and its first failover line. Before, its old
+    `normal` and the lines of its start counted as a server serving beside a partner-down one:
+    split brain after the 5 s hold, on a plain restart."""
+    pid = "dhcpd[4242]"
+    lines = normal_pair() + [
+        line("10:00:01", A, f"peer {REL}: disconnected"),
+        line("10:00:01", A, f"failover peer {REL}: I move from normal to communications-interrupted"),
+        line("10:00:30", A, f"failover peer {REL}: I move from communications-interrupted to partner-down"),
+        ack("10:01:00", A, 1),
+        line("10:02:00", B, "Internet Systems Consortium DHCP Server 4.4.3-P1", pid),
+        line("10:02:00", B, "Copyright 2004-2022 Internet Systems Consortium.", pid),
+        line("10:02:08", B, "Wrote 1048576 leases to leases file.", pid),
+        line("10:02:08", B, f"failover peer {REL}: I move from normal to startup", pid),
+        line("10:02:08", B, "Server starting service.", pid),
+        line("10:02:09", B, f"failover peer {REL}: I move from startup to normal", pid),
+        line("10:02:09", A, f"failover peer {REL}: peer moves from startup to normal"),
+        line("10:02:09", A, f"failover peer {REL}: I move from partner-down to normal"),
+        line("10:02:09", B, f"failover peer {REL}: peer moves from partner-down to normal", pid),
+    ]
+    result = run(lines)
+    assert incidents(result) == [
+        ("communications_interrupted", (A,), at("10:00:01"), at("10:00:30")),
+        ("partner_down", (A,), at("10:00:30"), at("10:02:09")),
+    ]
+    own = [(s.ts, s.state) for s in result.states if s.server == B and s.side == "self"]
+    assert own == [(at("08:00:00"), "normal"), (at("10:02:08"), "startup"), (at("10:02:09"), "normal")]
+
+
+def test_exit_and_a_new_pid_reset_the_server():
+    """`exiting.` leaves the server's state unknown; a line from a new dhcpd process (no
+    banner: dhcpd logs it before it reads `log-facility`, so a forwarder of local7 only never
+    sees it) resets what was known of the server, as a start does."""
+    correlator = Correlator(parse_config({}))
+    old, new = "dhcpd[100]", "dhcpd[200]"
+    replay([(normal_pair() + [line("09:00:00", B, f"failover peer {REL}: I move from normal to normal", old),
+                              line("10:00:00", B, "exiting.", old)], OPTIONS)], correlator)
+    servers = {s.host: s for s in correlator.snapshot()[0].servers}
+    assert (servers[B].state, servers[B].since, servers[B].peer_state) == (None, at("10:00:00"), None)
+    replay([([line("10:01:00", B, f"failover peer {REL}: I move from startup to recover", new),
+              line("10:02:00", B, f"failover peer {REL}: peer moves from normal to normal", new),
+              line("10:03:00", B, "DHCPACK on 192.0.2.10 to 00:00:5e:00:53:01 via eth0", new),
+              line("10:03:30", B, "execute: /usr/local/bin/on-commit exit status 256", "dhcpd[250]")], OPTIONS)],
+           correlator)
+    servers = {s.host: s for s in correlator.snapshot()[0].servers}
+    assert (servers[B].state, servers[B].peer_state) == ("recover", "normal")  # a child's PID is not a restart
+    replay([([line("10:04:00", B, "DHCPACK on 192.0.2.11 to 00:00:5e:00:53:02 via eth0", "dhcpd[300]")], OPTIONS)],
+           correlator)
+    servers = {s.host: s for s in correlator.snapshot()[0].servers}
+    assert (servers[B].state, servers[B].since, servers[B].peer_state) == (None, at("10:04:00"), None)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.collector.scenario import at, every, incidents, kea, line, run
+import pytest
+
+from collector.config import parse_config
+from collector.correlator import Correlator
+from collector.replay import replay
+from tests.collector.scenario import OPTIONS, at, every, incidents, kea, line, run
 
 A, B = "kea-a", "kea-b"
 PAIR = "kea-a+kea-b"
@@ -131,3 +136,68 @@ def test_sync_loop_is_slow_and_stuck_in_syncing():
         ("stuck", (B,), at("09:05:00")),
         ("sync_slow", (B,), at("09:10:00")),
     ]
+
+
+def restart(mode: str, survivor: str, dead: str, shutdown: bool) -> list[str]:
+    """The dead server comes back 10 s after its partner took over, with the start lines Kea
+    2.2 logged in the lab (HOOKS_LIBRARY_*, HA_CONFIGURATION_SUCCESSFUL, HA_INIT_OK,
+    HA_LOCAL_DHCP_DISABLE in WAITING, HA_SERVICE_STARTED, DHCP4_STARTED); its first
+    HA_STATE_TRANSITION comes 15 s later (a slow partner heartbeat and a lease sync first)."""
+    lines = started(mode) + traffic("08:01:00", "09:59:00")
+    if shutdown:
+        lines.append(kea("09:59:59", dead, "DHCP4_SHUTDOWN server shutdown"))
+    lines += every("10:00:02", "10:00:18", 2, lambda c, i: kea(
+        c, survivor, f"HA_HEARTBEAT_COMMUNICATIONS_FAILED {survivor}: failed to send heartbeat to {dead} (http://192.0.2.12:8000/): Connection refused", "WARN"))
+    lines += every("10:00:06", "10:00:18", 2, lambda c, i: kea(
+        c, survivor, f"HA_COMMUNICATION_INTERRUPTED {survivor}: communication with {dead} is interrupted", "WARN"))
+    lines += [transition("10:00:20", survivor, mode, "partner-down", "unavailable")]
+    lines += traffic("10:00:21", "10:00:59", (survivor,))
+    lines += [
+        kea("10:00:30", dead, "HOOKS_LIBRARY_CLOSED hooks library /usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_ha.so successfully closed"),
+        kea("10:00:30", dead, "HA_CONFIGURATION_SUCCESSFUL HA hook library has been successfully configured"),
+        kea("10:00:30", dead, "HA_INIT_OK loading High Availability hooks library successful"),
+        kea("10:00:30", dead, f"HA_LOCAL_DHCP_DISABLE local DHCP service is disabled while the {dead} is in the WAITING state"),
+        kea("10:00:30", dead, f"HA_SERVICE_STARTED started high availability service in {mode} mode as secondary server"),
+        kea("10:00:30", dead, "DHCP4_STARTED Kea DHCPv4 server version 2.2.0 started"),
+        transition("10:00:45", dead, "waiting", "syncing", "partner-down"),
+        kea("10:00:45", dead, f"HA_SYNC_START {dead}: starting lease database synchronization with {survivor}"),
+        kea("10:00:46", dead, f"HA_SYNC_SUCCESSFUL {dead}: lease database synchronization with {survivor} completed successfully in 40 ms"),
+        transition("10:00:46", dead, "syncing", "ready", "partner-down"),
+        transition("10:00:48", survivor, "partner-down", mode, "ready"),
+        transition("10:00:49", dead, "ready", mode, mode),
+    ]
+    return lines + traffic("10:01:00", "10:10:00")
+
+
+@pytest.mark.parametrize("shutdown", [False, True], ids=["killed", "shut-down"])
+@pytest.mark.parametrize(("mode", "survivor", "dead"), [("load-balancing", A, B), ("hot-standby", B, A)])
+def test_partner_restart_is_not_split_brain(mode: str, survivor: str, dead: str, shutdown: bool):
+    """Before its first transition the restarted server still held its old `load-balancing`
+    (or `hot-standby`), and its start lines counted as signs of life: split brain from the
+    start lines until the transition, on every restart."""
+    result = run(restart(mode, survivor, dead, shutdown))
+    assert incidents(result) == [
+        ("communications_interrupted", (survivor,), at("10:00:06"), at("10:00:20")),
+        ("partner_down", (survivor,), at("10:00:20"), at("10:00:48")),
+    ]
+    own = [(s.ts, s.state) for s in result.states if s.server == dead and s.side == "self"]
+    assert own[-4:] == [(at("10:00:30"), "waiting"), (at("10:00:45"), "syncing"), (at("10:00:46"), "ready"),
+                        (at("10:00:49"), mode)]
+
+
+def test_start_resets_the_view_and_the_state():
+    """After a start the server's own state is the one its start lines name (Kea: waiting),
+    its view of the partner unknown; after an exit its state is unknown."""
+    correlator = Correlator(parse_config({}))
+    lines = started() + [
+        kea("09:00:00", B, "DHCP4_STARTED Kea DHCPv4 server version 2.2.0 started"),
+    ]
+    replay([(lines, OPTIONS)], correlator)
+    view = {s.host: s for s in correlator.snapshot()[0].servers}
+    assert (view[B].state, view[B].peer_state) == (None, None)
+    assert (view[A].state, view[A].peer_state) == ("load-balancing", "ready")
+    replay([([kea("09:00:01", B, f"HA_LOCAL_DHCP_DISABLE local DHCP service is disabled while the {B} is in the WAITING state"),
+              kea("09:00:02", B, "DHCP4_SHUTDOWN server shutdown"),
+              kea("09:00:03", B, "DHCP4_STARTED Kea DHCPv4 server version 2.2.0 started")], OPTIONS)], correlator)
+    view = {s.host: s for s in correlator.snapshot()[0].servers}
+    assert (view[B].state, view[B].since, view[B].peer_state) == (None, at("09:00:02"), None)

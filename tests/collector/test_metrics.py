@@ -29,6 +29,7 @@ from collector.metrics import (
     LEASE_TYPES,
     FleetTally,
     PairCollector,
+    UdpDropsCollector,
     ServiceMetrics,
     TallySnapshot,
     exposition,
@@ -71,7 +72,10 @@ class Fleet:
         registry = CollectorRegistry()
         registry.register(PairCollector(self.correlator.snapshot, self.tally.snapshot))
         if service:
-            self.service = ServiceMetrics(registry, "0.1.0", error_reasons=("oversize", "bad_length"))
+            self.service = ServiceMetrics(registry, "0.1.0", error_reasons=("oversize", "bad_length"),
+                                          listeners=("udp:5514",))
+            self.service.sender_clock_offsets = {"dhcp1": 0.25}
+            registry.register(UdpDropsCollector([("udp:5514", 1)], read=lambda: ""))
         return registry
 
 
@@ -162,7 +166,7 @@ def test_contract_matches_design():
         print(f"skipped: {DESIGN} not found (the contract check needs the shared DESIGN.md)")
         pytest.skip(f"{DESIGN} not found")
     design = design_metrics()
-    assert len(design) == 20
+    assert len(design) == 24
     assert {spec.name: spec.labels for spec in CONTRACT} == design
     assert [spec.name for spec in CONTRACT] == list(design)  # same order, so a diff reads easily
 
@@ -206,8 +210,11 @@ GOLDEN = [
     ("dhcp_pool_leases", ("kind", "pair", "pool", "server")),
     ("dhcp_server_last_message_timestamp_seconds", ("server",)),
     ("pairwatch_build_info", ("version",)),
+    ("pairwatch_late_lines_total", ("applied",)),
     ("pairwatch_parse_unrecognized_total", ("program",)),
     ("pairwatch_queue_depth", ()),
+    ("pairwatch_sender_clock_offset_seconds", ("host",)),
+    ("pairwatch_senders_refused_total", ("listener",)),
     ("pairwatch_spool_bytes", ()),
     ("pairwatch_store_insert_duration_seconds_bucket", ("le",)),
     ("pairwatch_store_insert_duration_seconds_count", ()),
@@ -216,6 +223,7 @@ GOLDEN = [
     ("pairwatch_store_rows_total", ("table",)),
     ("pairwatch_syslog_errors_total", ("reason",)),
     ("pairwatch_syslog_messages_total", ("transport",)),
+    ("pairwatch_udp_receive_drops_total", ("listener",)),
 ]
 
 

@@ -28,6 +28,7 @@ import re
 import signal
 import subprocess
 import sys
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -37,6 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from collector.config import parse_config
+from collector.correlator import Correlator, Incident
+from collector.replay import replay
+from parsers import ParseOptions
 from tests.serving import metric_samples, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,6 +300,7 @@ template(name="truth" type="list" option.jsonf="on") {{
   property(outname="ts" name="timereported" dateFormat="rfc3339" format="jsonf")
   property(outname="host" name="hostname" format="jsonf")
   property(outname="program" name="programname" format="jsonf")
+  property(outname="pid" name="procid" format="jsonf")
   property(outname="msg" name="msg" format="jsonf")
 }}
 *.* action(type="omfile" file="{self.truth}" template="truth")
@@ -478,6 +484,24 @@ def line_time(rs: Rsyslog, text: str) -> float:
         if text in line["msg"]:
             return datetime.fromisoformat(line["ts"]).timestamp()
     raise LabError(f"{rs.host.name} logged no line containing {text!r}")
+
+
+def local_log(rs: Rsyslog) -> list[str]:
+    """The host's local lines as a syslog file would hold them (`TIMESTAMP HOST PROGRAM: MSG`,
+    RFC 3339 stamps as written), for `pairwatch analyze` and the replay."""
+    return [f"{line['ts']} {line['host']} {line['program']}{_pid_tag(line.get('pid', '-'))}:{line['msg']}"
+            for line in rs.lines()]
+
+
+def _pid_tag(pid: str) -> str:
+    """`[PID]` as syslog(3) writes it with LOG_PID, or nothing (rsyslog's procid is `-` without)."""
+    return f"[{pid}]" if pid.isdigit() else ""
+
+
+def analyze_local(syslogs: Sequence[Rsyslog], config: str) -> list[Incident]:
+    """The incidents `pairwatch analyze` finds in the servers' local logs (the ground truth)."""
+    correlator = Correlator(parse_config(tomllib.loads(config)))
+    return replay([(local_log(rs), ParseOptions()) for rs in syslogs], correlator).incidents
 
 
 def iso_epoch(text: str) -> float:

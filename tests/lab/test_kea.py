@@ -4,6 +4,7 @@ the survivor's partner-down in pairwatch, the restart and the way back."""
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -14,6 +15,7 @@ from tests.lab.harness import (
     KeaPair,
     Pairwatch,
     address_in_pool,
+    analyze_local,
     assert_timeline_complete,
     ha_name,
     iso_epoch,
@@ -70,6 +72,9 @@ def test_kea_ha_partner_down_and_back(
     more = clients.ask(1)  # the survivor alone serves a new client
     wait_for(lambda: all(leased(more)), f"a lease from {survivor} alone", 60)
 
+    # come back well after the split-brain hold (5 s) has passed since the partner-down, as an
+    # operator's restart does: before, the start lines counted as a live server in its old state
+    time.sleep(max(0.0, logged + 8.0 - time.time()))
     victim_kea.start()
     pw.wait(lambda: all(in_state(pw, h, mode) for h in hosts), f"both Kea servers back in {mode}", 60)
     stored = pw.wait_closed(("partner_down", "communications_interrupted", "split_brain", "stuck"))
@@ -81,3 +86,14 @@ def test_kea_ha_partner_down_and_back(
     # millisecond: both may carry the same receive time (1 µs apart after ISO rounding)
     assert interrupted <= iso_epoch(down["start"]) + 0.001, "communication trouble is seen before partner-down"
     assert_timeline_complete(pw, pair.syslogs)
+
+    # the servers' own logs, replayed: Kea 2.2's start lines (a new PID; HA_CONFIGURATION_SUCCESSFUL,
+    # HA_INIT_OK, HA_LOCAL_DHCP_DISABLE in WAITING, HA_SERVICE_STARTED, DHCP4_STARTED) come while
+    # its partner is in partner-down and before its first transition; they reset it: no split brain
+    found = analyze_local(pair.syslogs, pw.config.read_text())
+    assert "split_brain" not in {i.condition for i in found}, [i.as_dict() for i in found]
+    (partner_down,) = [i for i in found if i.condition == "partner_down"]
+    assert partner_down.servers == (survivor,)
+    assert partner_down.start == pytest.approx(logged, abs=0.001)
+    back = line_time(rs, f"from PARTNER-DOWN to {mode.upper()} state")
+    assert partner_down.end == pytest.approx(back, abs=0.001)

@@ -716,6 +716,18 @@ def test_no_free_leases(line: str, expected: LeaseNoFree) -> None:
             id="started",
         ),
         pytest.param(kea("DHCP4_SHUTDOWN", "server shutdown"), ServerLifecycle(event="exit"), id="shutdown"),
+        # kea-dhcp6's start and exit reset a server as kea-dhcp4's do
+        pytest.param(
+            kea("DHCP6_STARTING", "Kea DHCPv6 server version %1 (%2) starting", "2.6.1", "stable"),
+            ServerLifecycle(event="start", version="2.6.1"),
+            id="dhcpv6-starting",
+        ),
+        pytest.param(
+            kea("DHCP6_STARTED", "Kea DHCPv6 server version %1 started", "2.6.1"),
+            ServerLifecycle(event="serving", version="2.6.1"),
+            id="dhcpv6-started",
+        ),
+        pytest.param(kea("DHCP6_SHUTDOWN", "server shutdown"), ServerLifecycle(event="exit"), id="dhcpv6-shutdown"),
     ],
 )
 def test_lifecycle(line: str, expected: ServerLifecycle) -> None:
@@ -735,7 +747,6 @@ OTHER_LINES = [
             "2001:db8::10", "1", "3600"),
         id="dhcpv6-lease",
     ),
-    pytest.param(kea("DHCP6_STARTED", "Kea DHCPv6 server version %1 started", "2.6.1"), id="dhcpv6-started"),
     pytest.param(kea("DHCP4_QUERY_LABEL", "received query: %1", LABEL), id="unmapped-dhcp4"),
     pytest.param(kea("DHCPSRV_CFGMGR_ADD_IFACE", "listening on interface %1", "eth0"), id="dhcpsrv"),
     pytest.param(kea("DHCP4_SHUTDOWN_REQUEST", "shutdown of server requested"), id="shutdown-request"),
