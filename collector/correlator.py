@@ -315,8 +315,9 @@ class Correlator:
         self._ha_hosts: dict[str, str] = {}  # Kea this-server-name -> host
         self._deadlines: list[tuple[float, int, str]] = []
         self._seq = 0
-        self.late_applied = 0  # lines older than their pair's newest, applied at their own time
-        self.late_ignored = 0  # lines later than `max_lateness`: stored, but not applied
+        self.reached = -math.inf
+        """The latest instant anything was decided at (a line's time, or a deadline a tick ran
+        to): a copy of this correlator holds only what happened up to it (`collector.history`)."""
         for pc in self.config.pairs:
             self._declare(pc)
 
@@ -328,26 +329,18 @@ class Correlator:
 
         Before the line, its pairs' deadlines up to `now` are run at their exact instants, so
         a burst of old lines is judged as `analyze` judges the file. A line older than its
-        pair's newest is late (`late_applied`): applied at its own time. Later than the pair's
-        `max_lateness`, it changes nothing (`late_ignored`)."""
+        pair's newest is applied at its own time (`collector.history` decides whether it
+        re-decides the past instead, see `lateness`)."""
         host_name = event.record.host
         if host_name is None:
             return []
-        activity = self._logged_as.get(host_name)
-        if activity is None:
-            if len(self._logged_as) > 65536:  # spelling variants are bounded, not the hosts
-                self._logged_as.clear()
-            activity = self._logged_as[host_name] = self._activity_of(host_key(host_name, self._strip))
+        activity = self._activity_logged_as(host_name)
         out: list[Change] = []
         if arrived is None:
             arrived = now
+        if now > self.reached:
+            self.reached = now
         for pair in activity.pairs:
-            if now < pair.newest:
-                if pair.newest - now > pair.limits.max_lateness:
-                    self.late_ignored += 1
-                    return out
-                self.late_applied += 1
-                break
             if pair.deadline <= now:
                 self._advance(pair, now, out)
         host = activity.host
@@ -398,6 +391,29 @@ class Correlator:
                 pair.newest, pair.newest_arrived = now, arrived
         return out
 
+    def lateness(self, event: Event, now: float) -> float | None:
+        """How far (seconds) a line at `now` lies behind the newest line of its host's pairs: 0
+        when it is not late, None when it is later than a pair's `max_lateness` (stored, but it
+        must not change the pair)."""
+        host_name = event.record.host
+        if host_name is None:
+            return 0.0
+        behind = 0.0
+        for pair in self._activity_logged_as(host_name).pairs:
+            lag = pair.newest - now
+            if lag > pair.limits.max_lateness:
+                return None
+            behind = max(behind, lag)
+        return behind
+
+    def _activity_logged_as(self, host_name: str) -> _Activity:
+        activity = self._logged_as.get(host_name)
+        if activity is None:
+            if len(self._logged_as) > 65536:  # spelling variants are bounded, not the hosts
+                self._logged_as.clear()
+            activity = self._logged_as[host_name] = self._activity_of(host_key(host_name, self._strip))
+        return activity
+
     def tick(self, wall: float) -> list[Change]:
         """Run every pair's deadlines up to the pair's own clock at wall-clock `wall` (time alone
         changes conditions), each at its exact instant. A replay passes its event time as `wall`."""
@@ -408,6 +424,8 @@ class Correlator:
         return out
 
     def _advance(self, pair: _Pair, until: float, out: list[Change]) -> None:
+        if until > self.reached:
+            self.reached = until
         while pair.deadline <= until:
             due, pair.deadline = pair.deadline, math.inf
             self._evaluate(pair, due, "", CONDITIONS, out)

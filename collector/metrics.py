@@ -76,6 +76,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -274,8 +275,8 @@ class FleetTally:
         host = self._host(raw)
         payload = event.payload
         n = event.repeated or 1
-        if not isinstance(payload, SyslogOther) or host in self._last_seen:
-            self._set(self._last_seen, host, now)
+        if (not isinstance(payload, SyslogOther) or host in self._last_seen) and now > self._last_seen.get(host, -math.inf):
+            self._set(self._last_seen, host, now)  # (a late line does not move it back)
         if isinstance(payload, Lease):
             self._add(self._leases, (host, payload.kind.partition(".")[2]), n)
             if payload.refused is not None:
@@ -289,10 +290,16 @@ class FleetTally:
         elif isinstance(payload, FailoverHA):
             self._kea_ha(host, payload, now)
         if changes:
-            relationship = payload.relationship if isinstance(payload, FailoverState) else None
-            for change in changes:
-                if isinstance(change, StateChanged):
-                    self._transition(change, payload, relationship or _NO_RELATIONSHIP)
+            self.count_changes(event, changes)
+
+    def count_changes(self, event: Event, changes: Sequence[Change]) -> None:
+        """Count the transitions among `changes`, which `event`'s line caused (`observe` does it
+        for a line applied at once; the pipeline for a late line when its replay ran)."""
+        payload = event.payload
+        relationship = payload.relationship if isinstance(payload, FailoverState) else None
+        for change in changes:
+            if isinstance(change, StateChanged):
+                self._transition(change, payload, relationship or _NO_RELATIONSHIP)
 
     def snapshot(self) -> TallySnapshot:
         """An immutable copy; the tables are copied under the lock, ordered outside it.

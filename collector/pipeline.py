@@ -1,11 +1,13 @@
 """The single consumer: queue -> parse -> correlate -> tally -> store batches, and snapshots.
 
-One task (`Pipeline.run`) owns the parser, the correlator and the tally; nothing else
-touches them. The correlator runs on event time (DESIGN.md "Event time"): a line counts at
-its header time, else at its sender's previous line's time, else at its receive time; a
-header time more than a day ahead of the receive time takes the receive time. Each pair's
-clock runs from its newest line (`Correlator.tick(wall)` every second), so live it is the
-wall clock and a forwarder's queue flushed late is judged on the lines' own timeline.
+One task (`Pipeline.run`) owns the parser, the correlator (inside its `History`) and the
+tally; nothing else touches them. The correlator runs on event time (DESIGN.md "Event time"):
+a line counts at its header time, else at its sender's previous line's time, else at its
+receive time; a header time more than a day ahead of the receive time takes the receive time.
+Each pair's clock runs from its newest line (`tick` every second), so live it is the wall
+clock and a forwarder's queue flushed late is judged on the lines' own timeline. Lines later
+than their pair's newest are replayed into the past by the history (`collector.history`);
+the incidents it corrects are written again, those it retracts are written as retracted.
 
 After a chunk of lines that changed a state or an incident (else at most every
 `PUBLISH_INTERVAL`) the pipeline publishes, by reference swap,
@@ -30,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from collector.correlator import INCIDENT_CHANGES, Correlator, PairView, StateChanged
+from collector.history import History, Rewound
 from collector.listeners import Intake, Received
 from collector.metrics import FleetTally, ServiceMetrics, program_label
 from collector.config import host_key
@@ -100,7 +103,7 @@ class Pipeline:
     ) -> None:
         self._intake = intake
         self._queue = intake.queue
-        self._correlator = correlator
+        self._history = History(correlator)
         self._tally = tally
         self._metrics = metrics
         self._writer = writer
@@ -108,7 +111,7 @@ class Pipeline:
         self._hosts_seen: set[str] = set()
         self._last_time: dict[str | None, tuple[float, float]] = {}  # sender host -> its last header time, arrival
         self._offsets: dict[str, tuple[float, float, float]] = {}  # host -> (window start, min, previous min)
-        self._late = (0, 0)  # the correlator's late_applied, late_ignored as last counted
+        self._late = (0, 0)  # the history's late_applied, late_ignored as last counted
         self._clock = clock
         self._ids = MessageIds()
         self._parser_built = 0.0
@@ -123,6 +126,7 @@ class Pipeline:
         self.pairs: tuple[PairView, ...] = correlator.snapshot()
         self._published_at = clock()
         self._changed = False
+        self._versioned = 0.0
         self.incidents: tuple[dict[str, Any], ...] = ()
 
     # -- public --
@@ -168,6 +172,7 @@ class Pipeline:
                 self._process(chunk[start:start + CHUNK])
                 await self._writer.flush_due(self._clock())
             count += len(chunk)
+        self._settle(self._clock(), force=True)
         self._publish(self._clock())
         return count
 
@@ -222,7 +227,7 @@ class Pipeline:
                 # holds lines, so reads, scrapes and the ends of inserts (which send the next
                 # batch) waited until the whole queue was processed, seconds under load.
                 await asyncio.sleep(0)
-        self._apply_tick(self._clock())
+        self._apply_tick(self._clock(), force=True)
         self._publish(self._clock())
 
     # -- processing --
@@ -235,7 +240,7 @@ class Pipeline:
         if chunk[0].received_at - self._parser_built > REFERENCE_REFRESH:
             self._parser = self._new_parser(chunk[0].received_at)
         parse = self._parser.parse
-        feed = self._correlator.feed
+        feed = self._history.feed
         observe = self._tally.observe
         ids = self._ids.next
         hosts_seen = self._hosts_seen
@@ -295,7 +300,8 @@ class Pipeline:
             self._metrics.syslog_errors.labels(TIMESTAMP_SKEW).inc(skewed)
         if bad_hosts:
             self._metrics.syslog_errors.labels(BAD_HOSTNAME).inc(bad_hosts)
-        late = (self._correlator.late_applied, self._correlator.late_ignored)
+        self._settle(chunk[-1].received_at)
+        late = (self._history.late_applied, self._history.late_ignored)
         if late != self._late:
             self._metrics.late_lines.labels("yes").inc(late[0] - self._late[0])
             self._metrics.late_lines.labels("no").inc(late[1] - self._late[1])
@@ -326,10 +332,33 @@ class Pipeline:
         self._hosts_seen.add(host)
         self._writer.add(HOSTS, host_row(host_key(host, self._strip_domain), host, now))
 
-    def _apply_tick(self, now: float) -> None:
-        changes = self._correlator.tick(now)
+    def _apply_tick(self, now: float, force: bool = False) -> None:
+        changes = self._history.tick(now)
         if changes:
             self._changes(changes, now)
+        self._settle(now, force)
+
+    def _settle(self, now: float, force: bool = False) -> None:
+        """Let the history replay the late lines it holds, and store what that corrected."""
+        rewound = self._history.settle(now, force)
+        if rewound is not None:
+            self._rewound(rewound, now)
+
+    def _rewound(self, rewound: Rewound, now: float) -> None:
+        """Store a replay's corrections: new state changes, incidents as they now stand (a row
+        with a later `updated_at` replaces the stored one), retractions; count the late
+        lines' own transitions."""
+        self._changed = True
+        for change in rewound.states:
+            self._writer.add(STATES, state_row(change))
+        for incident in rewound.incidents:
+            self._writer.add(INCIDENTS, incident_row(incident, self._version(now)))
+        for incident in rewound.retracted:
+            self._writer.add(INCIDENTS, incident_row(incident, self._version(now), retracted=True))
+        with self._tally.lock:
+            for event, changes in rewound.late:
+                self._tally.count_changes(event, changes)
+        self.incidents = tuple(i.as_dict() for i in self._history.correlator.open_incidents())
 
     def _changes(self, changes: Sequence[object], now: float) -> None:
         self._changed = True
@@ -338,12 +367,18 @@ class Pipeline:
             if isinstance(change, StateChanged):
                 self._writer.add(STATES, state_row(change))
             elif isinstance(change, INCIDENT_CHANGES):
-                self._writer.add(INCIDENTS, incident_row(change.incident, now))
+                self._writer.add(INCIDENTS, incident_row(change.incident, self._version(now)))
                 incidents_changed = True
         if incidents_changed:
-            self.incidents = tuple(i.as_dict() for i in self._correlator.open_incidents())
+            self.incidents = tuple(i.as_dict() for i in self._history.correlator.open_incidents())
+
+    def _version(self, now: float) -> float:
+        """An incident row's `updated_at`: `now`, but always after the previous row's (a line read
+        before a tick is processed after it, and the store keeps the row with the latest)."""
+        self._versioned = max(now, self._versioned + 1e-6)
+        return self._versioned
 
     def _publish(self, now: float) -> None:
-        self.pairs = self._correlator.snapshot()
+        self.pairs = self._history.correlator.snapshot()
         self._published_at = now
         self._changed = False

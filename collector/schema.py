@@ -31,8 +31,9 @@ Tables (all times `DateTime64(6, 'UTC')`):
 * `events`: the parsed event of each message (same `host`, `received_at`, `id`), its fields
   as JSON text.
 * `states`: one row per correlator `StateChanged`.
-* `incidents`: one row per incident version (open, then closed); ReplacingMergeTree keeps
-  the latest by `updated_at`, so reads use `FINAL`.
+* `incidents`: one row per incident version (open, then closed, then corrected or
+  `retracted` when late lines re-decide it); ReplacingMergeTree keeps the latest by
+  `updated_at`, so reads use `FINAL`.
 * `schema_migrations`: which migrations ran.
 
 Every data table has `non_replicated_deduplication_window`, so a batch retried with the same
@@ -257,10 +258,24 @@ and `ingest` migrate before they write, but collectors of an older version shari
 database must be stopped while the first upgraded one starts (rows they insert during the copy
 would stay in the old table)."""
 
+_LACKS_RETRACTED = ("SELECT count() = 0 FROM system.columns"
+                    " WHERE database = '{db}' AND table = 'incidents' AND name = 'retracted'")
+_RETRACTION = (
+    Refuse("SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'incidents'"
+           " AND engine != 'ReplacingMergeTree' AND (" + _LACKS_RETRACTED + ")",
+           "table {db}.incidents is replicated and has no column `retracted`: upgrade it with "
+           "deploy/clickhouse/upgrade-4.sql, then start again"),
+    "ALTER TABLE {db}.incidents ADD COLUMN IF NOT EXISTS retracted Bool DEFAULT false",
+)
+"""Migration 4: an incident that lines arriving late showed never happened is kept, marked
+`retracted` (`collector.history`), rather than left standing or deleted. On replicated tables
+(every shard, and the Distributed table over them) that is deploy/clickhouse/upgrade-4.sql."""
+
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[Step, ...]], ...]] = (
     (1, "initial tables: messages, events, states, incidents", (_MESSAGES, _EVENTS, _STATES, _INCIDENTS)),
     (2, "hosts: the spellings of each host name", (_HOSTS,)),
     (3, "messages: event time `at`, the timeline's order", _EVENT_TIME_ORDER),
+    (4, "incidents: `retracted`, for incidents late lines showed never happened", _RETRACTION),
 )
 
 # --- column order for inserts, with the types (so an insert needs no DESCRIBE round trip) --
@@ -310,6 +325,7 @@ INCIDENT_COLUMNS: Final = (
     ("end", "Nullable(DateTime64(6, 'UTC'))"),
     ("evidence", "Array(String)"),
     ("updated_at", "DateTime64(6, 'UTC')"),
+    ("retracted", "Bool"),
 )
 HOST_COLUMNS: Final = (
     ("key", "LowCardinality(String)"),
@@ -379,12 +395,13 @@ INCIDENTS: Final = """SELECT
     toUnixTimestamp64Micro(start),
     toUnixTimestamp64Micro(`end`),
     evidence,
-    toUnixTimestamp64Micro(updated_at)
+    toUnixTimestamp64Micro(updated_at),
+    retracted
 FROM {db}.incidents FINAL
 WHERE {where}
 ORDER BY start, pair, condition, id"""
 INCIDENTS_PAIR: Final = "pair = %(pair)s"
-INCIDENTS_OPEN: Final = "`end` IS NULL"
+INCIDENTS_OPEN: Final = "`end` IS NULL AND NOT retracted"
 
 LAST_STATES: Final = """SELECT
     pair,

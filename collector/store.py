@@ -454,11 +454,11 @@ def incident_id(incident: Incident) -> str:
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
-def incident_row(incident: Incident, updated_at: datetime | float) -> tuple[Any, ...]:
+def incident_row(incident: Incident, updated_at: datetime | float, retracted: bool = False) -> tuple[Any, ...]:
     """One `incidents` row (`INCIDENT_COLUMNS` order): the incident as it stands at `updated_at`.
 
-    Write one when it opens and one when it closes (with a later `updated_at`); reads
-    return the latest.
+    Write one when it opens and one when it closes (with a later `updated_at`), and again
+    when late lines correct it or show it never happened (`retracted`); reads return the latest.
     """
     return (
         incident_id(incident),
@@ -469,6 +469,7 @@ def incident_row(incident: Incident, updated_at: datetime | float) -> tuple[Any,
         None if incident.end is None else _micros(incident.end),
         list(incident.evidence),
         _micros(updated_at),
+        retracted,
     )
 
 
@@ -834,7 +835,8 @@ class Store:
 
     def incidents(self, pair: str | None = None, open_only: bool = False) -> list[dict[str, Any]]:
         """Incidents (latest version of each) by start time: `id`, `condition`, `pair`,
-        `servers`, `start`, `end` (null while open), `evidence`, `updated_at`."""
+        `servers`, `start`, `end` (null while open), `evidence`, `updated_at`, `retracted`
+        (late lines showed it never happened; `open_only` leaves those out)."""
         self._check()
         where: list[str] = []
         params: dict[str, Any] = {}
@@ -856,8 +858,9 @@ class Store:
                 "end": _iso(end),
                 "evidence": list(evidence),
                 "updated_at": _iso(updated),
+                "retracted": bool(retracted),
             }
-            for ident, condition, pair_name, servers, start, end, evidence, updated in rows
+            for ident, condition, pair_name, servers, start, end, evidence, updated, retracted in rows
         ]
 
     def open_incidents(self) -> list[dict[str, Any]]:

@@ -171,3 +171,10 @@ def serving(factory: pytest.TempPathFactory, args: Sequence[str] = (), ready: st
 def logger(*args: str) -> None:
     """util-linux `logger` with these arguments (it must succeed)."""
     subprocess.run(["logger", *args], check=True, timeout=10, stdin=subprocess.DEVNULL)
+
+
+def rfc5424_frame(stamp: str, host: str, program: str, pid: str, message: str, pri: int = 30) -> bytes:
+    """One octet-counted RFC 5424 frame, `LEN <PRI>1 STAMP HOST PROGRAM PID - - MESSAGE`, as
+    rsyslog's RSYSLOG_SyslogProtocol23Format sends it over TCP."""
+    text = f"<{pri}>1 {stamp} {host} {program} {pid} - - {message}".encode()
+    return b"%d %s" % (len(text), text)

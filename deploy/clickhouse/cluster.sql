@@ -104,7 +104,8 @@ CREATE TABLE IF NOT EXISTS pairwatch.incidents ON CLUSTER '{cluster}'
     start      DateTime64(6, 'UTC'),
     `end`      Nullable(DateTime64(6, 'UTC')),
     evidence   Array(String),
-    updated_at DateTime64(6, 'UTC')
+    updated_at DateTime64(6, 'UTC'),
+    retracted  Bool DEFAULT false
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', updated_at)
 ORDER BY (pair, condition, start, id)

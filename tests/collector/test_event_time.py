@@ -20,7 +20,7 @@ from collector.config import parse_config
 from collector.correlator import Correlator
 from collector.replay import replay
 from parsers import ParseOptions
-from tests.serving import Serve, serving
+from tests.serving import Serve, rfc5424_frame, serving
 
 A, B = "et-a", "et-b"
 DAY = (time.time() // 86400 - 2) * 86400  # midnight two days ago: old lines, inside the store's TTL
@@ -62,8 +62,7 @@ def split_brain(rel: str) -> list[tuple[float, str, str]]:
 
 def frame(offset: float, host: str, message: str) -> bytes:
     stamp = datetime.fromtimestamp(DAY + 36000 + offset, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    text = f"<30>1 {stamp} {host} dhcpd 42 - - {message}".encode()
-    return b"%d %s" % (len(text), text)
+    return rfc5424_frame(stamp, host, "dhcpd", "42", message)
 
 
 def analyzed(lines: list[tuple[float, str, str]]) -> list[tuple[str, tuple[str, ...], float, float | None]]:
@@ -120,8 +119,14 @@ def test_late_lines_and_sender_clock_offsets_are_counted(serve: Serve) -> None:
     serve.poll(lambda: (serve.value("pairwatch_late_lines_total", applied="no") or 0.0) > before["no"], "the late lines counted")
     assert serve.value("pairwatch_late_lines_total", applied="yes") == before["yes"] + 1
     assert serve.value("pairwatch_late_lines_total", applied="no") == before["no"] + 1
-    (pair,) = [p for p in serve.json("/api/v1/pairs")["pairs"] if p["name"] == rel]  # type: ignore[index]
-    assert {s["host"]: (s["state"], s["peer_state"]) for s in pair["servers"]} == {A: ("normal", None), B: ("normal", "normal")}
+
+    def states() -> dict[str, tuple[str, str | None]]:
+        (pair,) = [p for p in serve.json("/api/v1/pairs")["pairs"] if p["name"] == rel]  # type: ignore[index]
+        return {s["host"]: (s["state"], s["peer_state"]) for s in pair["servers"]}
+
+    # the 10 s late line is replayed into the pair's past within a second or so
+    want = {A: ("normal", None), B: ("normal", "normal")}
+    serve.poll(lambda: states() == want, f"the late line applied: {want}")
     sent_at = time.time()
     offset = serve.value("pairwatch_sender_clock_offset_seconds", host=A)
     # the smallest offset of A's lines: its newest line, logged at DAY 12:00, read a moment ago

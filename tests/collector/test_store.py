@@ -299,7 +299,7 @@ def open_store(target: StoreTarget, thread: StoreThread, db: str) -> Any:
 def check_migrated(store: Any, admin: Any, db: str, rows: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
     """Every row of the version-2 store once, readable in event-time order, `at` as line_rows
     computes it (the column's DEFAULT filled it), the events still joined."""
-    assert store.migrate() == [1, 2, 3]
+    assert store.migrate() == [1, 2, 3, 4]
     tables = sorted(t for (t,) in admin.query(f"SHOW TABLES FROM {db}").result_rows)
     assert tables == sorted([*schema.TABLE_COLUMNS, "schema_migrations"])  # no messages_v3 left
     described = admin.query(f"DESCRIBE TABLE {db}.messages").result_rows
@@ -334,10 +334,10 @@ def test_a_version_2_store_is_migrated_to_event_time_order(
     rows = build_v2_store(store_admin, store_database)
     store = open_store(store_target, store_thread, store_database)
     try:
-        assert store.pending_migrations() == [3]
+        assert store.pending_migrations() == [3, 4]
         check_migrated(store, store_admin, store_database, rows)
         assert store.pending_migrations() == []
-        assert store.migrate() == [1, 2, 3]  # and again: nothing to do
+        assert store.migrate() == [1, 2, 3, 4]  # and again: nothing to do
         assert count(store_admin, store_database, "messages") == len(rows) + 1
     finally:
         store.close()
@@ -380,6 +380,25 @@ def test_migration_3_leaves_a_shared_table_to_the_operator(
             store.migrate()
         tables = {t for (t,) in store_admin.query(f"SHOW TABLES FROM {store_database}").result_rows}
         assert "messages_v3" not in tables
+    finally:
+        store.close()
+
+
+def test_migration_4_leaves_a_shared_incidents_table_to_the_operator(
+    store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str
+) -> None:
+    """An incidents table that is not a plain ReplacingMergeTree (on a cluster: replicated,
+    with a Distributed table over it) gets `retracted` from upgrade-4.sql, not from one node."""
+    build_v2_store(store_admin, store_database)
+    incidents = next(step for step in schema.MIGRATIONS[0][2] if isinstance(step, str) and ".incidents\n" in step)
+    store_admin.command(f"DROP TABLE {store_database}.incidents SYNC")
+    store_admin.command(schema.render(incidents.replace("ReplacingMergeTree(updated_at)", "MergeTree"), store_database,
+                                      messages_ttl_days=KEEP_DAYS, states_ttl_days=KEEP_DAYS))
+    store = open_store(store_target, store_thread, store_database)
+    try:
+        with pytest.raises(StoreError, match=r"upgrade-4\.sql"):
+            store.migrate()
+        assert store.pending_migrations() == [4]  # migration 3 went through
     finally:
         store.close()
 
@@ -904,3 +923,17 @@ def test_open_refuses_bad_database_names_and_ttls(store_target: StoreTarget) -> 
         Store.open(store_target, "drop table; --")
     with pytest.raises(StoreConfigError, match="messages_ttl_days"):
         Store.open(store_target, "ok", messages_ttl_days=0)
+
+
+def test_a_retracted_incident_reads_back_marked_and_is_not_open(store: Any) -> None:
+    """Late lines showed an open incident never happened: its retracted row replaces it; it
+    is listed with `retracted` true and no longer counts as open (a restart must not take it back)."""
+    incident = Incident(condition="split_brain", pair=f"{REL}-r", servers=("dhcp-a", "dhcp-b"), start=T0.timestamp())
+    store.insert("incidents", [incident_row(incident, updated_at=T0)], INCIDENT_COLUMNS, "retract-1")
+    assert [i["retracted"] for i in store.incidents(pair=f"{REL}-r")] == [False]
+    assert len(store.open_incidents()) == 1
+    store.insert("incidents", [incident_row(incident, updated_at=T0 + timedelta(seconds=1), retracted=True)],
+                 INCIDENT_COLUMNS, "retract-2")
+    (only,) = store.incidents(pair=f"{REL}-r")
+    assert only["retracted"] is True and only["end"] is None
+    assert store.open_incidents() == []

@@ -170,3 +170,36 @@ def test_upgrade_3_brings_a_version_2_cluster_to_the_migrated_schema(
         rows = store_admin.query(f"SELECT raw, toString(at) FROM {local_all}.messages ORDER BY host, at, received_at, id")
         assert rows.result_rows == [("late", f"{t(0)}.000000"), ("no header", f"{t(5)}.000000"),
                                     ("clock ahead", f"{t(1)}.000000")]
+
+
+UPGRADE_4_SQL = CLUSTER_SQL.with_name("upgrade-4.sql")
+
+
+def test_upgrade_4_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
+    found = statements(UPGRADE_4_SQL)
+    assert [s.split(" ON CLUSTER")[0] for s in found] == ["ALTER TABLE pairwatch.incidents",
+                                                          "ALTER TABLE pairwatch_all.incidents"]
+    for statement in found:
+        store_admin.query(f"EXPLAIN AST {statement}")
+
+
+def test_upgrade_4_brings_a_version_3_cluster_to_the_migrated_schema(
+    store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
+) -> None:
+    """cluster.sql without `retracted` (schema version 3) plus upgrade-4.sql is the migrated schema;
+    the incidents stored before read as not retracted."""
+    real, local, local_all = databases
+    migrate(store_target, store_thread, real)
+    for statement in statements():
+        if statement.startswith("CREATE TABLE IF NOT EXISTS pairwatch.incidents "):
+            statement, n = re.subn(r"updated_at DateTime64\(6, 'UTC'\),\n    retracted +Bool DEFAULT false\n",
+                                   "updated_at DateTime64(6, 'UTC')\n", statement)
+            assert n == 1
+        store_admin.command(single_node(statement, local, local_all))
+    store_admin.command(f"INSERT INTO {local}.incidents (id, condition, pair, start, updated_at)"
+                        " VALUES ('a', 'split_brain', 'p', now64(6), now64(6))")
+    for _ in range(2):  # a second run changes nothing
+        for statement in statements(UPGRADE_4_SQL):
+            store_admin.command(single_node(statement, local, local_all))
+        assert_same_schema(store_admin, real, local, local_all)
+    assert store_admin.query(f"SELECT id, retracted FROM {local_all}.incidents").result_rows == [("a", False)]

@@ -6,6 +6,9 @@ behind (a broken pair from a failed test cannot turn the next one red). Setting 
 up costs about 3 s. The factories register what they start with the test's `Lab`, and
 `lab_network` tears all of it down (processes by pid, then the namespaces) in `finally`.
 
+With PAIRWATCH_LAB_CAPTURE=DIR set, the scenarios that call `capture` keep their servers'
+local logs and pairwatch's config under DIR/SCENARIO/ (tests/fixtures/lab/ is such a capture).
+
 Outside CI a missing prerequisite (root, a binary) skips with the reason; in CI (CI=1) it
 fails, through `tests.conftest.need`.
 """
@@ -34,6 +37,7 @@ from tests.lab.harness import (
     PairDecl,
     Pairwatch,
     Rsyslog,
+    local_log,
     pairwatch_config,
 )
 
@@ -48,6 +52,22 @@ TOOLS = {
     "dhclient": "isc-dhcp-client",
     "kea-dhcp4": "kea-dhcp4-server",
 }
+
+CAPTURE = "PAIRWATCH_LAB_CAPTURE"
+
+
+def capture(scenario: str, pw: Pairwatch, syslogs: Sequence[Rsyslog]) -> None:
+    """With PAIRWATCH_LAB_CAPTURE=DIR set: each server's local log (`HOST.log`, the lines
+    `analyze` reads) and the config pairwatch ran with (`pairwatch.toml`) go to DIR/scenario,
+    so real pair logs can be replayed without root (tests/collector/test_late_delivery.py)."""
+    root = os.environ.get(CAPTURE)
+    if not root:
+        return
+    out = Path(root) / scenario
+    out.mkdir(parents=True, exist_ok=True)
+    for rs in syslogs:
+        (out / f"{rs.host.name}.log").write_text("".join(f"{line}\n" for line in local_log(rs)))
+    (out / "pairwatch.toml").write_text(pw.config.read_text())
 
 
 @pytest.fixture(scope="session")

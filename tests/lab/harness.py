@@ -755,3 +755,165 @@ class KeaPair:
     def start(self) -> None:
         for kea in self.servers:
             kea.start()
+
+
+# --- the shipped forwarder, cut off from the collector ------------------------------------------
+
+SHIPPED_SNIPPET = ROOT / "deploy" / "rsyslog" / "60-pairwatch.conf"
+"""The rsyslog snippet operators install on each server; `ShippedForwarding` forwards with its
+action, so a lab test follows the shipped queue settings (not the lab's own short ones)."""
+
+
+def shipped_action(target: str = COLLECTOR, port: int = SYSLOG_PORT, snippet: Path = SHIPPED_SNIPPET) -> str:
+    """The `action(...)` of the shipped snippet, exactly as shipped (its queue.* and action.*
+    settings included) but for the two lines marked CHANGE: `target` and `port`. Comments
+    are left out (RainerScript would accept them; this keeps the generated config readable)."""
+    text = snippet.read_text()
+    # the active action: the first `action(` that is not on a comment line (the variants below
+    # it are all commented out)
+    match = re.search(r"^[ \t]*action\((.*?)^[ \t]*\)", text, re.S | re.M)
+    if match is None:
+        raise LabError(f"{snippet}: no action(...) found")
+    body = re.sub(r'("[^"]*")|#[^\n]*', lambda m: m.group(1) or "", match.group(1))
+    params = re.findall(r'([\w.]+)="([^"]*)"', body)
+    names = [name for name, _ in params]
+    if names.count("target") != 1 or names.count("port") != 1:
+        raise LabError(f"{snippet}: expected one target= and one port= in the action, got {names}")
+    replaced = {"target": target, "port": str(port)}
+    return "action(" + " ".join(f'{name}="{replaced.get(name, value)}"' for name, value in params) + ")"
+
+
+def shipped_parameters(snippet: Path = SHIPPED_SNIPPET) -> dict[str, str]:
+    """The shipped action's parameters (name -> value), e.g. for asserting the queue settings."""
+    return dict(re.findall(r'([\w.]+)="([^"]*)"', shipped_action(snippet=snippet)))
+
+
+@dataclass(frozen=True)
+class ShippedForwarding(Forwarding):
+    """Forward with deploy/rsyslog/60-pairwatch.conf's action (disk-assisted LinkedList queue,
+    retry forever every `action.resumeInterval` s) instead of the lab's `Forwarding.action`.
+    Only the action is taken: the lab's rsyslog forwards `*.*` (so the local copy and the
+    stored timeline can be compared line for line), not just the DHCP programs."""
+
+    def action(self) -> str:
+        return shipped_action()
+
+
+def forwarding_connections(host: Host) -> list[str]:
+    """The TCP connections (any state but listening) from `host` to the collector's syslog port."""
+    done = run("ip", "netns", "exec", host.ns, "ss", "-H", "-tn", "state", "all", "dst", f"{COLLECTOR}:{SYSLOG_PORT}")
+    return [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+
+
+def cut_off_from_collector(host: Host) -> None:
+    """Route the collector's address into a blackhole in `host`'s namespace, and abort the
+    forwarder's established TCP connection (`ss -K`).
+
+    The blackhole alone does not break an established connection: the kernel fails the
+    route lookup on every transmit but `send()` keeps succeeding into the socket buffer (seen
+    on this machine: 20 s of sends all `ok`, `notsent` growing, TCP's probe backoff climbing),
+    so rsyslog would never suspend its action and its queue would stay empty; the lines would
+    sit in the kernel until the route comes back (or TCP gives up after tcp_retries2, ~15
+    min). Aborting the socket right after the route is gone is what a long outage ends in: the
+    next send fails (ECONNABORTED), omfwd suspends the action, every reconnect fails at once
+    (connect: EINVAL, the blackhole), and lines wait in rsyslog's action queue. Done while the
+    pair is quiet, so no line is written into the socket between the two steps (a line there
+    would be lost with the socket, and the timeline comparison would show it missing)."""
+    run("ip", "-n", host.ns, "route", "replace", "blackhole", f"{COLLECTOR}/32")
+    run("ip", "netns", "exec", host.ns, "ss", "-K", "-tn", "dst", f"{COLLECTOR}:{SYSLOG_PORT}")
+    left = [state for state in forwarding_connections(host) if state not in ("CLOSED", "UNCONN")]
+    if any(state == "ESTAB" for state in left):
+        raise LabError(f"{host.name}: `ss -K` left the forwarding connection open ({left}): "
+                       "the kernel needs CONFIG_INET_DIAG_DESTROY")
+
+
+def reconnect_to_collector(host: Host) -> None:
+    """Undo `cut_off_from_collector`: the collector's address is routed again."""
+    run("ip", "-n", host.ns, "route", "del", "blackhole", f"{COLLECTOR}/32")
+
+
+def logged(rs: Rsyslog, text: str, after: int = 0) -> int | None:
+    """The index of the first local line of `rs` at or after line `after` containing `text`."""
+    return next((i for i, line in enumerate(rs.lines()) if i >= after and text in line["msg"]), None)
+
+
+def wait_logged(rs: Rsyslog, text: str, deadline: float, after: int = 0) -> int:
+    """Wait until `rs` wrote a line containing `text` locally (at or after line `after`)."""
+    found = wait_for(lambda: logged(rs, text, after), f"{rs.host.name} to log {text!r}", deadline,
+                     lambda: "\n".join(line["msg"] for line in rs.lines()[-30:]))
+    return found
+
+
+I_MOVE = re.compile(r"\bI move from (\S+) to (\S+)")
+PEER_MOVES = re.compile(r"\bpeer moves from (\S+) to (\S+)")
+PEER_DISCONNECTED = re.compile(r"\bpeer \S+: disconnected")
+
+
+def last_logged_states(rs: Rsyslog) -> dict[str, str | None]:
+    """A dhcpd server's current failover states as its last local lines say: `self` from the
+    last `I move from X to Y`, `peer` from the last `peer moves from X to Y` (None when a
+    `peer ...: disconnected` came after it, or none was logged)."""
+    states: dict[str, str | None] = {"self": None, "peer": None}
+    for line in rs.lines():
+        if line["program"] != "dhcpd":
+            continue
+        msg = line["msg"]
+        if m := I_MOVE.search(msg):
+            states["self"] = m.group(2)
+        elif m := PEER_MOVES.search(msg):
+            states["peer"] = m.group(2)
+        elif PEER_DISCONNECTED.search(msg):
+            states["peer"] = None
+    return states
+
+
+def incident_key(condition: str, pair: str, servers: Iterable[str]) -> tuple[str, str, tuple[str, ...]]:
+    return condition, pair, tuple(sorted(servers))
+
+
+def incidents_diff(expected: Sequence[Incident], stored: Sequence[dict[str, Any]], tolerance: float = 1.0,
+                   origin: float | None = None) -> str:
+    """'' when `stored` (API rows, ISO times) are `expected` (analyze's incidents) one for one:
+    same condition, pair and servers, start and end each within `tolerance` s (open on both
+    sides counts as the same end). Else both lists and what is missing and extra, times in
+    seconds after `origin` (the first expected start, if not given)."""
+    want = [(incident_key(i.condition, i.pair, i.servers), i.start, i.end) for i in expected]
+    have = [(incident_key(r["condition"], r["pair"], r["servers"]), iso_epoch(r["start"]),
+             iso_epoch(r["end"]) if r.get("end") else None) for r in stored]
+
+    def close(a: float | None, b: float | None) -> bool:
+        return (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= tolerance)
+
+    unmatched = list(range(len(have)))
+    missing = []
+    for w in sorted(want, key=lambda x: x[1]):
+        hit = next((j for j in unmatched if have[j][0] == w[0] and close(have[j][1], w[1]) and close(have[j][2], w[2])),
+                   None)
+        if hit is None:
+            missing.append(w)
+        else:
+            unmatched.remove(hit)
+    extra = [have[j] for j in unmatched]
+    if not missing and not extra:
+        return ""
+    t0 = origin if origin is not None else min((x[1] for x in want + have), default=0.0)
+
+    def show(rows: Iterable[tuple[tuple[str, str, tuple[str, ...]], float, float | None]]) -> str:
+        out = []
+        for (cond, pair, servers), start, end in sorted(rows, key=lambda x: x[1]):
+            span = f"{start - t0:+8.3f} .. {'open' if end is None else f'{end - t0:+8.3f}'}"
+            length = "" if end is None else f" ({end - start:.3f} s)"
+            out.append(f"    {cond:<28} {pair} {','.join(servers):<12} {span}{length}")
+        return "\n".join(out) or "    (none)"
+
+    return (f"times in s after {epoch_text(t0)}\n"
+            f"  analyze of the local logs ({len(want)}):\n{show(want)}\n"
+            f"  stored by serve ({len(have)}):\n{show(have)}\n"
+            f"  missing from the store ({len(missing)}):\n{show(missing)}\n"
+            f"  extra in the store ({len(extra)}):\n{show(extra)}")
+
+
+def epoch_text(ts: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.lab.conftest import capture
 from tests.lab.harness import (
     DHCPD_PAIR,
     RELATIONSHIP,
@@ -231,6 +232,7 @@ def test_restart_with_empty_lease_file(
     assert ("stuck" in kinds) == (configured_mclt < MCLT), stored
     assert "not_serving" not in kinds and "split_brain" not in kinds, stored
     assert_timeline_complete(pw, pair.syslogs)
+    capture(f"dhcpd-restart-empty-leases-mclt{configured_mclt}", pw, pair.syslogs)
 
 
 def partition(lab: Lab, pair: DhcpdPair, on: bool) -> None:
@@ -320,6 +322,7 @@ def test_split_brain_during_partition(
     stored = pw.wait_closed(("communications_interrupted", "partner_down", "split_brain"))
     assert {"split_brain", "partner_down", "communications_interrupted"} <= {i["condition"] for i in stored}
     assert_timeline_complete(pw, pair.syslogs)
+    capture("dhcpd-split-brain", pw, pair.syslogs)
 
 
 
@@ -382,3 +385,43 @@ def test_both_lease_files_wiped(
     assert "communications_interrupted" in kinds, stored
     assert not kinds & {"stuck", "split_brain", "not_serving", "partner_down"}, stored
     assert_timeline_complete(pw, pair.syslogs)
+
+
+def test_alone_with_empty_lease_file_refuses_everyone(
+    pairwatch_service: Callable[..., Pairwatch], dhcpd_pair: Callable[..., DhcpdPair], clients: Clients
+) -> None:
+    """Scenario 9. Both servers are stopped (secondary first); the primary is started alone
+    with an empty lease file and refuses everyone; then the secondary comes back.
+
+    dhcpd 4.4.3 logged on dhcp1: `Wrote 0 leases to leases file.`, `I move from recover to
+    startup`, `DHCPDISCOVER from ... via e0: not responding (startup)` for each client, after
+    15 s `I move from startup to recover` and `not responding (recovering)`. dhcp2, restarted
+    with its lease file: `I move from normal to startup`, `startup to partner-down`, `partner-down
+    to potential-conflict`, `potential-conflict to normal`; dhcp1 `recover to potential-conflict
+    -> conflict-done -> normal`, both `Both servers normal` within 10 ms, and clients are served.
+
+    pairwatch (server_silent 10 s, not_serving window 20 s): `not_serving` and dhcp2's
+    `server_silent` open 10 s after dhcp2's last line and close when it logs again. The
+    captured logs are tests/fixtures/lab/dhcpd-alone-empty-leases/ (PAIRWATCH_LAB_CAPTURE)."""
+    pw = pairwatch_service([dhcpd_decl(MCLT)], server_silent=10, not_serving_window=20)
+    pair = dhcpd_pair(mclt=MCLT)
+    wait_both_normal(pw)
+
+    pair.secondary.stop()
+    pair.primary.stop()
+    pair.primary.start(empty_leases=True)
+    files = clients.ask(2)
+    pw.wait_incident("not_serving", DHCPD_PAIR, 60)
+    time.sleep(QUIET)  # an outage of some length: the clients keep asking, and are refused
+    assert any(i["condition"] == "not_serving" for i in pw.incidents()), "not_serving stays open"
+    assert not any(leased(files)), "nobody was served while not_serving was open"
+
+    pair.secondary.start()
+    wait_both_normal(pw, deadline=MCLT + 60)
+    more = clients.ask(1)
+    wait_for(lambda: all(leased(more)), "a client served once the pair is back", 60)
+    stored = pw.wait_closed(("not_serving", "server_silent", "communications_interrupted", "partner_down",
+                             "stuck", "split_brain"))
+    assert "not_serving" in {i["condition"] for i in stored}, stored
+    assert_timeline_complete(pw, pair.syslogs)
+    capture("dhcpd-alone-empty-leases", pw, pair.syslogs)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.lab.conftest import capture
 from tests.lab.harness import (
     KEA_PAIR,
     Clients,
@@ -86,6 +87,7 @@ def test_kea_ha_partner_down_and_back(
     # millisecond: both may carry the same receive time (1 µs apart after ISO rounding)
     assert interrupted <= iso_epoch(down["start"]) + 0.001, "communication trouble is seen before partner-down"
     assert_timeline_complete(pw, pair.syslogs)
+    capture(f"kea-{mode}-{victim}-killed", pw, pair.syslogs)
 
     # the servers' own logs, replayed: Kea 2.2's start lines (a new PID; HA_CONFIGURATION_SUCCESSFUL,
     # HA_INIT_OK, HA_LOCAL_DHCP_DISABLE in WAITING, HA_SERVICE_STARTED, DHCP4_STARTED) come while

@@ -1,0 +1,255 @@
+"""The correlator's recent past, kept so that a late line re-decides it.
+
+A forwarder cut off from the collector queues its lines and sends them when it is back, so
+they arrive minutes after the partner's lines of the same moments: exactly when the pair was
+in trouble. Applied at their own time to a correlator that has moved on, they would be judged
+against a history that never happened (a split brain's hold passed while one side was still
+unheard). So the service keeps checkpoints of the correlator (pickled, one per
+`CHECKPOINT_EVERY` seconds of event time) and a journal of the lines it fed since the oldest
+one. A line more than `REORDER_SLACK` behind its pair's newest line is held; at most every
+`REWIND_INTERVAL` the correlator is rebuilt from the newest checkpoint that precedes the held
+lines, and the journal and the held lines are fed to it in event-time order: what `analyze`
+does with the files. The incidents that replay decides differently come back as corrections;
+those it no longer finds come back as retractions (`Rewound`).
+
+Why checkpoints and not a reorder window: live metrics must move as soon as a line arrives,
+and a forwarder's queue can be minutes late; a window that long would delay every alert by as
+much. Lines less than `REORDER_SLACK` late (two senders' ordinary jitter, a clock a second
+off) are applied at their own time without a replay: the correlator's own tolerance
+(`collector.correlator.SKEW`) covers them.
+
+Bounds: the journal keeps at most `JOURNAL_LINES` lines and nothing older than the pairs'
+`max_lateness`; checkpoints go, oldest first, with the lines before them. A late line older
+than the oldest checkpoint is applied at its own time, like an on-time line.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import pickle
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+from collector.correlator import INCIDENT_CHANGES, Change, Correlator, Incident, StateChanged
+from parsers import Event
+
+__all__ = ["CHECKPOINT_EVERY", "History", "JOURNAL_LINES", "REORDER_SLACK", "REWIND_INTERVAL", "Rewound"]
+
+REORDER_SLACK: Final = 2.0
+"""Seconds a line may lie behind its pair's newest line and still be applied directly (the
+correlator's `SKEW`: two hosts' clocks and deliveries are never exactly in step)."""
+REWIND_INTERVAL: Final = 1.0
+"""Wall seconds between two replays: the late lines of a flushing queue are replayed
+together, so a sender whose lines are always a little late costs one replay a second."""
+CHECKPOINT_EVERY: Final = 30.0
+"""Event-time seconds between checkpoints: a replay feeds at most this much more than the
+late lines' lateness."""
+JOURNAL_LINES: Final = 100_000
+"""Lines kept for replays (about 0.9 KB each with its parsed event): at 50 lines/s a pair's
+whole `max_lateness` hour, for a fleet at 10k lines/s ten seconds."""
+_NOTED_STATES: Final = 100_000
+"""State changes remembered, so a replay does not store one again."""
+
+
+class _Line(NamedTuple):
+    at: float
+    order: int  # feed order: ties in event time keep it
+    event: Event
+    line: str
+    arrived: float
+
+
+@dataclass(slots=True, frozen=True)
+class _Checkpoint:
+    reached: float  # the correlator's `reached` when it was taken
+    position: int  # journal lines fed before it (absolute)
+    mark: int  # `History._mark` when it was taken: incidents noted later may be re-decided
+    state: bytes
+
+
+@dataclass(slots=True)
+class Rewound:
+    """What a replay changed: rows to write, and what the late lines did for the tally."""
+
+    states: list[StateChanged] = field(default_factory=list)  # state changes not stored before
+    incidents: list[Incident] = field(default_factory=list)  # incidents as they now stand (new or corrected)
+    retracted: list[Incident] = field(default_factory=list)  # stored incidents the corrected history lacks
+    late: list[tuple[Event, list[Change]]] = field(default_factory=list)  # each held line and its own changes
+
+
+def _incident_key(incident: Incident) -> tuple[str, str, float]:
+    return (incident.pair, incident.condition, incident.start)
+
+
+def _as_written(incident: Incident) -> tuple[object, ...]:
+    return (incident.servers, incident.end, tuple(incident.evidence))
+
+
+class History:
+    """A correlator with checkpoints and a journal; see the module docstring.
+
+    `feed` and `tick` as the correlator's; `settle` after each chunk of lines (and on the
+    clock) replays held late lines and takes checkpoints. `correlator` is the current one: a
+    replay replaces it."""
+
+    def __init__(self, correlator: Correlator, *, journal_lines: int = JOURNAL_LINES) -> None:
+        self.correlator = correlator
+        self._journal_lines = journal_lines
+        self._max_lateness = correlator.config.limits.max_lateness
+        self._journal: list[_Line] = []
+        self._base = 0  # absolute position of _journal[0]
+        self._order = 0
+        self._checkpoints: list[_Checkpoint] = []  # oldest first, `reached` ascending
+        self._held: list[_Line] = []
+        self._mark = 0
+        self._incidents: dict[tuple[str, str, float], tuple[Incident, tuple[object, ...], int]] = {}
+        self._states: dict[tuple[float, str, str, str, str], None] = {}
+        self._rewound_at = -math.inf
+        self.late_applied = 0  # lines older than their pair's newest, applied or held for a replay
+        self.late_ignored = 0  # later than `max_lateness`: stored, never applied
+        self.replays = 0
+        self._checkpoint()
+
+    # -- the line path ------------------------------------------------------------------
+
+    def feed(self, event: Event, at: float, line: str, arrived: float) -> list[Change]:
+        """Apply a line at its event time `at`, or hold it for the next replay when it is
+        more than `REORDER_SLACK` late and a checkpoint precedes it (then no changes yet)."""
+        correlator = self.correlator
+        if event.record.host is None:  # (the correlator has no use for it)
+            return []
+        lag = correlator.lateness(event, at)
+        if lag is None:
+            self.late_ignored += 1
+            return []
+        self._order += 1
+        entry = _Line(at, self._order, event, line, arrived)
+        if lag > 0.0:
+            self.late_applied += 1
+            if lag > REORDER_SLACK and self._checkpoints[0].reached <= at:
+                self._held.append(entry)
+                return []
+        changes = correlator.feed(event, at, line, arrived)
+        self._journal.append(entry)
+        if changes:
+            self._note(changes)
+        return changes
+
+    def tick(self, wall: float) -> list[Change]:
+        changes = self.correlator.tick(wall)
+        if changes:
+            self._note(changes)
+        return changes
+
+    def settle(self, wall: float, force: bool = False) -> Rewound | None:
+        """Replay the held lines when `REWIND_INTERVAL` has passed since the last replay (or
+        `force`), then take a checkpoint when one is due. Returns what a replay changed."""
+        rewound = None
+        if self._held and (force or wall - self._rewound_at >= REWIND_INTERVAL):
+            self._rewound_at = wall
+            rewound = self._replay(wall)
+        self._keep(wall)
+        return rewound
+
+    # -- replay -------------------------------------------------------------------------
+
+    def _replay(self, wall: float) -> Rewound:
+        held = sorted(self._held)
+        self._held = []
+        earliest = held[0].at
+        # the newest checkpoint before the earliest held line (trimmed meanwhile: the oldest one)
+        index = max(bisect.bisect_right([c.reached for c in self._checkpoints], earliest) - 1, 0)
+        checkpoint = self._checkpoints[index]
+        correlator: Correlator = pickle.loads(checkpoint.state)
+        before = {_incident_key(i): i for i in correlator.open_incidents()}
+        start = checkpoint.position - self._base
+        lines = sorted(self._journal[start:] + held)
+        held_orders = {entry.order for entry in held}
+        changes: list[Change] = []
+        result = Rewound()
+        for entry in lines:
+            made = correlator.feed(entry.event, entry.at, entry.line, entry.arrived)
+            changes.extend(made)
+            if entry.order in held_orders:
+                result.late.append((entry.event, made))
+        changes.extend(correlator.tick(wall))
+        self._journal[start:] = lines
+        del self._checkpoints[index + 1:]
+        self.correlator = correlator
+        self.replays += 1
+        self._diff(checkpoint.mark, before, changes, result)
+        return result
+
+    def _diff(self, mark: int, before: dict[tuple[str, str, float], Incident], changes: Sequence[Change],
+              result: Rewound) -> None:
+        """Fill `result` with what the replay's `changes` decided differently from what was noted
+        after the checkpoint (`mark`) and from the incidents open in it (`before`)."""
+        noted = self._incidents
+        old = {key for key, (_, _, at) in noted.items() if at > mark} | before.keys()
+        now: dict[tuple[str, str, float], Incident] = {}
+        for change in changes:
+            if isinstance(change, INCIDENT_CHANGES):
+                now[_incident_key(change.incident)] = change.incident
+            elif isinstance(change, StateChanged):
+                key = (change.ts, change.pair, change.server, change.side, change.state)
+                if key not in self._states:
+                    result.states.append(change)
+        for incident in self.correlator.open_incidents():
+            now[_incident_key(incident)] = incident
+        for key in old - now.keys():
+            entry = noted.pop(key, None)
+            result.retracted.append(entry[0] if entry is not None else before[key])
+        for key, incident in now.items():
+            entry = noted.get(key)
+            if entry is None or entry[1] != _as_written(incident):
+                result.incidents.append(incident)
+        self._note(changes)
+        for key, incident in now.items():  # (open ones the replay only carried on, too)
+            self._mark += 1
+            noted[key] = (incident, _as_written(incident), self._mark)
+
+    def _note(self, changes: Iterable[Change]) -> None:
+        """Remember what was stored: state changes (a replay must not store them twice) and
+        each incident as written, with when (a replay from an earlier checkpoint re-decides it)."""
+        for change in changes:
+            if isinstance(change, StateChanged):
+                states = self._states
+                if len(states) >= _NOTED_STATES:
+                    del states[next(iter(states))]
+                states[(change.ts, change.pair, change.server, change.side, change.state)] = None
+            elif isinstance(change, INCIDENT_CHANGES):
+                self._mark += 1
+                incident = change.incident
+                self._incidents[_incident_key(incident)] = (incident, _as_written(incident), self._mark)
+
+    # -- checkpoints and bounds -------------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        self._mark += 1
+        self._checkpoints.append(_Checkpoint(self.correlator.reached, self._base + len(self._journal), self._mark,
+                                             pickle.dumps(self.correlator, protocol=pickle.HIGHEST_PROTOCOL)))
+
+    def _keep(self, wall: float) -> None:
+        """Take a checkpoint when the correlator has moved `CHECKPOINT_EVERY` past the last one
+        (or the journal is full), then drop what no late line may reach any more."""
+        reached = self.correlator.reached
+        last = self._checkpoints[-1]
+        full = len(self._journal) > self._journal_lines
+        if reached >= last.reached + CHECKPOINT_EVERY or (full and last.position < self._base + len(self._journal)):
+            self._checkpoint()
+        checkpoints = self._checkpoints
+        drop = 0
+        while drop + 1 < len(checkpoints) and (
+            checkpoints[drop + 1].reached <= reached - self._max_lateness
+            or self._base + len(self._journal) - checkpoints[drop].position > self._journal_lines
+        ):
+            drop += 1
+        if drop:
+            del checkpoints[:drop]
+            oldest = checkpoints[0]
+            del self._journal[:oldest.position - self._base]
+            self._base = oldest.position
+            for key in [k for k, (i, _, mark) in self._incidents.items() if mark < oldest.mark and i.end is not None]:
+                del self._incidents[key]
