@@ -50,6 +50,7 @@ bench: bench-deps install
 	$(BIN)/python bench/correlate.py
 	$(BIN)/python bench/ingest.py --runs 1
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/agreement.py
 	$(BIN)/python bench/scrape.py
 
 # coverage-guided fuzzing of framing + parsers (atheris); FUZZ_SECONDS bounds it
