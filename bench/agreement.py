@@ -61,10 +61,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import corpus  # noqa: E402
 from corpus import make_corpus, octet_counted, report  # noqa: E402
-from ingest import READY_DEADLINE, RECEIVED, STORED, Sender, _free_port, _stop, wait_stored  # noqa: E402
+from ingest import (  # noqa: E402
+    READY_DEADLINE,
+    RECEIVED,
+    STORED,
+    Sender,
+    _free_port,
+    _stop,
+    wait_stored,
+)
 
 from collector.config import parse_config  # noqa: E402
-from collector.correlator import Correlator, Incident  # noqa: E402
+from collector.correlator import Correlator  # noqa: E402
 from collector.replay import replay  # noqa: E402
 from parsers import LineParser, ParseOptions  # noqa: E402
 

@@ -20,7 +20,14 @@ from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector import __version__
-from collector.client import TOKEN_ENV, ApiError, get_json, render_status, render_timeline_line, timeline_pages
+from collector.client import (
+    TOKEN_ENV,
+    ApiError,
+    get_json,
+    render_status,
+    render_timeline_line,
+    timeline_pages,
+)
 from collector.config import (
     DEFAULT_HTTP_PORT,
     TRANSPORTS,

@@ -105,13 +105,19 @@ import ipaddress
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time
 from typing import Any
 
+import tomllib
+
+from collector.domain import host_key
 from collector.framing import DEFAULT_MAX_MESSAGE
-from collector.schema import DEFAULT_MESSAGES_TTL_DAYS, DEFAULT_STATES_TTL_DAYS, MAX_TTL_DAYS
+from collector.schema import (
+    DEFAULT_MESSAGES_TTL_DAYS,
+    DEFAULT_STATES_TTL_DAYS,
+    MAX_TTL_DAYS,
+)
 
 TOP_LEVEL_TABLES: tuple[str, ...] = ("hosts", "limits", "pair", "store", "serve")
 """Accepted top-level keys; a later feature adds its table here and parses it in `parse_config`."""
@@ -398,23 +404,6 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def host_key(name: str, strip_domain: bool) -> str:
-    """The form in which two host names are compared: lowercase, and with `strip_domain`
-    only the first label, so "DHCP1.example.net" and "dhcp1" match.
-
-    An IP address literal is never cut: rsyslog puts the sender's address in the header when
-    it cannot resolve a name, and "192.0.2.1" must not become "192".
-    """
-    lowered = name.lower()
-    if not strip_domain:
-        return lowered
-    try:
-        ipaddress.ip_address(lowered)
-    except ValueError:
-        return lowered.partition(".")[0]
-    return lowered
-
-
 def render_config(config: Config) -> str:
     """The effective configuration as TOML: every key with its value, defaults included.
 
@@ -662,7 +651,9 @@ def _parse_store(table: dict[str, Any]) -> StoreConfig:
     url = table.get("url", DEFAULT_STORE_URL)
     if not isinstance(url, str):
         raise ConfigError("store.url", f"expected a store URL string, got {_describe(url)}")
-    from collector.store import parse_store_url  # store.py needs this module: import at use
+    from collector.store import (
+        parse_store_url,  # store.py needs this module: import at use
+    )
 
     try:
         parse_store_url(url, env={})

@@ -38,36 +38,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from collector.config import Config, Limits, PairConfig, host_key, load_config
+from collector.config import Config, Limits, PairConfig, load_config
+from collector.domain import (
+    CONDITIONS,
+    Change,
+    Incident,
+    IncidentClosed,
+    IncidentOpened,
+    IncidentWidened,
+    PairView,
+    ServerView,
+    StateChanged,
+    host_key,
+)
 from parsers.events import (
     DHCPD_STATES,
     KEA_STATES,
+    DhcpdOther,
     Event,
     FailoverConnection,
     FailoverHA,
     FailoverPool,
     FailoverState,
     FailoverUpdate,
-    DhcpdOther,
     Lease,
     LeaseAck,
     LeaseNoFree,
     LeaseOffer,
     ServerLifecycle,
     SyslogOther,
-)
-from parsers.jsonl import epoch_iso
-
-CONDITIONS = (
-    "partner_down",
-    "communications_interrupted",
-    "stuck",
-    "split_brain",
-    "views_disagree",
-    "not_serving",
-    "server_silent",
-    "sync_slow",
-    "pool_exhausted",
 )
 
 DHCPD_SERVING = frozenset({"normal", "communications-interrupted", "partner-down"})
@@ -124,92 +123,6 @@ reload, after which the HA service begins again in `waiting`), and the service s
 _REFUSALS = ("not responding", "ignored")
 """Refusals that mean the server would not answer the client at all (failover state, policy)."""
 _ANSWERS = frozenset({LeaseOffer, LeaseAck})
-
-
-# --- outputs ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True, kw_only=True)
-class Incident:
-    """One stretch of time during which a condition held for a pair."""
-
-    condition: str
-    pair: str
-    servers: tuple[str, ...]
-    start: float
-    end: float | None = None
-    evidence: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The incident as `analyze --json` and the API print it (times ISO 8601 UTC)."""
-        return {
-            "condition": self.condition,
-            "pair": self.pair,
-            "servers": list(self.servers),
-            "start": epoch_iso(self.start),
-            "end": epoch_iso(self.end),
-            "evidence": list(self.evidence),
-        }
-
-
-@dataclass(slots=True, kw_only=True)
-class StateChanged:
-    """A server's own state (`side="self"`) or its view of the partner (`"peer"`) changed.
-
-    A value like the events (not `frozen`: built on every transition, and frozen
-    construction costs three times as much)."""
-
-    ts: float
-    pair: str
-    server: str
-    side: str
-    state: str
-    previous: str | None
-
-
-@dataclass(slots=True, frozen=True)
-class IncidentOpened:
-    incident: Incident
-
-
-@dataclass(slots=True, frozen=True)
-class IncidentWidened:
-    """An open incident now also concerns another server (both peers went into the state)."""
-
-    incident: Incident
-
-
-@dataclass(slots=True, frozen=True)
-class IncidentClosed:
-    incident: Incident
-
-
-Change = StateChanged | IncidentOpened | IncidentWidened | IncidentClosed
-INCIDENT_CHANGES = (IncidentOpened, IncidentWidened, IncidentClosed)
-"""The changes after which an incident's stored row and published copy must be renewed."""
-
-
-@dataclass(slots=True, frozen=True, kw_only=True)
-class ServerView:
-    """What the snapshot tells about one server of a pair."""
-
-    host: str
-    state: str | None
-    since: float | None
-    peer_state: str | None
-    peer_since: float | None
-    serving: bool | None
-    last_seen: float | None
-    ha_name: str | None
-
-
-@dataclass(slots=True, frozen=True, kw_only=True)
-class PairView:
-    name: str
-    implementation: str
-    relationship: str | None
-    servers: tuple[ServerView, ...]
-    conditions: tuple[tuple[str, bool], ...]
 
 
 # --- internal state --------------------------------------------------------------------

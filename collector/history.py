@@ -32,7 +32,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
-from collector.correlator import INCIDENT_CHANGES, Change, Correlator, Incident, StateChanged
+from collector.correlator import Correlator
+from collector.domain import INCIDENT_CHANGES, Change, Incident, StateChanged
 from parsers import Event
 
 __all__ = ["CHECKPOINT_EVERY", "History", "JOURNAL_LINES", "REORDER_SLACK", "REWIND_INTERVAL", "Rewound"]

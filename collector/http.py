@@ -38,10 +38,16 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 
 from collector.config import parse_duration
-from collector.correlator import PairView
+from collector.domain import PairView
 from collector.metrics import exposition
+from collector.store import (
+    DEFAULT_TIMELINE_LIMIT,
+    Store,
+    StoreError,
+    StoreThread,
+    TimelineCursor,
+)
 from parsers.jsonl import epoch_iso
-from collector.store import DEFAULT_TIMELINE_LIMIT, Store, StoreError, StoreThread, TimelineCursor
 
 __all__ = ["ApiContext", "pairs_json", "start_http"]
 

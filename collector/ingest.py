@@ -30,9 +30,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
 
-from collector.config import DEFAULT_BATCH_ROWS, host_key
-from collector.correlator import INCIDENT_CHANGES, Correlator, Incident, StateChanged
+from collector.config import DEFAULT_BATCH_ROWS
+from collector.correlator import Correlator
+from collector.domain import INCIDENT_CHANGES, Incident, StateChanged, host_key
 from collector.replay import Observed, run
+from collector.rows import MessageIds, host_row, incident_row, line_rows, state_row
 from collector.store import (
     COLUMNS,
     EVENTS,
@@ -40,13 +42,8 @@ from collector.store import (
     INCIDENTS,
     MESSAGES,
     STATES,
-    MessageIds,
     Store,
     StoreThread,
-    host_row,
-    incident_row,
-    line_rows,
-    state_row,
 )
 from parsers import Event, LineParser, ParseOptions
 

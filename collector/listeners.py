@@ -47,7 +47,14 @@ from collector.config import (
     Network,
     TlsConfig,
 )
-from collector.framing import DEFAULT_MAX_MESSAGE, Frame, FrameDecoder, FramingError, datagram_frame, decode_text
+from collector.framing import (
+    DEFAULT_MAX_MESSAGE,
+    Frame,
+    FrameDecoder,
+    FramingError,
+    datagram_frame,
+    decode_text,
+)
 from collector.metrics import ServiceMetrics
 
 try:  # uvloop when installed (DESIGN "Dependencies"); plain asyncio otherwise

@@ -86,12 +86,17 @@ from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.openmetrics.exposition import UNDERSCORES
-from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import (
+    generate_latest as openmetrics_latest,
+)
 
-from collector.config import host_key
-from collector.correlator import CONDITIONS, Change, PairView, StateChanged
+from collector.domain import CONDITIONS, Change, PairView, StateChanged, host_key
 from collector.exposition import SeriesFamily, render
 from parsers.events import (
     DHCPD_STATES,

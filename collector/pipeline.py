@@ -31,24 +31,20 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from collector.correlator import INCIDENT_CHANGES, Correlator, PairView, StateChanged
+from collector.correlator import Correlator
+from collector.domain import INCIDENT_CHANGES, PairView, StateChanged, host_key
 from collector.history import History, Rewound
 from collector.listeners import Intake, Received
 from collector.metrics import FleetTally, ServiceMetrics, program_label
-from collector.config import host_key
-from collector.store import (
-    EVENTS,
+from collector.rows import (
     FUTURE_SKEW_US,
-    HOSTS,
-    INCIDENTS,
-    MESSAGES,
-    STATES,
     MessageIds,
     host_row,
     incident_row,
     line_rows,
     state_row,
 )
+from collector.store import EVENTS, HOSTS, INCIDENTS, MESSAGES, STATES
 from collector.writer import StoreWriter
 from parsers import LineParser, ParseOptions
 from parsers.events import DhcpdOther, KeaOther

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from collector.correlator import INCIDENT_CHANGES, Change, Correlator, Incident, StateChanged
+from collector.correlator import Correlator
+from collector.domain import INCIDENT_CHANGES, Change, Incident, StateChanged
 from parsers import Event, LineParser, ParseOptions
 
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from collector.correlator import DHCPD_SERVING, KEA_SERVING, Incident, StateChanged
+from collector.correlator import DHCPD_SERVING, KEA_SERVING
+from collector.domain import Incident, StateChanged
 from collector.replay import Replay
 from parsers import ParseOptions, parse_line
 from parsers.events import FailoverPool, Lease, LeaseNoFree

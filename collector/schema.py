@@ -26,7 +26,7 @@ Tables (all times `DateTime64(6, 'UTC')`):
 * `messages`: every received line, raw, one row per line. `id` is the collector-assigned
   message id (unique per host and receive instant; it also orders lines that arrived in
   the same microsecond). `at` is the line's event time (DESIGN.md "Event time"; built by
-  `collector.store.line_rows`), the timeline's order; migration 3 added it and rebuilt the
+  `collector.rows.line_rows`), the timeline's order; migration 3 added it and rebuilt the
   table on the key (host, at, received_at, id).
 * `events`: the parsed event of each message (same `host`, `received_at`, `id`), its fields
   as JSON text.
@@ -184,7 +184,7 @@ ORDER BY (key, host)
 SETTINGS non_replicated_deduplication_window = 1000"""
 
 _EVENT_TIME = "if(ts IS NULL OR ts > received_at + INTERVAL 1 DAY, received_at, assumeNotNull(ts))"
-"""A line's event time from its own columns (`collector.store.line_rows`' rule, whose one day
+"""A line's event time from its own columns (`collector.rows.line_rows`' rule, whose one day
 is `FUTURE_SKEW_US`): the header time, unless there is none or it lies more than a day ahead
 of the receive time. The column's DEFAULT: what the migration's copy and any insert without
 `at` (a collector not yet upgraded, beside upgraded ones on a server) store."""

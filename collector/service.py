@@ -48,7 +48,12 @@ from collector.listeners import (
     start_tcp,
     start_udp,
 )
-from collector.metrics import FleetTally, PairCollector, ServiceMetrics, UdpDropsCollector
+from collector.metrics import (
+    FleetTally,
+    PairCollector,
+    ServiceMetrics,
+    UdpDropsCollector,
+)
 from collector.pipeline import PIPELINE_ERRORS, Pipeline
 from collector.spool import Spool, SpoolError
 from collector.store import COLUMNS, Store, StoreError, StoreTarget, StoreThread

@@ -9,9 +9,8 @@ is used from the one thread that opened it (it refuses calls from any other) and
 asyncio service reaches it only through `StoreThread`, a single named worker thread;
 nothing calls the store on the event loop.
 
-Rows are built by pure functions (`line_rows`, `state_row`,
-`incident_row`) in the column order of the `*_COLUMNS` tuples, times as integer
-microseconds since the epoch; `Store.insert` sends one
+Rows are built by the pure functions of `collector.rows` in the column order of the
+`*_COLUMNS` tuples, times as integer microseconds since the epoch; `Store.insert` sends one
 batch with an `insert_deduplication_token`, so a batch retried (from memory or the spool)
 with the same token is stored once.
 
@@ -34,26 +33,21 @@ caller's own data (a row of the wrong shape) are programming errors and are not 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 import json
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from collector import schema
 from collector.config import ConfigError
-from collector.correlator import Incident, StateChanged
-from parsers.events import Event
-from parsers.jsonl import iso_utc, payload_fields
+from collector.rows import FUTURE_SKEW_US, event_time_us, iso_micros, micros
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -61,14 +55,12 @@ __all__ = [
     "EVENTS",
     "COLUMNS",
     "EVENT_COLUMNS",
-    "FUTURE_SKEW_US",
     "INCIDENTS",
     "HOSTS",
     "HOST_COLUMNS",
     "INCIDENT_COLUMNS",
     "MESSAGES",
     "MESSAGE_COLUMNS",
-    "MessageIds",
     "PASSWORD_ENV",
     "STATES",
     "STATE_COLUMNS",
@@ -79,14 +71,8 @@ __all__ = [
     "StoreThread",
     "StoreUnavailable",
     "TimelineCursor",
-    "event_time_us",
-    "line_rows",
-    "incident_id",
-    "host_row",
-    "incident_row",
     "map_store_errors",
     "parse_store_url",
-    "state_row",
 ]
 
 DEFAULT_STORE_URL: Final = "embedded:./pairwatch-data"
@@ -96,10 +82,6 @@ DEFAULT_HTTPS_PORT: Final = 8443
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_QUERY_TIMEOUT: Final = 300.0
 DEFAULT_TIMELINE_LIMIT: Final = 1000
-FUTURE_SKEW_US: Final = 86_400 * 1_000_000
-"""How far ahead of its receive time a line's header time may lie and still be its event time
-(DESIGN.md "Event time"); beyond it (a sender's broken clock, a forged line) the receive time
-is. The messages table's DEFAULT for `at` says the same in SQL (`INTERVAL 1 DAY`)."""
 PASSWORD_ENV: Final = "PAIRWATCH_CLICKHOUSE_PASSWORD"
 
 MESSAGES: Final = "messages"
@@ -130,25 +112,6 @@ to keep up on average."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _json_encoder() -> Callable[[Any], str]:
-    """Compact JSON text (no spaces, non-ASCII kept), for one `events.fields` value per line.
-
-    `JSONEncoder.encode` builds a new C encoder on every call, which was two thirds of its
-    cost on these small dicts; this builds it once (the stdlib's pure-Python encoder where
-    the C one is missing)."""
-    from json.encoder import c_make_encoder, encode_basestring
-
-    if c_make_encoder is None:
-        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    chunks = c_make_encoder(None, None, encode_basestring, None, ":", ",", False, False, True)
-    return lambda value: "".join(chunks(value, 0))
-
-
-_compact_json = _json_encoder()
 # chdb's refusal to open a second directory: a misuse, not an outage
 _SECOND_ENGINE = "already initialized with path"
 _ENGINE_OPEN_FAILED = "Unable to open the chdb engine"
@@ -330,149 +293,6 @@ def _lock_holders(inode: int) -> set[int]:
     return holders
 
 
-# --- rows ----------------------------------------------------------------------------------
-
-
-def _micros(value: datetime | float) -> int:
-    """Microseconds since the epoch from a datetime (naive = UTC) or epoch seconds.
-
-    Rows carry `DateTime64(6)` values this way: clickhouse-connect writes an int as the
-    column's raw ticks, skipping a per-value datetime conversion (4x faster inserts).
-    """
-    if not isinstance(value, datetime):
-        return round(value * 1_000_000)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return (value - _EPOCH) // _MICROSECOND
-
-
-def _from_micros(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=us)
-
-
-def _iso(us: int | None) -> str | None:
-    return iso_utc(_from_micros(us))
-
-
-class MessageIds:
-    """Message ids for one collector process: increasing, starting at the current time in µs.
-
-    Ids grow across restarts (as long as fewer than one message per microsecond arrives on
-    average) and order lines that share a receive instant in arrival order. A message is
-    identified by (host, received_at, id), so two collectors never confuse theirs.
-    """
-
-    def __init__(self, start: int | None = None) -> None:
-        # `next()`: the next id without a Python frame (the pipeline takes one per line)
-        self.next: Callable[[], int] = itertools.count(time.time_ns() // 1000 if start is None else start).__next__
-
-    def __call__(self) -> int:
-        return self.next()
-
-
-def event_time_us(received_us: int, ts_us: int | None) -> int:
-    """A line's event time (µs) from its receive and header times: the header time, unless
-    there is none or it lies more than `FUTURE_SKEW_US` ahead (then the receive time). A past
-    header time is a late line: it keeps its time, however old."""
-    if ts_us is None or ts_us - received_us > FUTURE_SKEW_US:
-        return received_us
-    return ts_us
-
-
-def line_rows(
-    event: Event,
-    *,
-    id: int,
-    received_at: datetime | float,
-    raw: str,
-    transport: str,
-    sender: str = "",
-    at: datetime | float | None = None,
-) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The `messages` row (`MESSAGE_COLUMNS` order) and the `events` row (`EVENT_COLUMNS`
-    order) of one received line and its event, with the times converted once for both.
-
-    `received_at` is the collector's clock when the line arrived; a backfill (`ingest`)
-    passes the line's own time instead. `transport` is `udp`, `tcp`, `tls` or `file`;
-    `sender` the peer address.
-
-    `at` is the line's event time, the timeline's order: given, it is used (the line stage
-    passes, for a line without a header time, its sender's previous line's time); else
-    `event_time_us` decides. Either way a time more than `FUTURE_SKEW_US` after `received_at`
-    becomes `received_at`, so every stored `at` is at most that far ahead (the timeline's
-    `since` relies on it). It is the messages row's last value: `row[0]` is `received_at`
-    and `row[2]` the header time `ts`, both in µs.
-
-    The events row holds the kind's fields (`parsers.jsonl.payload_fields`) as JSON text, with
-    the stream markers `continuation`/`repeated`; what the message row already holds (`ts`,
-    `host`, `program`, `pid`, `kind`, `message`) is not repeated.
-    """
-    ts = event.record.ts
-    received_us = _micros(received_at)
-    ts_us = None if ts is None else _micros(ts)
-    at_us = ts_us if at is None else _micros(at)
-    if at_us is None or at_us - received_us > FUTURE_SKEW_US:  # (`event_time_us`, inline: once per line)
-        at_us = received_us
-    return (_message_row(event, id, received_us, ts_us, raw, transport, sender, at_us),
-            _event_row(event, id, received_us, ts_us))
-
-
-def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw: str, transport: str,
-                 sender: str, at_us: int) -> tuple[Any, ...]:
-    r = event.record
-    return (received_us, id, ts_us, r.host or "", r.program or "", r.pid, r.facility, r.severity, r.msgid or "",
-            r.structured_data or "", r.message.lstrip(), raw, transport, sender, event.payload.kind, at_us)
-
-
-def _event_row(event: Event, id: int, received_us: int, ts_us: int | None) -> tuple[Any, ...]:
-    r = event.record
-    payload = event.payload
-    fields = payload_fields(event)
-    fields.pop("message", None)  # the `*.other` kinds' text: the message row holds it
-    if event.continuation:
-        fields["continuation"] = True
-    if event.repeated is not None:
-        fields["repeated"] = event.repeated
-    relationship = getattr(payload, "relationship", None)
-    return (received_us, id, ts_us, r.host or "", r.program or "", payload.kind, relationship or "",
-            _compact_json(fields) if fields else "{}")
-
-
-def host_row(key: str, host: str, first_seen: datetime | float) -> tuple[Any, ...]:
-    """One `hosts` row: a spelling `host` of the host compared as `key` (see `host_key`)."""
-    return (key, host, _micros(first_seen))
-
-
-def state_row(change: StateChanged) -> tuple[Any, ...]:
-    """One `states` row (`STATE_COLUMNS` order) for a correlator state change."""
-    return (_micros(change.ts), change.pair, change.server, change.side, change.state, change.previous)
-
-
-def incident_id(incident: Incident) -> str:
-    """A stable id: the same pair, condition and start always give the same 16 hex digits."""
-    key = f"{incident.pair}\x1f{incident.condition}\x1f{_micros(incident.start)}"
-    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
-
-
-def incident_row(incident: Incident, updated_at: datetime | float, retracted: bool = False) -> tuple[Any, ...]:
-    """One `incidents` row (`INCIDENT_COLUMNS` order): the incident as it stands at `updated_at`.
-
-    Write one when it opens and one when it closes (with a later `updated_at`), and again
-    when late lines correct it or show it never happened (`retracted`); reads return the latest.
-    """
-    return (
-        incident_id(incident),
-        incident.condition,
-        incident.pair,
-        list(incident.servers),
-        _micros(incident.start),
-        None if incident.end is None else _micros(incident.end),
-        list(incident.evidence),
-        _micros(updated_at),
-        retracted,
-    )
-
-
 # --- timeline cursor -----------------------------------------------------------------------
 
 
@@ -495,7 +315,7 @@ class TimelineCursor:
     @classmethod
     def after(cls, row: Mapping[str, Any]) -> TimelineCursor:
         """The cursor that continues after a row `Store.timeline` returned."""
-        return cls(_micros(datetime.fromisoformat(row["at"])), _micros(datetime.fromisoformat(row["received_at"])),
+        return cls(micros(datetime.fromisoformat(row["at"])), micros(datetime.fromisoformat(row["received_at"])),
                    int(row["id"]))
 
     @classmethod
@@ -788,11 +608,11 @@ class Store:
             params["hosts"] = tuple(hosts)
         if since is not None:
             where.append(schema.TIMELINE_SINCE)
-            params["since"] = _micros(since)
+            params["since"] = micros(since)
             params["since_received"] = params["since"] - FUTURE_SKEW_US
         if until is not None:
             where.append(schema.TIMELINE_UNTIL)
-            params["until"] = _micros(until)
+            params["until"] = micros(until)
         if after is not None:
             where.append(schema.TIMELINE_AFTER)
             params["after_at"] = after.at_us
@@ -806,9 +626,9 @@ class Store:
         out: list[dict[str, Any]] = []
         for ident, received_us, ts_us, host, program, pid, kind, message, at_us in rows:
             item: dict[str, Any] = {
-                "ts": _iso(ts_us),
-                "received_at": _iso(received_us),
-                "at": _iso(at_us),
+                "ts": iso_micros(ts_us),
+                "received_at": iso_micros(received_us),
+                "at": iso_micros(at_us),
                 "host": host or None,
                 "program": program or None,
                 "pid": pid,
@@ -854,10 +674,10 @@ class Store:
                 "condition": condition,
                 "pair": pair_name,
                 "servers": list(servers),
-                "start": _iso(start),
-                "end": _iso(end),
+                "start": iso_micros(start),
+                "end": iso_micros(end),
                 "evidence": list(evidence),
-                "updated_at": _iso(updated),
+                "updated_at": iso_micros(updated),
                 "retracted": bool(retracted),
             }
             for ident, condition, pair_name, servers, start, end, evidence, updated, retracted in rows
@@ -874,7 +694,7 @@ class Store:
         with map_store_errors("read last states"):
             rows = self._client.query(self._render(schema.LAST_STATES)).result_rows
         return [
-            {"ts": _iso(ts), "pair": pair, "server": server, "side": side, "state": state, "previous": previous}
+            {"ts": iso_micros(ts), "pair": pair, "server": server, "side": side, "state": state, "previous": previous}
             for pair, server, side, state, previous, ts in rows
         ]
 

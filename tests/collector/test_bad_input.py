@@ -28,10 +28,16 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from collector.listeners import CONNECTION_LIMIT, IDLE_TIMEOUT, LISTENER_ERRORS, Intake, Received, start_tcp
+from collector.listeners import (
+    CONNECTION_LIMIT,
+    IDLE_TIMEOUT,
+    LISTENER_ERRORS,
+    Intake,
+    Received,
+    start_tcp,
+)
 from collector.metrics import ServiceMetrics
 from tests.serving import Serve, serving
-
 
 MAX_MESSAGE = 8192  # rsyslog's own default maxMessageSize
 
@@ -303,7 +309,9 @@ def test_serve_api_needs_the_bearer_token_when_one_is_set(tmp_path_factory: pyte
         right = urllib.request.Request(secured.url("/api/v1/pairs"), headers={"Authorization": "Bearer s3cret-token"})
         with urllib.request.urlopen(right, timeout=5) as resp:
             assert resp.status == 200
-        from collector.client import get_json  # the CLI's client sends the same environment's token
+        from collector.client import (
+            get_json,  # the CLI's client sends the same environment's token
+        )
 
         assert "pairs" in get_json(secured.url(""), "/api/v1/pairs")
 

@@ -5,27 +5,27 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import collector.config as config_module
 from collector.cli import main
 from collector.config import (
     DEFAULT_CONFIG,
     DEFAULT_LIMITS,
+    LIMIT_KEYS,
     Config,
     ConfigError,
     HostsConfig,
-    LIMIT_KEYS,
     Limits,
     PairConfig,
-    host_key,
     load_config,
     parse_config,
     parse_duration,
 )
+from collector.domain import host_key
 
 # The defaults the issue specifies, in seconds; `Limits()` must match them exactly.
 SPECIFIED_DEFAULTS = {

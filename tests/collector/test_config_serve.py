@@ -4,10 +4,10 @@ printout (it must load back to the same config), and how `serve` flags override 
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from collector.cli import _with_serve_flags, build_parser, main
 from collector.config import (

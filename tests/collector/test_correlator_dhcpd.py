@@ -329,7 +329,8 @@ def test_host_names_without_domain_when_configured():
 
 def test_restore_after_a_restart_keeps_partner_down_and_times_the_old_states():
     from collector.config import parse_config
-    from collector.correlator import Correlator, IncidentClosed, IncidentOpened
+    from collector.correlator import Correlator
+    from collector.domain import IncidentClosed, IncidentOpened
     from parsers import parse_line
     from tests.collector.scenario import OPTIONS
 
@@ -357,7 +358,8 @@ def test_an_open_incident_reports_the_second_server_that_joins_it():
     apart. The incident opens for the first and must then say both (a change, so the API and
     the store show it)."""
     from collector.config import parse_config
-    from collector.correlator import Correlator, IncidentOpened, IncidentWidened
+    from collector.correlator import Correlator
+    from collector.domain import IncidentOpened, IncidentWidened
     from parsers import parse_line
     from tests.collector.scenario import OPTIONS
 

@@ -9,11 +9,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from collector.config import parse_config
-from collector.correlator import Correlator, IncidentClosed, IncidentOpened
+from collector.correlator import Correlator
+from collector.domain import IncidentClosed, IncidentOpened
 from collector.replay import Observed, observe, run
 from tests.collector import test_correlator_dhcpd as dhcpd
 from tests.collector import test_correlator_kea as kea
 from tests.collector.scenario import OPTIONS, ack, every
+
 
 def _split_brain() -> list[str]:
     return dhcpd.normal_pair() + dhcpd.partitioned() + [

@@ -17,10 +17,10 @@ from collector import framing
 from collector.framing import (
     DEFAULT_MAX_MESSAGE,
     ERROR_REASONS,
+    MAX_OCTET_COUNT,
     Frame,
     FrameDecoder,
     FramingError,
-    MAX_OCTET_COUNT,
     datagram_frame,
     decode_text,
 )

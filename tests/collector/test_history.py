@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import UTC
 
 from collector.config import parse_config
-from collector.correlator import INCIDENT_CHANGES, Correlator, Incident
+from collector.correlator import Correlator
+from collector.domain import INCIDENT_CHANGES, Incident
 from collector.history import REWIND_INTERVAL, History
 from collector.replay import replay
 from parsers import LineParser, ParseOptions

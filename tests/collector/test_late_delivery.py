@@ -27,7 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 
 from collector.config import parse_config
-from collector.correlator import Correlator, Incident
+from collector.correlator import Correlator
+from collector.domain import Incident
 from collector.replay import Replay, replay
 from parsers import ParseOptions
 from tests.lab.harness import incidents_diff, iso_epoch

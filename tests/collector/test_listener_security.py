@@ -17,8 +17,22 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.config import TlsConfig, parse_cidrs
-from collector.listeners import LISTENER_ERRORS, TLS_HANDSHAKE, Gate, Intake, Received, start_tcp, start_udp, tls_context
-from collector.metrics import ServiceMetrics, UdpDropsCollector, read_proc_net_udp, udp_drops
+from collector.listeners import (
+    LISTENER_ERRORS,
+    TLS_HANDSHAKE,
+    Gate,
+    Intake,
+    Received,
+    start_tcp,
+    start_udp,
+    tls_context,
+)
+from collector.metrics import (
+    ServiceMetrics,
+    UdpDropsCollector,
+    read_proc_net_udp,
+    udp_drops,
+)
 from tests.conftest import need
 from tests.pki import Pki, make_pki
 

@@ -15,13 +15,25 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    Summary,
+    generate_latest,
+)
+from prometheus_client.openmetrics.exposition import (
+    generate_latest as openmetrics_latest,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 import collector.exposition as exposition_module
-from collector.correlator import CONDITIONS, Correlator
+from collector.correlator import Correlator
+from collector.domain import CONDITIONS
 from collector.exposition import SeriesFamily, render
 from collector.metrics import (
     CONTRACT,
@@ -29,9 +41,9 @@ from collector.metrics import (
     LEASE_TYPES,
     FleetTally,
     PairCollector,
-    UdpDropsCollector,
     ServiceMetrics,
     TallySnapshot,
+    UdpDropsCollector,
     exposition,
     program_label,
 )

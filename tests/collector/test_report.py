@@ -9,12 +9,19 @@ import pytest
 
 from collector.cli import main
 from collector.config import parse_config
-from collector.correlator import Correlator, Incident
+from collector.correlator import Correlator
+from collector.domain import Incident
 from collector.replay import Replay, replay
 from collector.report import WIDTH, diagnose, duration, pair_reports, render_table
 from parsers import ParseOptions
 from tests.collector.scenario import OPTIONS, REL, ack, at, every, line, run
-from tests.collector.test_correlator_dhcpd import A, B, normal_pair, partitioned, restart_empty
+from tests.collector.test_correlator_dhcpd import (
+    A,
+    B,
+    normal_pair,
+    partitioned,
+    restart_empty,
+)
 from tests.collector.test_correlator_kea import partner_death, started, transition
 
 MCLT_60 = {"limits": {"mclt": 60}}

@@ -28,7 +28,16 @@ from collector.listeners import QUEUE_FULL, Intake, Received, start_tcp, start_u
 from collector.metrics import ServiceMetrics
 from collector.spool import Spool
 from tests.conftest import need
-from tests.serving import ROOT, STOP_DEADLINE, Serve, free_port, logger, serving, start_serve, stop
+from tests.serving import (
+    ROOT,
+    STOP_DEADLINE,
+    Serve,
+    free_port,
+    logger,
+    serving,
+    start_serve,
+    stop,
+)
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,26 @@ import pytest
 
 from collector import schema
 from collector.config import ConfigError
-from collector.correlator import Correlator, Incident, IncidentClosed, IncidentOpened, StateChanged
+from collector.correlator import Correlator
+from collector.domain import Incident, IncidentClosed, IncidentOpened, StateChanged
+from collector.rows import (
+    FUTURE_SKEW_US,
+    MessageIds,
+    event_time_us,
+    incident_id,
+    incident_row,
+    line_rows,
+    state_row,
+)
 from collector.store import (
     DEFAULT_STORE_URL,
     ENGINE_NICE,
-    INSERT_BLOCK_ROWS,
     EVENT_COLUMNS,
-    FUTURE_SKEW_US,
     INCIDENT_COLUMNS,
+    INSERT_BLOCK_ROWS,
     MESSAGE_COLUMNS,
     PASSWORD_ENV,
     STATE_COLUMNS,
-    MessageIds,
     Store,
     StoreConfigError,
     StoreError,
@@ -35,13 +43,8 @@ from collector.store import (
     StoreThread,
     StoreUnavailable,
     TimelineCursor,
-    event_time_us,
-    incident_id,
-    incident_row,
     map_store_errors,
-    line_rows,
     parse_store_url,
-    state_row,
 )
 from parsers import Event, ParseOptions, parse_line
 from tests.conftest import KEEP_DAYS, OnThread

@@ -19,7 +19,14 @@ import pytest
 
 from collector.cli import build_parser
 from collector.store import PASSWORD_ENV, parse_store_url
-from tests.deploy.files import COMPOSE, DEPLOY, PROMETHEUS_CONFIG, PROVISIONING, ROOT, load_yaml
+from tests.deploy.files import (
+    COMPOSE,
+    DEPLOY,
+    PROMETHEUS_CONFIG,
+    PROVISIONING,
+    ROOT,
+    load_yaml,
+)
 
 SERVICES = {"clickhouse", "pairwatch", "prometheus", "grafana"}
 SECRET = re.compile(r"^\$\{[A-Z_]+:\?[^}]+\}$")

@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from collector.correlator import Incident, StateChanged
+from collector.domain import Incident, StateChanged
+from collector.rows import incident_row, line_rows, state_row
 from collector.store import (
     EVENT_COLUMNS,
     EVENTS,
@@ -35,13 +36,17 @@ from collector.store import (
     MESSAGES,
     STATE_COLUMNS,
     STATES,
-    incident_row,
-    line_rows,
-    state_row,
 )
 from parsers import LineParser, ParseOptions
 from parsers.events import DHCPD_STATES, KEA_STATES
-from tests.deploy.files import OVERVIEW, PROVISIONING, TIMELINE, load_json, load_yaml, panels
+from tests.deploy.files import (
+    OVERVIEW,
+    PROVISIONING,
+    TIMELINE,
+    load_json,
+    load_yaml,
+    panels,
+)
 
 DASHBOARDS = {OVERVIEW: ("pairwatch-overview", "datasource", "prometheus"),
               TIMELINE: ("pairwatch-timeline", "clickhouse", "grafana-clickhouse-datasource")}

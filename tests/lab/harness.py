@@ -28,7 +28,6 @@ import re
 import signal
 import subprocess
 import sys
-import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -38,8 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import tomllib
+
 from collector.config import parse_config
-from collector.correlator import Correlator, Incident
+from collector.correlator import Correlator
+from collector.domain import Incident
 from collector.replay import replay
 from parsers import ParseOptions
 from tests.serving import metric_samples, wait_until

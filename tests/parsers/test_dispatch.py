@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from parsers import LineParser, ParseOptions, expand, parse_line
-from parsers.events import DhcpdOther, FailoverState, KeaOther, LeaseDiscover, SyslogOther
+from parsers.events import (
+    DhcpdOther,
+    FailoverState,
+    KeaOther,
+    LeaseDiscover,
+    SyslogOther,
+)
 
 OPTS = ParseOptions(reference=datetime(2025, 3, 5, tzinfo=UTC))
 

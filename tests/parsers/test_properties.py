@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers import Event, LineParser, ParseOptions, event_to_dict, parse_line
-from parsers.events import DHCPD_STATES, KEA_STATES, FailoverState, LeaseAck, LeaseRequest
+from parsers.events import (
+    DHCPD_STATES,
+    KEA_STATES,
+    FailoverState,
+    LeaseAck,
+    LeaseRequest,
+)
 
 OPTS = ParseOptions(reference=datetime(2025, 3, 5, tzinfo=UTC))
 
