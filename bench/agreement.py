@@ -62,12 +62,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import corpus  # noqa: E402
 from corpus import make_corpus, octet_counted, report  # noqa: E402
 from ingest import (  # noqa: E402
-    READY_DEADLINE,
     RECEIVED,
     STORED,
     Sender,
     _free_port,
     _stop,
+    wait_ready,
     wait_stored,
 )
 
@@ -219,16 +219,7 @@ def main() -> None:
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         try:
-            deadline = time.monotonic() + READY_DEADLINE
-            while True:
-                try:
-                    get("/readyz")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("pairwatch serve did not become ready:\n"
-                                         + (Path(tmp) / "serve.log").read_text()) from None
-                    time.sleep(0.2)
+            wait_ready(get, proc, Path(tmp) / "serve.log")
             sender = Sender("tcp-octet", payload, tcp, 0.0)
             started = sender.start()
             count, seconds = wait_stored(stored, len(lines), started, sender, settle=10.0, dense=False)

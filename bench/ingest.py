@@ -241,6 +241,19 @@ def _result(receiver: str, transport: str, sent: int, stored: int, seconds: floa
     return result
 
 
+def wait_ready(get: Callable[[str], str], proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the service answers /readyz; exit with its log if it dies or takes too long."""
+    deadline = time.monotonic() + READY_DEADLINE
+    while True:
+        try:
+            get("/readyz")
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("pairwatch serve did not become ready:\n" + log.read_text()) from None
+            time.sleep(0.2)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> tuple[int | None, float]:
     """SIGTERM by pid, then SIGKILL after 30 s: (exit code, seconds it took)."""
     started = time.monotonic()
@@ -344,16 +357,7 @@ def run_pairwatch(transport: str, payload: bytes | list[bytes], sent: int, udp_r
             return int(float(m.group(1))) if m else 0
 
         try:
-            deadline = time.monotonic() + READY_DEADLINE
-            while True:
-                try:
-                    get("/readyz")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("pairwatch serve did not become ready:\n"
-                                         + (Path(tmp) / "serve.log").read_text()) from None
-                    time.sleep(0.2)
+            wait_ready(get, proc, Path(tmp) / "serve.log")
             time.sleep(1.0)  # let start-up work finish before "at rest" is taken
             at_rest = _memory(proc.pid)
             sender = Sender(transport, payload, udp if transport == "udp" else tcp, udp_rate)

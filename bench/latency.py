@@ -46,6 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import make_corpus, octet_counted, report  # noqa: E402
+from ingest import wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -54,7 +55,6 @@ STATES = ("communications-interrupted", "normal")
 WARM_UP = 3.0
 SAMPLE_DEADLINE = 5.0
 SAMPLING_BUDGET = 60.0
-READY_DEADLINE = 120.0
 TICK = 0.01
 RECEIVED = re.compile(r'^pairwatch_syslog_messages_total\{transport="tcp"\} (\S+)$', re.MULTILINE)
 QUEUE = re.compile(r"^pairwatch_queue_depth (\S+)$", re.MULTILINE)
@@ -134,16 +134,7 @@ def main() -> None:
             )
         background: Background | None = None
         try:
-            deadline = time.monotonic() + READY_DEADLINE
-            while True:
-                try:
-                    get("/readyz")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("pairwatch serve did not become ready:\n"
-                                         + (Path(tmp) / "serve.log").read_text()) from None
-                    time.sleep(0.2)
+            wait_ready(get, proc, Path(tmp) / "serve.log")
             background = Background(tcp, frames, args.rate)
             background.start()
             time.sleep(WARM_UP)
