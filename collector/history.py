@@ -36,7 +36,8 @@ from collector.correlator import Correlator
 from collector.domain import INCIDENT_CHANGES, Change, Incident, StateChanged
 from parsers import Event
 
-__all__ = ["CHECKPOINT_EVERY", "History", "JOURNAL_LINES", "REORDER_SLACK", "REWIND_INTERVAL", "Rewound"]
+__all__ = ["CHECKPOINT_EVERY", "History", "JOURNAL_LINES", "REORDER_SLACK", "REWIND_INTERVAL", "Rewound",
+           "incident_key"]
 
 REORDER_SLACK: Final = 2.0
 """Seconds a line may lie behind its pair's newest line and still be applied directly (the
@@ -80,7 +81,8 @@ class Rewound:
     late: list[tuple[Event, list[Change]]] = field(default_factory=list)  # each held line and its own changes
 
 
-def _incident_key(incident: Incident) -> tuple[str, str, float]:
+def incident_key(incident: Incident) -> tuple[str, str, float]:
+    """What makes an incident the same one across replays (which make new objects of it)."""
     return (incident.pair, incident.condition, incident.start)
 
 
@@ -164,7 +166,7 @@ class History:
         index = max(bisect.bisect_right([c.reached for c in self._checkpoints], earliest) - 1, 0)
         checkpoint = self._checkpoints[index]
         correlator: Correlator = pickle.loads(checkpoint.state)
-        before = {_incident_key(i): i for i in correlator.open_incidents()}
+        before = {incident_key(i): i for i in correlator.open_incidents()}
         start = checkpoint.position - self._base
         lines = sorted(self._journal[start:] + held)
         held_orders = {entry.order for entry in held}
@@ -192,13 +194,13 @@ class History:
         now: dict[tuple[str, str, float], Incident] = {}
         for change in changes:
             if isinstance(change, INCIDENT_CHANGES):
-                now[_incident_key(change.incident)] = change.incident
+                now[incident_key(change.incident)] = change.incident
             elif isinstance(change, StateChanged):
                 key = (change.ts, change.pair, change.server, change.side, change.state)
                 if key not in self._states:
                     result.states.append(change)
         for incident in self.correlator.open_incidents():
-            now[_incident_key(incident)] = incident
+            now[incident_key(incident)] = incident
         for key in old - now.keys():
             entry = noted.pop(key, None)
             result.retracted.append(entry[0] if entry is not None else before[key])
@@ -223,7 +225,7 @@ class History:
             elif isinstance(change, INCIDENT_CHANGES):
                 self._mark += 1
                 incident = change.incident
-                self._incidents[_incident_key(incident)] = (incident, _as_written(incident), self._mark)
+                self._incidents[incident_key(incident)] = (incident, _as_written(incident), self._mark)
 
     # -- checkpoints and bounds -------------------------------------------------------------
 

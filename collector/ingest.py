@@ -6,9 +6,9 @@ a `states` row and every incident an `incidents` row, in the store `serve` uses.
 
 Time: a backfilled line is stored at its own time (`received_at` = its timestamp, or the
 previous timestamped line's of its file, or the file's mtime before any), so the timeline
-shows it where it happened. Files are merged by that time as they are read (each file is
-taken in its own order, as a syslog file is written), so memory stays bounded whatever the
-input size; the correlator runs on the logs' clock exactly as in `analyze`.
+shows it where it happened. The lines go through the line stage exactly as in `analyze`
+(`collector.replay`): files merged by event time as they are read, the correlator on the
+logs' clock, late lines re-deciding the past.
 
 Retention: rows older than the store's TTL would be deleted by ClickHouse as soon as they
 are written, so they are skipped and counted instead (`Ingested.expired`). Incidents still
@@ -23,7 +23,6 @@ last 1000 inserts per table) stores nothing twice.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -32,35 +31,14 @@ from typing import Any, Final
 
 from collector.config import DEFAULT_BATCH_ROWS
 from collector.correlator import Correlator
-from collector.domain import INCIDENT_CHANGES, Incident, StateChanged, host_key
-from collector.replay import Observed, run
-from collector.rows import MessageIds, host_row, incident_row, line_rows, state_row
-from collector.store import (
-    COLUMNS,
-    EVENTS,
-    HOSTS,
-    INCIDENTS,
-    MESSAGES,
-    STATES,
-    Store,
-    StoreThread,
-)
-from parsers import Event, LineParser, ParseOptions
+from collector.replay import Observed, Source, observed, run
+from collector.rows import incident_row, state_row
+from collector.stage import LineStage
+from collector.store import COLUMNS, EVENTS, HOSTS, INCIDENTS, MESSAGES, STATES, Store, StoreThread
 
 __all__ = ["Ingested", "Source", "ingest", "progress_line"]
 
 DAY: Final = 86400.0
-
-
-@dataclass(slots=True)
-class Source:
-    """One input: its name (the `sender` column), its lines, how to parse them, and the
-    instant that stands for lines before the first timestamp (the file's mtime)."""
-
-    name: str
-    lines: Iterable[str]
-    options: ParseOptions
-    fallback: float
 
 
 @dataclass(slots=True)
@@ -73,28 +51,6 @@ class Ingested:
     states: int = 0
     incidents: int = 0
     still_open: int = 0
-
-
-@dataclass(slots=True)
-class _Line:
-    ts: float
-    line: str
-    event: Event
-    sender: str
-    placed: bool  # has a host and a timestamp of its own or of an earlier line: the correlator takes it
-
-
-def _lines(source: Source, on_line: Callable[[], None]) -> Iterator[_Line]:
-    parser = LineParser(source.options)
-    last: float | None = None
-    for line in source.lines:
-        on_line()
-        event = parser.parse(line)
-        ts = event.record.ts
-        if ts is not None:
-            last = ts.timestamp()
-        yield _Line(source.fallback if last is None else last, line, event, source.name,
-                    last is not None and event.record.host is not None)
 
 
 class _Writer:
@@ -137,6 +93,12 @@ class _Writer:
             future.result()  # a StoreError stops the ingest: the caller reports it
 
 
+def _counted(lines: Iterable[str], on_line: Callable[[], None]) -> Iterator[str]:
+    for line in lines:
+        on_line()
+        yield line
+
+
 def ingest(
     sources: Iterable[Source],
     correlator: Correlator,
@@ -157,42 +119,34 @@ def ingest(
     messages_cutoff = now - messages_ttl_days * DAY
     states_cutoff = now - states_ttl_days * DAY
     writer = _Writer(thread, store, batch_rows)
-    ids = MessageIds()
+    stage = LineStage(correlator, strip_domain=strip_domain)
     result = Ingested()
-    incidents: dict[int, Incident] = {}
-    hosts: set[str] = set()
-    end = None
-    merged = heapq.merge(*(_lines(source, on_line) for source in sources), key=lambda item: item.ts)
-    for order, item in enumerate(merged):
-        result.lines += 1
+
+    def keep(item: Observed, mrow: tuple[Any, ...], erow: tuple[Any, ...]) -> None:
+        if stage.hosts:
+            for row in stage.hosts:
+                writer.add(HOSTS, row, row[1])
+            stage.hosts.clear()
         if item.ts >= messages_cutoff:
-            mrow, erow = line_rows(item.event, id=ids(), received_at=item.ts, raw=item.line, transport="file",
-                                   sender=item.sender)
             writer.add(MESSAGES, mrow, item.line)
             writer.add(EVENTS, erow, item.line)
             result.stored += 1
-            host = item.event.record.host
-            if host is not None and host not in hosts:
-                hosts.add(host)
-                writer.add(HOSTS, host_row(host_key(host, strip_domain), host, item.ts), host)
         else:
             result.expired += 1
-        if not item.placed:
-            continue
-        end = item.ts
-        for change in run((Observed(item.ts, order, item.line, item.event),), correlator):
-            if isinstance(change, StateChanged):
-                if change.ts >= states_cutoff:
-                    row = state_row(change)
-                    writer.add(STATES, row, repr(row))
-                    result.states += 1
-            elif isinstance(change, INCIDENT_CHANGES):
-                incidents[id(change.incident)] = change.incident
-    for incident in incidents.values():
+
+    counted = (Source(s.name, _counted(s.lines, on_line), s.options, s.fallback) for s in sources)
+    found = run(observed(counted), stage, keep)
+    result.lines = found.lines
+    for change in found.states:
+        if change.ts >= states_cutoff:
+            row = state_row(change)
+            writer.add(STATES, row, repr(row))
+            result.states += 1
+    for incident in found.incidents:
         if incident.start < states_cutoff:
             continue
         # updated_at: deterministic (so a second ingest dedups) and older than any live update
-        row = incident_row(incident, incident.end if incident.end is not None else (end or incident.start))
+        row = incident_row(incident, incident.end if incident.end is not None else (found.end or incident.start))
         writer.add(INCIDENTS, row, repr(row))
         result.incidents += 1
         result.still_open += incident.end is None

@@ -1,12 +1,12 @@
-"""The single consumer: queue -> parse -> correlate -> tally -> store batches, and snapshots.
+"""The single consumer: queue -> parse -> line stage -> store batches, and snapshots.
 
-One task (`Pipeline.run`) owns the parser, the correlator (inside its `History`) and the
-tally; nothing else touches them. The correlator runs on event time (DESIGN.md "Event time"):
-a line counts at its header time, else at its sender's previous line's time, else at its
-receive time; a header time more than a day ahead of the receive time takes the receive time.
-Each pair's clock runs from its newest line (`tick` every second), so live it is the wall
-clock and a forwarder's queue flushed late is judged on the lines' own timeline. Lines later
-than their pair's newest are replayed into the past by the history (`collector.history`);
+One task (`Pipeline.run`) owns the parser and the line stage (`collector.stage`: event time,
+the correlator inside its history, the tally, the rows, as for `ingest` and `analyze`);
+nothing else touches them. A line counts at its header time, else at its sending host's
+previous line's time, else at its receive time (DESIGN.md "Event time"). Each pair's clock
+runs from its newest line (`tick` every second), so live it is the wall clock and a
+forwarder's queue flushed late is judged on the lines' own timeline. Lines later than their
+pair's newest are replayed into the past by the history (`collector.history`);
 the incidents it corrects are written again, those it retracts are written as retracted.
 
 After a chunk of lines that changed a state or an incident (else at most every
@@ -32,22 +32,15 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from collector.correlator import Correlator
-from collector.domain import INCIDENT_CHANGES, PairView, StateChanged, host_key
-from collector.history import History, Rewound
+from collector.domain import INCIDENT_CHANGES, Change, PairView, StateChanged, host_key
+from collector.history import Rewound
 from collector.listeners import Intake, Received
 from collector.metrics import FleetTally, ServiceMetrics, program_label
-from collector.rows import (
-    FUTURE_SKEW_US,
-    MessageIds,
-    host_row,
-    incident_row,
-    line_rows,
-    state_row,
-)
+from collector.rows import incident_row, state_row
+from collector.stage import MAX_HOSTS_SEEN, EventClock, LineStage
 from collector.store import EVENTS, HOSTS, INCIDENTS, MESSAGES, STATES
 from collector.writer import StoreWriter
 from parsers import LineParser, ParseOptions
-from parsers.events import DhcpdOther, KeaOther
 
 __all__ = ["PIPELINE_ERRORS", "Pipeline", "Spill"]
 
@@ -57,22 +50,17 @@ Spill = Callable[[list[Received]], Awaitable[None]]
 """Where unprocessed lines go at shutdown when time runs out (see `Pipeline.stop`)."""
 
 TIMESTAMP_SKEW: Final = "timestamp_skew"
-"""`pairwatch_syslog_errors_total` reason: a header time more than `MAX_SKEW_US` from the receive
+"""`pairwatch_syslog_errors_total` reason: a header time more than a day from the receive
 time (a sender's broken clock, or a forged line). Stored all the same; when it lies ahead, the
 line's event time is its receive time."""
 BAD_HOSTNAME: Final = "bad_hostname"
 """`pairwatch_syslog_errors_total` reason: a host name with control characters (stored
 verbatim; counted once per spelling, when it is first seen)."""
 PIPELINE_ERRORS: Final = (TIMESTAMP_SKEW, BAD_HOSTNAME)
-MAX_SKEW_US: Final = FUTURE_SKEW_US
-MAX_SKEW: Final = MAX_SKEW_US / 1e6
 OFFSET_WINDOW: Final = 300.0
 """Seconds over which a sender's clock offset (receive time minus header time) is the minimum:
 the fastest delivery in the last five to ten minutes, so a queue flushed late does not count
 as a wrong clock, and a clock that is wrong by hours shows within minutes."""
-MAX_HOSTS_SEEN: Final = 100_000
-"""Host spellings remembered (a `hosts` row is written for each new one); forgotten all at
-once beyond this, so forged host names cannot grow memory (a rewrite is harmless)."""
 CHUNK: Final = 1_000
 """Lines taken from the queue before the snapshot is published and the clock checked."""
 TICK_INTERVAL: Final = 1.0
@@ -99,17 +87,16 @@ class Pipeline:
     ) -> None:
         self._intake = intake
         self._queue = intake.queue
-        self._history = History(correlator)
+        self._stage = LineStage(correlator, tally=tally, strip_domain=strip_domain)
+        self._history = self._stage.history
+        self._times = EventClock()
         self._tally = tally
         self._metrics = metrics
         self._writer = writer
         self._strip_domain = strip_domain
-        self._hosts_seen: set[str] = set()
-        self._last_time: dict[str | None, tuple[float, float]] = {}  # sender host -> its last header time, arrival
         self._offsets: dict[str, tuple[float, float, float]] = {}  # host -> (window start, min, previous min)
         self._late = (0, 0)  # the history's late_applied, late_ignored as last counted
         self._clock = clock
-        self._ids = MessageIds()
         self._parser_built = 0.0
         self._parser = self._new_parser(clock())
         self._stopping = False
@@ -236,75 +223,66 @@ class Pipeline:
         if chunk[0].received_at - self._parser_built > REFERENCE_REFRESH:
             self._parser = self._new_parser(chunk[0].received_at)
         parse = self._parser.parse
-        feed = self._history.feed
-        observe = self._tally.observe
-        ids = self._ids.next
-        hosts_seen = self._hosts_seen
+        place = self._times.at
+        stage = self._stage
+        take = stage.take
         mrows: list[tuple[Any, ...]] = []
         erows: list[tuple[Any, ...]] = []
-        last_time = self._last_time
+        changed: list[tuple[list[Change], float]] = []
         offsets: dict[str | None, float] = {}  # sender host -> this chunk's smallest receive - header time
-        # counted per chunk, added once: a labelled counter's inc takes a lock
-        unrecognized: dict[str | None, int] = {}
-        skewed = bad_hosts = 0
         with self._tally.lock:  # (a scrape's snapshot waits for the chunk)
             for received_at, text, transport, sender in chunk:
                 try:
                     event = parse(text)
-                    record = event.record
-                    host = record.host
-                    ts = record.ts
+                    host = event.record.host
+                    ts = event.record.ts
                     if ts is not None:
-                        at = ts.timestamp()
-                        offset = received_at - at
+                        offset = received_at - ts.timestamp()
                         if offset < offsets.get(host, math.inf):
                             offsets[host] = offset
-                        if offset < -MAX_SKEW:  # ahead beyond the skew limit: a broken clock
-                            at = received_at
-                        if len(last_time) >= MAX_HOSTS_SEEN:
-                            last_time.clear()
-                        last_time[host] = (at, received_at)
-                    else:  # the sender's previous time, moved on by the wall time since it arrived
-                        previous = last_time.get(host)
-                        at = received_at if previous is None else previous[0] + (received_at - previous[1])
-                    changes = feed(event, at, text, received_at)
-                    observe(event, changes, at)
-                    mrow, erow = line_rows(event, id=ids(), received_at=received_at, raw=text, transport=transport,
-                                           sender=sender, at=at)
-                    mrows.append(mrow)
-                    erows.append(erow)
-                    if isinstance(event.payload, DhcpdOther | KeaOther):
-                        unrecognized[record.program] = unrecognized.get(record.program, 0) + 1
-                    ts_us = mrow[2]  # (the row's times, converted once: received_at, id, ts, ...)
-                    if ts_us is not None and abs(ts_us - mrow[0]) > MAX_SKEW_US:
-                        skewed += 1
-                    if host is not None and host not in hosts_seen:
-                        self._new_host(host, received_at)
-                        if not host.isprintable():
-                            bad_hosts += 1
+                    at = place(host, ts, received_at)
+                    assert at is not None  # (a line with an arrival always has a time)
+                    mrow, erow, changes = take(event, text, at, received_at, transport, sender)
+                    mrows.append(mrow)  # type: ignore[arg-type]  # (the stage builds rows)
+                    erows.append(erow)  # type: ignore[arg-type]
                     if changes:
-                        self._changes(changes, received_at)
+                        changed.append((changes, received_at))
                 except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)
                     self.failed_lines += 1
                     if self.failed_lines <= 10:
                         log.exception("pipeline: line from %s %s failed: %r", transport, sender, text[:200])
         self._writer.add_rows(MESSAGES, mrows)
         self._writer.add_rows(EVENTS, erows)
-        for program, count in unrecognized.items():
-            self._metrics.parse_unrecognized.labels(program_label(program)).inc(count)
-        if skewed:
-            self._metrics.syslog_errors.labels(TIMESTAMP_SKEW).inc(skewed)
-        if bad_hosts:
-            self._metrics.syslog_errors.labels(BAD_HOSTNAME).inc(bad_hosts)
+        for changes, received_at in changed:
+            self._changes(changes, received_at)
+        self._counts()
         self._settle(chunk[-1].received_at)
-        late = (self._history.late_applied, self._history.late_ignored)
+        if offsets:
+            self._clock_offsets(offsets, chunk[-1].received_at)
+        self.processed += len(chunk)
+
+    def _counts(self) -> None:
+        """Add what the stage counted since the last chunk (once per chunk: a labelled
+        counter's inc takes a lock), and write the rows of hosts seen for the first time."""
+        stage = self._stage
+        if stage.hosts:
+            self._writer.add_rows(HOSTS, stage.hosts)
+            stage.hosts = []
+        for program, count in stage.unrecognized.items():
+            self._metrics.parse_unrecognized.labels(program_label(program)).inc(count)
+        stage.unrecognized.clear()
+        if stage.skewed:
+            self._metrics.syslog_errors.labels(TIMESTAMP_SKEW).inc(stage.skewed)
+            stage.skewed = 0
+        if stage.bad_hosts:
+            self._metrics.syslog_errors.labels(BAD_HOSTNAME).inc(stage.bad_hosts)
+            stage.bad_hosts = 0
+        history = stage.history
+        late = (history.late_applied, history.late_ignored)
         if late != self._late:
             self._metrics.late_lines.labels("yes").inc(late[0] - self._late[0])
             self._metrics.late_lines.labels("no").inc(late[1] - self._late[1])
             self._late = late
-        if offsets:
-            self._clock_offsets(offsets, chunk[-1].received_at)
-        self.processed += len(chunk)
 
     def _clock_offsets(self, chunk: dict[str | None, float], now: float) -> None:
         """Fold a chunk's smallest offsets into each sender's window (the minimum over the
@@ -321,12 +299,6 @@ class Pipeline:
                 windows.clear()
             windows[host] = (start, min(smallest, offset), previous)
         self._metrics.sender_clock_offsets = {host: min(s, p) for host, (_, s, p) in windows.items()}
-
-    def _new_host(self, host: str, now: float) -> None:
-        if len(self._hosts_seen) >= MAX_HOSTS_SEEN:
-            self._hosts_seen.clear()
-        self._hosts_seen.add(host)
-        self._writer.add(HOSTS, host_row(host_key(host, self._strip_domain), host, now))
 
     def _apply_tick(self, now: float, force: bool = False) -> None:
         changes = self._history.tick(now)

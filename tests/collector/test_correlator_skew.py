@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from collector.config import parse_config
 from collector.correlator import Correlator
-from collector.domain import IncidentClosed, IncidentOpened
-from collector.replay import Observed, observe, run
+from collector.replay import Observed, Source, observed, run
+from collector.stage import LineStage
 from tests.collector import test_correlator_dhcpd as dhcpd
 from tests.collector import test_correlator_kea as kea
 from tests.collector.scenario import OPTIONS, ack, every
@@ -45,12 +45,9 @@ SCENARIOS: dict[str, tuple[Callable[[], list[str]], dict]] = {
 }
 
 
-def _replay(observed: list[Observed], config: dict) -> list[tuple[str, tuple[str, ...], float, float | None]]:
-    incidents = {}
-    for change in run(observed, Correlator(parse_config(config))):
-        if isinstance(change, (IncidentOpened, IncidentClosed)):
-            incidents[id(change.incident)] = change.incident
-    return sorted(((i.condition, i.servers, i.start, i.end) for i in incidents.values()), key=lambda x: (x[2], x[0]))
+def _replay(lines: list[Observed], config: dict) -> list[tuple[str, tuple[str, ...], float, float | None]]:
+    incidents = run(lines, LineStage(Correlator(parse_config(config)), rows=False)).incidents
+    return sorted(((i.condition, i.servers, i.start, i.end) for i in incidents), key=lambda x: (x[2], x[0]))
 
 
 def _close(a, b, tolerance: float = 1.0) -> bool:
@@ -67,12 +64,11 @@ def _close(a, b, tolerance: float = 1.0) -> bool:
 @example("restart-empty", -0.5, 0.5)
 def test_skew_within_a_second_gives_the_same_incidents(name, skew_a, skew_b):
     build, config = SCENARIOS[name]
-    observed, _ = observe([(build(), OPTIONS)])
-    baseline = _replay(observed, config)
-    hosts = sorted({o.event.record.host for o in observed})
+    lines = list(observed([Source("", build(), OPTIONS)]))
+    baseline = _replay(lines, config)
+    hosts = sorted({o.event.record.host for o in lines if o.event.record.host})
     skew = {hosts[0]: skew_a, hosts[-1]: skew_b}
-    shifted = sorted((Observed(o.ts + skew.get(o.event.record.host, 0.0), o.order, o.line, o.event) for o in observed),
-                     key=lambda o: (o.ts, o.order))
+    shifted = sorted((o._replace(ts=o.ts + skew.get(o.event.record.host, 0.0)) for o in lines), key=lambda o: o.ts)
     skewed = _replay(shifted, config)
     assert [(c, s) for c, s, _, _ in skewed] == [(c, s) for c, s, _, _ in baseline]
     for (_, _, start, end), (_, _, start0, end0) in zip(skewed, baseline):

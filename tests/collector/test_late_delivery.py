@@ -144,11 +144,16 @@ class Copy:
     def expected(self) -> list[Incident]:
         return self.analyzed.incidents
 
-    def write(self, directory: Path) -> list[Path]:
-        """The renamed logs as files (`HOST.log`), for `ingest`."""
+    def write(self, directory: Path, late: int | None = None) -> list[Path]:
+        """The renamed logs as files for `ingest`: one per host (`HOST.log`), or with `late`
+        (a host's index) one central log in arrival order, that host's lines after all of its
+        partner's (its forwarder was cut off, then caught up)."""
+        logs = list(self.logs.items())
+        if late is not None:
+            logs = [(f"{self.tag}-central", logs[1 - late][1] + logs[late][1])]
         files: list[Path] = []
-        for host, lines in self.logs.items():
-            path = directory / f"{host}.log"
+        for name, lines in logs:
+            path = directory / f"{name}.log"
             path.write_text("".join(f"{line}\n" for line in lines))
             files.append(path)
         return files
@@ -341,14 +346,17 @@ def test_the_fixtures_end_settled() -> None:
         assert not later, f"{scenario.name}: after its last line: {later}"
 
 
-def test_ingest_then_serve_shows_what_analyze_finds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("late", [None, 0, 1], ids=["host-files", "central-primary-late", "central-secondary-late"])
+def test_ingest_then_serve_shows_what_analyze_finds(tmp_path: Path, late: int | None) -> None:
     """`ingest` of the files, then `serve` on the same store: the stored incidents and the
-    pairs' current states (rebuilt from the store at start) are what `analyze` found."""
+    pairs' current states (rebuilt from the store at start) are what `analyze` found in each
+    server's own log. The files are each server's log, or one central log written in arrival
+    order, where one server's lines all come after its partner's (late lines to `ingest`)."""
     copies = [Copy(s, "ingest", f"i{j}") for j, s in enumerate(SCENARIOS)]
     assert all(copy.expected for copy in copies), "every scenario has incidents to compare"
     config = tmp_path / "pairwatch.toml"
     config.write_text(config_text(copies))
-    files = [path for copy in copies for path in copy.write(tmp_path)]
+    files = [path for copy in copies for path in copy.write(tmp_path, late)]
     store = tmp_path / "store"
     done = subprocess.run([sys.executable, "-m", "collector.cli", "ingest", "--config", str(config),
                            "--store", f"embedded:{store}", *map(str, files)],
