@@ -4,7 +4,9 @@ Run: `.venv/bin/python bench/latency.py [--rate N] [--samples N] [--out FILE]` (
 Starts a real `pairwatch serve` on a fresh embedded store (loopback ports), then:
 
 * background: one TCP connection sends bench/corpus.py's fleet stream (100 pairs, octet-counted)
-  at `--rate` messages/s (default 10,000), paced in batches every 10 ms, for the whole run;
+  at `--rate` messages/s (default 10,000), paced in batches every 10 ms, for the whole run; the
+  stream is as long as the run and its lines are logged at that rate (a stream sent round
+  and round would go back in time, which a real sender never does: its lines would be late);
 * probe: after 3 s of background alone, a second TCP connection sends one dhcpd state
   change for the pair `bench-latency` (server `latency-a`; normal <-> communications-interrupted,
   alternating), then `/metrics` is scraped back to back until
@@ -117,7 +119,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--out", type=Path, default=RESULTS / "latency.json", help="where the JSON goes")
     args = ap.parse_args()
-    frames = [octet_counted([line]) for line in make_corpus(100_000).lines]
+    # as many lines as the run sends, logged at the rate they are sent: going round a shorter
+    # corpus would jump back in time at each round, and the service would replay the past
+    lines = make_corpus(int(args.rate * (WARM_UP + SAMPLING_BUDGET + 10)), rate=args.rate).lines
+    frames = [octet_counted([line]) for line in lines]
     tcp, http = _free_port(), _free_port()
     rng = random.Random(5)
 

@@ -30,11 +30,26 @@ import math
 import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Any, Final
 
 from collector.correlator import Correlator
 from collector.domain import INCIDENT_CHANGES, Change, Incident, StateChanged
 from parsers import Event
+from parsers.events import (
+    DhcpdOther,
+    KeaOther,
+    Lease,
+    LeaseAck,
+    LeaseDecline,
+    LeaseDiscover,
+    LeaseInform,
+    LeaseNak,
+    LeaseOffer,
+    LeaseRelease,
+    LeaseRequest,
+    Record,
+    SyslogOther,
+)
 
 __all__ = ["CHECKPOINT_EVERY", "History", "JOURNAL_LINES", "REORDER_SLACK", "REWIND_INTERVAL", "Rewound",
            "incident_key"]
@@ -49,18 +64,94 @@ CHECKPOINT_EVERY: Final = 30.0
 """Event-time seconds between checkpoints: a replay feeds at most this much more than the
 late lines' lateness."""
 JOURNAL_LINES: Final = 100_000
-"""Lines kept for replays (about 0.9 KB each with its parsed event): at 50 lines/s a pair's
-whole `max_lateness` hour, for a fleet at 10k lines/s ten seconds."""
+"""Lines kept for replays (a lease line about 0.3 KB with its text, see `_Journal`): at 50
+lines/s a pair's whole `max_lateness` hour, for a fleet at 10k lines/s ten seconds."""
 _NOTED_STATES: Final = 100_000
 """State changes remembered, so a replay does not store one again."""
 
 
-class _Line(NamedTuple):
-    at: float
-    order: int  # feed order: ties in event time keep it
-    event: Event
-    line: str
-    arrived: float
+_Held = tuple[float, int, Event, str, float]
+"""A line held for the next replay: (event time, feed order, event, line, arrival)."""
+
+_COMPACT: Final[tuple[type[Lease] | type[DhcpdOther] | type[KeaOther] | type[SyslogOther], ...]] = (
+    LeaseDiscover, LeaseOffer, LeaseRequest, LeaseAck, LeaseNak, LeaseRelease, LeaseDecline, LeaseInform,
+    DhcpdOther, KeaOther, SyslogOther,
+)
+"""The kinds the journal keeps as plain values (see `_Journal`)."""
+_COMPACT_INDEX: Final = {cls: i for i, cls in enumerate(_COMPACT)}
+_LEASES: Final = len(_COMPACT) - 3
+
+
+class _Journal:
+    """The lines fed since the oldest checkpoint, one list per field.
+
+    By column, because the service keeps 100,000 of them: as objects (a tuple per line with
+    its parsed event), every line left tracked containers behind for the garbage collector,
+    and its young collections, walking them, stopped the service for 30-80 ms every few
+    seconds at 10k lines/s (a state change's way to /metrics waited behind them). Of a lease
+    or unrecognised line (nearly all of them) only what the correlator reads is kept: host,
+    program, PID, kind, refusal; other events are kept whole (`events`, else None)."""
+
+    __slots__ = ("arrived", "at", "base", "events", "hosts", "kinds", "lines", "orders", "pids", "programs",
+                 "refusals")
+
+    def __init__(self) -> None:
+        self.base = 0  # absolute position (lines fed before it) of the first line
+        self.at: list[float] = []
+        self.orders: list[int] = []
+        self.events: list[Event | None] = []
+        self.hosts: list[str | None] = []
+        self.programs: list[str | None] = []
+        self.pids: list[int | None] = []
+        self.kinds: list[int] = []
+        self.refusals: list[str | None] = []
+        self.lines: list[str] = []
+        self.arrived: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return (self.at, self.orders, self.events, self.hosts, self.programs, self.pids, self.kinds, self.refusals,
+                self.lines, self.arrived)
+
+    def append(self, at: float, order: int, event: Event, line: str, arrived: float) -> None:
+        payload = event.payload
+        index = _COMPACT_INDEX.get(type(payload), -1)
+        record = event.record
+        self.at.append(at)
+        self.orders.append(order)
+        self.events.append(None if index >= 0 else event)
+        self.hosts.append(record.host)
+        self.programs.append(record.program)
+        self.pids.append(record.pid)
+        self.kinds.append(index)
+        self.refusals.append(payload.refused if 0 <= index < _LEASES else None)  # type: ignore[attr-defined]
+        self.lines.append(line)
+        self.arrived.append(arrived)
+
+    def entry(self, i: int) -> _Held:
+        """Line `i` (from the start of the journal) as it was fed."""
+        event = self.events[i]
+        if event is None:
+            index = self.kinds[i]
+            cls = _COMPACT[index]
+            payload = cls(refused=self.refusals[i]) if index < _LEASES else cls(message="")  # type: ignore[call-arg]
+            event = Event(Record(host=self.hosts[i], program=self.programs[i], pid=self.pids[i]), payload)
+        return (self.at[i], self.orders[i], event, self.lines[i], self.arrived[i])
+
+    def cut(self, start: int) -> list[_Held]:
+        """Remove the lines from `start` on and return them."""
+        taken = [self.entry(i) for i in range(start, len(self))]
+        for column in self._columns():
+            del column[start:]
+        return taken
+
+    def drop(self, count: int) -> None:
+        """Forget the first `count` lines."""
+        for column in self._columns():
+            del column[:count]
+        self.base += count
 
 
 @dataclass(slots=True, frozen=True)
@@ -101,11 +192,10 @@ class History:
         self.correlator = correlator
         self._journal_lines = journal_lines
         self._max_lateness = correlator.config.limits.max_lateness
-        self._journal: list[_Line] = []
-        self._base = 0  # absolute position of _journal[0]
+        self._journal = _Journal()
         self._order = 0
         self._checkpoints: list[_Checkpoint] = []  # oldest first, `reached` ascending
-        self._held: list[_Line] = []
+        self._held: list[_Held] = []
         self._mark = 0
         self._incidents: dict[tuple[str, str, float], tuple[Incident, tuple[object, ...], int]] = {}
         self._states: dict[tuple[float, str, str, str, str], None] = {}
@@ -128,14 +218,13 @@ class History:
             self.late_ignored += 1
             return []
         self._order += 1
-        entry = _Line(at, self._order, event, line, arrived)
         if lag > 0.0:
             self.late_applied += 1
             if lag > REORDER_SLACK and self._checkpoints[0].reached <= at:
-                self._held.append(entry)
+                self._held.append((at, self._order, event, line, arrived))
                 return []
         changes = correlator.feed(event, at, line, arrived)
-        self._journal.append(entry)
+        self._journal.append(at, self._order, event, line, arrived)
         if changes:
             self._note(changes)
         return changes
@@ -161,24 +250,24 @@ class History:
     def _replay(self, wall: float) -> Rewound:
         held = sorted(self._held)
         self._held = []
-        earliest = held[0].at
+        earliest = held[0][0]
         # the newest checkpoint before the earliest held line (trimmed meanwhile: the oldest one)
         index = max(bisect.bisect_right([c.reached for c in self._checkpoints], earliest) - 1, 0)
         checkpoint = self._checkpoints[index]
         correlator: Correlator = pickle.loads(checkpoint.state)
         before = {incident_key(i): i for i in correlator.open_incidents()}
-        start = checkpoint.position - self._base
-        lines = sorted(self._journal[start:] + held)
-        held_orders = {entry.order for entry in held}
+        journal = self._journal
+        lines = sorted(journal.cut(checkpoint.position - journal.base) + held)
+        held_orders = {order for _, order, _, _, _ in held}
         changes: list[Change] = []
         result = Rewound()
-        for entry in lines:
-            made = correlator.feed(entry.event, entry.at, entry.line, entry.arrived)
+        for at, order, event, line, arrived in lines:
+            made = correlator.feed(event, at, line, arrived)
             changes.extend(made)
-            if entry.order in held_orders:
-                result.late.append((entry.event, made))
+            journal.append(at, order, event, line, arrived)
+            if order in held_orders:
+                result.late.append((event, made))
         changes.extend(correlator.tick(wall))
-        self._journal[start:] = lines
         del self._checkpoints[index + 1:]
         self.correlator = correlator
         self.replays += 1
@@ -231,28 +320,31 @@ class History:
 
     def _checkpoint(self) -> None:
         self._mark += 1
-        self._checkpoints.append(_Checkpoint(self.correlator.reached, self._base + len(self._journal), self._mark,
+        journal = self._journal
+        self._checkpoints.append(_Checkpoint(self.correlator.reached, journal.base + len(journal), self._mark,
                                              pickle.dumps(self.correlator, protocol=pickle.HIGHEST_PROTOCOL)))
 
     def _keep(self, wall: float) -> None:
         """Take a checkpoint when the correlator has moved `CHECKPOINT_EVERY` past the last one
-        (or the journal is full), then drop what no late line may reach any more."""
+        (or a quarter of the journal's lines were fed since), then drop what no late line may
+        reach any more. (A checkpoint per chunk once the journal was full pickled the whole
+        correlator every thousand lines.)"""
         reached = self.correlator.reached
         last = self._checkpoints[-1]
-        full = len(self._journal) > self._journal_lines
-        if reached >= last.reached + CHECKPOINT_EVERY or (full and last.position < self._base + len(self._journal)):
+        journal = self._journal
+        fed = journal.base + len(journal) - last.position
+        if reached >= last.reached + CHECKPOINT_EVERY or fed >= max(1, self._journal_lines // 4):
             self._checkpoint()
         checkpoints = self._checkpoints
         drop = 0
         while drop + 1 < len(checkpoints) and (
             checkpoints[drop + 1].reached <= reached - self._max_lateness
-            or self._base + len(self._journal) - checkpoints[drop].position > self._journal_lines
+            or journal.base + len(journal) - checkpoints[drop].position > self._journal_lines
         ):
             drop += 1
         if drop:
             del checkpoints[:drop]
             oldest = checkpoints[0]
-            del self._journal[:oldest.position - self._base]
-            self._base = oldest.position
+            journal.drop(oldest.position - journal.base)
             for key in [k for k, (i, _, mark) in self._incidents.items() if mark < oldest.mark and i.end is not None]:
                 del self._incidents[key]
