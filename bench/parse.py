@@ -4,7 +4,9 @@ Run: `.venv/bin/python bench/parse.py [--lines N] [--runs R] [--out FILE]` (or `
 The corpus is bench/corpus.py's stream from 100 failover pairs (dhcpd and Kea, lease
 traffic, pool balancing, flaps and restarts, three rsyslog forward formats).
 
-* pairwatch: each run a fresh `LineParser` over the lines in memory, one thread.
+* pairwatch: each run a fresh `LineParser` over the lines in memory, one thread: `read` (the
+  fast path, `parsers.fast`, with the full parser for the lines it leaves), the headline
+  figure, and `parse` (the full parser alone).
 * mtail (`mtail --one_shot`, Debian package `mtail`): the same lines in a file, read by
   the program bench/mtail/dhcpd.mtail, which extracts state transitions (dhcpd `I move
   from` / `peer moves from`, Kea HA_STATE_TRANSITION), lease messages by type, and a few
@@ -65,8 +67,11 @@ def parse_counts(lines: list[str]) -> tuple[int, int]:
     return kinds["failover.state"], sum(n for kind, n in kinds.items() if kind.startswith("lease."))
 
 
-def parse_rate(lines: list[str]) -> float:
-    parse = LineParser(_options()).parse
+def parse_rate(lines: list[str], fast: bool = False) -> float:
+    """Lines/s through `LineParser.parse`, or with `fast` through `LineParser.read` (the fast
+    path's values for the lines it takes, the full parser's events for the rest)."""
+    parser = LineParser(_options())
+    parse = parser.read if fast else parser.parse
     start = time.perf_counter()
     for line in lines:
         parse(line)
@@ -119,11 +124,14 @@ def main() -> None:
     lines = corpus.lines
     truth = {"transitions": corpus.transitions, "leases": sum(corpus.leases.values())}
     ours_transitions, ours_leases = parse_counts(lines)
-    rates = []
+    rates, full_rates = [], []
     for run in range(1, args.runs + 1):
-        rates.append(parse_rate(lines))
-        print(f"pairwatch run {run}: {len(lines)} lines = {rates[-1]:,.0f} lines/s")
+        rates.append(parse_rate(lines, fast=True))
+        full_rates.append(parse_rate(lines))
+        print(f"pairwatch run {run}: {len(lines)} lines = {rates[-1]:,.0f} lines/s with the fast path, "
+              f"{full_rates[-1]:,.0f} lines/s full parser only")
     ours = statistics.median(rates)
+    full = statistics.median(full_rates)
 
     with tempfile.TemporaryDirectory(prefix="pairwatch-bench-mtail-") as tmp:
         log, empty, floor_progs = Path(tmp) / "corpus.log", Path(tmp) / "empty.log", Path(tmp) / "floor"
@@ -149,7 +157,8 @@ def main() -> None:
     agree = mine == truth and theirs == truth and counted == len(lines)
     ratio = ours / mtail_rate
 
-    print(f"pairwatch: median of {args.runs} {ours:,.0f} lines/s (single thread); "
+    print(f"pairwatch: median of {args.runs} {ours:,.0f} lines/s with the fast path, {full:,.0f} full parser only "
+          f"(single thread); "
           f"mtail: median of {args.runs} {mtail_rate:,.0f} lines/s (a line-counting program: {floor_rate:,.0f} lines/s); "
           f"ratio {ratio:.2f}x")
     print(f"state transitions: corpus {truth['transitions']}, pairwatch {mine['transitions']}, mtail {theirs['transitions']}; "
@@ -162,6 +171,8 @@ def main() -> None:
         "runs": args.runs,
         "pairwatch_lines_per_s": round(ours),
         "pairwatch_runs": [round(r) for r in rates],
+        "full_parser_lines_per_s": round(full),
+        "full_parser_runs": [round(r) for r in full_rates],
         "mtail_lines_per_s": round(mtail_rate),
         "mtail_wall_s": [round(w, 3) for w in walls],
         "mtail_cpu_s": [round(c, 3) for c in cpus],

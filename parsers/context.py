@@ -13,7 +13,10 @@ not disturb each other:
   without state by `parsers.dhcpd.is_continuation`.)
 
 `LineParser` holds a bounded amount of state (`max_senders`) and never reads a
-clock or does I/O: lines in, events out.
+clock or does I/O: lines in, events out. `read` tries the fast path first
+(`parsers.fast`): the commonest lines come out as plain values, the rest as events,
+and the context is kept the same either way (a line the fast path took is
+remembered as its text, and parsed only if a repeat refers to it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import replace
 from parsers.dhcpd import is_parse_error
 from parsers.dispatch import classify, is_bare_repeat
 from parsers.events import DhcpdOther, Event, SyslogOther
+from parsers.fast import FastLine, FastPath
 from parsers.syslog import DEFAULT_OPTIONS, HeaderDecoder, ParseOptions
 
 Sender = tuple[str | None, str | None]
@@ -34,10 +38,33 @@ class LineParser:
     def __init__(self, options: ParseOptions = DEFAULT_OPTIONS, *, max_senders: int = 4096) -> None:
         self.options = options
         self._decode = HeaderDecoder(options).decode
+        self._fast = FastPath(options).match
         self._max = max_senders
-        self._last: dict[Sender, Event] = {}
-        self._last_of_host: dict[str | None, Event] = {}
+        self._last: dict[Sender, Event | str] = {}  # an event, or the text of a line the fast path took
+        self._last_of_host: dict[str | None, Event | str] = {}
         self._source_line_due: set[Sender] = set()
+
+    def read(self, text: str) -> FastLine | Event:
+        """The fast path's values (`parsers.fast.FIELDS`) when it takes the line, else the
+        event `parse` makes of it; the same meaning either way."""
+        values = self._fast(text)
+        if values is None:
+            return self.parse(text)
+        sender = (values[1], values[2])
+        due = self._source_line_due
+        if due:
+            due.discard(sender)  # (as `parse` does: only a dhcpd.other line becomes the source line)
+        last = self._last
+        last[sender] = text
+        self._last_of_host[values[1]] = text
+        if len(last) > self._max:
+            last.clear()
+            self._last_of_host.clear()
+            due.clear()
+        return values
+
+    def _previous(self, kept: Event | str) -> Event:
+        return kept if isinstance(kept, Event) else classify(self._decode(kept))
 
     def parse(self, text: str) -> Event:
         event = classify(self._decode(text))
@@ -48,7 +75,8 @@ class LineParser:
             if previous is None:
                 previous = self._last_of_host.get(record.host)
             if previous is not None:
-                return replace(event, payload=previous.payload, continuation=previous.continuation)
+                before = self._previous(previous)
+                return replace(event, payload=before.payload, continuation=before.continuation)
             return event
         due = self._source_line_due
         if due and sender in due:

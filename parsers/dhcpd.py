@@ -101,6 +101,15 @@ _GARBLED_INFORM = re.compile(r"DHCPINFORM from " + _GARBLED_TAIL, re.DOTALL)
 _GARBLED_BOOTREQUEST = re.compile(r"BOOTREQUEST from " + _GARBLED_TAIL, re.DOTALL)
 
 
+def refusal_of(suffix: str) -> str | None:
+    """What a lease line's ": <suffix>" says: the refusal (as `Lease.refused`), "" when it
+    says the pool is empty (the line is `lease.no_free`), None when it is only a detail."""
+    m = _REFUSAL.match(suffix)
+    if m is None:
+        return None
+    return "" if m["refused"] is None else _reason(m["refused"])
+
+
 def _reason(refused: str) -> str:
     """A refusal text -> the stable part that labels a counter (the peer's name is cut off)."""
     text = refused.rstrip(".")

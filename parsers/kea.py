@@ -410,6 +410,18 @@ def _any_ha(message: str) -> Payload:
     )
 
 
+LEASE_IDS: frozenset[str] = frozenset({
+    "DHCP4_LEASE_OFFER", "DHCP4_LEASE_ADVERT", "DHCP4_LEASE_ALLOC", "DHCP4_LEASE_REUSE", "DHCP4_INIT_REBOOT",
+    "DHCP4_RELEASE", "DHCP4_RELEASE_EXPIRED", "DHCP4_RELEASE_DELETED",
+})
+"""The client transactions that are most of a Kea server's lines (`parsers.fast` takes them)."""
+
+
+def is_event_id(msgid: str) -> bool:
+    """Whether `parse_kea` may make more than `kea.other` of a message with this id."""
+    return msgid in _RULES or msgid.startswith("HA_")
+
+
 def parse_kea(message: str) -> Payload:
     """The payload of one Kea message (`<MESSAGE_ID> <text>`); never raises."""
     msgid, _, text = message.partition(" ")

@@ -204,6 +204,13 @@ def decode(text: str, options: ParseOptions = DEFAULT_OPTIONS) -> Record:
     return HeaderDecoder(options).decode(text)
 
 
+def rfc3164_instant(stamp: str, host: str | None, options: ParseOptions) -> datetime | None:
+    """The instant of an RFC 3164 stamp (`Mar  3 08:00:00`) logged by `host`, as `decode`
+    resolves it (year from the reference, zone from the options)."""
+    m = _RFC3164_TS.match(stamp)
+    return None if m is None else _resolve(_rfc3164_fields(m), host, options)
+
+
 def _decode_general(text: str, options: ParseOptions) -> Record:
     """Every layout, one layer at a time (the module docstring's order)."""
     pri: int | None = None

@@ -1,0 +1,197 @@
+"""The fast path: the commonest lines in one or two matches, as the values their row needs.
+
+Nearly every line a failover pair sends is client traffic in one of the three header
+layouts rsyslog forwards (RFC 3164 with a priority, the same with an RFC 3339 time, RFC 5424
+with nil MSGID and STRUCTURED-DATA): dhcpd's DHCPDISCOVER / DHCPOFFER / DHCPREQUEST / DHCPACK
+lines, Kea's messages that carry no event (DHCP4_QUERY_LABEL, ...), and other programs' lines.
+`FastPath.match` takes exactly those shapes and returns the values of `FIELDS`: no `Record`,
+payload or `Event`, and the time as integer microseconds, converted once per distinct stamp
+(RFC 3164 stamps repeat within a second; RFC 3339 stamps share their second). Any other
+line, and any doubt, gives None: the caller parses it with the full parser, so what a line
+means never depends on which path read it (`tests/parsers/test_fast.py` holds the two to
+the same answers).
+
+Pure: no clock, no I/O; the stamp memo is a bounded cache of a pure function.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from parsers.dhcpd import refusal_of
+from parsers.events import Lease
+from parsers.kea import LEASE_IDS, is_event_id, parse_kea
+from parsers.syslog import DEFAULT_OPTIONS, ParseOptions, rfc3164_instant
+
+__all__ = ["FIELDS", "FastPath", "FastLine"]
+
+FIELDS: Final = ("ts_us", "host", "program", "pid", "facility", "severity", "msgid", "structured_data", "message",
+                 "kind", "ip", "mac", "client_name", "via", "server_id", "refused", "detail")
+"""The values of a fast line, in order: the header's (as `parsers.events.Record`, the time in
+microseconds since the epoch), the kind, and the lease fields (as `parsers.events.Lease`)."""
+
+FastLine = tuple[int | None, str, str, int | None, int | None, int | None, str | None, None, str, str,
+                 str | None, str | None, str | None, str | None, str | None, str | None, str | None]
+
+_STAMPS: Final = 4096
+"""Distinct stamps remembered (forgotten all at once beyond it)."""
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+_HEADER = re.compile(
+    r"<(\d{1,3})>(?:"
+    # RFC 3164, as rsyslog's RSYSLOG_ForwardFormat without the year: "Mar  3 08:00:00 host tag[pid]: "
+    r"((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d)"
+    r" ([^\s:\[\]]+) ([^\s\[\]:/]{1,64})(?:\[([0-9]{1,10})\])?: "
+    # the same with an RFC 3339 time (rsyslog's RSYSLOG_ForwardFormat)
+    r"|([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
+    r" ([^\s:\[\]]+) ([^\s\[\]:/]{1,64})(?:\[([0-9]{1,10})\])?: "
+    # RFC 5424 (RSYSLOG_SyslogProtocol23Format) with nil MSGID and STRUCTURED-DATA
+    r"|1 ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
+    r" ([!-~]{1,255}) ([!-.0-~]{1,48}) ([0-9]{1,10}|-) - - +"
+    r")(?=[^\s\ufeff])"
+)
+
+# dhcpd's client lines (parsers.dhcpd: `_CLIENT_TAIL`), each by the first six letters of its
+# message: (pattern, kind); the groups are (ip, server id, mac, client name, via, ": suffix",
+# " (more)" of a release)
+_TAIL = r" (?:\(([^()\n]*)\) )?via ([^\s:]+)(?:: ([^\n]*))?"
+_DHCPD: Final = {
+    "DHCPDI": (re.compile(r"DHCPDISCOVER from ()()(\S+)" + _TAIL + r"()\Z"), "lease.discover"),
+    "DHCPOF": (re.compile(r"DHCPOFFER on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.offer"),
+    "DHCPAC": (re.compile(r"DHCPACK on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.ack"),
+    "DHCPRE": (re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from (\S+)" + _TAIL + r"()\Z"), "lease.request"),
+    "DHCPRL": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
+}
+_DHCPD_NAMES: Final = frozenset({"dhcpd"})
+
+# Kea's own layout after the tag: severity, logger, then the message id (parsers.syslog: `_KEA_LAYOUT`)
+_KEA = re.compile(
+    r"(DEBUG|INFO|WARN|ERROR|FATAL) +\[[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z][A-Za-z0-9_-]*)*\.[0-9]+\] "
+    r"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?= |\Z)"
+)
+_KEA_SEVERITY: Final = {"FATAL": 2, "ERROR": 3, "WARN": 4, "INFO": 6, "DEBUG": 7}
+
+
+def _priority(pri: str) -> tuple[int | None, int | None]:
+    """(facility, severity) of a PRI's digits; none above 191 (facility 23, severity 7)."""
+    code = int(pri)
+    return divmod(code, 8) if code <= 191 else (None, None)
+
+
+_PRIORITIES: Final = {str(code): _priority(str(code)) for code in range(192)}
+
+
+class FastPath:
+    """Matches the commonest line shapes; see the module docstring."""
+
+    __slots__ = ("_options", "_stamps")
+
+    def __init__(self, options: ParseOptions = DEFAULT_OPTIONS) -> None:
+        self._options = options
+        self._stamps: dict[object, int | None] = {}
+
+    def match(self, text: str) -> FastLine | None:
+        """The line's values (`FIELDS`), or None when the full parser must read it."""
+        m = _HEADER.match(text)
+        if m is None:
+            return None
+        (pri, bsd, bsd_host, bsd_tag, bsd_pid, iso, iso_frac, iso_zone, iso_host, iso_tag, iso_pid,
+         new, new_frac, new_zone, new_host, app, procid) = m.groups()
+        if bsd is not None:
+            host, program, pid_text = bsd_host, bsd_tag, bsd_pid
+        elif iso is not None:
+            host, program, pid_text = iso_host, iso_tag, iso_pid
+        else:
+            if new_host == "-" or app == "-":
+                return None
+            host, program, pid_text = new_host, app, (None if procid == "-" else procid)
+        start = m.end()
+        facility, severity = _PRIORITIES.get(pri) or _priority(pri)
+        # the body first: the time is converted only for a line the fast path takes
+        msgid = ip = mac = name = via = server_id = refused = detail = None
+        if program in _DHCPD_NAMES:
+            first = text[start:start + 6]
+            shape = _DHCPD.get("DHCPRL" if first == "DHCPRE" and text.startswith("L", start + 6) else first)
+            if shape is None:
+                return None
+            body = shape[0].match(text, start)
+            if body is None:
+                return None
+            kind = shape[1]
+            ip, server_id, mac, name, via, suffix, more = body.groups()
+            if suffix:
+                if more:
+                    return None
+                refusal = refusal_of(suffix)
+                if refusal is None:
+                    detail = suffix.rstrip(".") or None
+                elif refusal:
+                    refused = refusal
+                else:
+                    return None  # (no free leases: lease.no_free)
+            elif more:
+                detail = more.strip("()")
+            ip, server_id = ip or None, server_id or None
+            message = text[start:]
+        elif program.startswith("kea"):
+            body = _KEA.match(text, start)
+            if body is None or "repeated" in text:
+                return None
+            severity, msgid = _KEA_SEVERITY[body.group(1)], body.group(2)
+            message = text[body.start(2):]
+            if msgid in LEASE_IDS:
+                lease = parse_kea(message)  # (its own rule, so the fields are exactly the full parser's)
+                if not isinstance(lease, Lease):
+                    return None
+                kind, ip, mac, name, via = lease.kind, lease.ip, lease.mac, lease.client_name, lease.via
+                server_id, refused, detail = lease.server_id, lease.refused, lease.detail
+            elif is_event_id(msgid):
+                return None
+            else:
+                kind = "kea.other"
+        elif program.startswith("dhcpd") or "repeated" in text or text.startswith("[ID ", start):
+            return None  # (dhcpd3 and the like, repeats, Solaris ids: the full parser's)
+        else:
+            kind, message = "syslog.other", text[start:]
+        stamps = self._stamps
+        if bsd is not None:
+            ts_us = stamps.get(bsd, -1) if not self._options.host_tz else -1
+            if ts_us == -1:
+                ts_us = self._rfc3164(bsd, host)
+        else:
+            seconds, fraction, zone = (iso, iso_frac, iso_zone) if iso is not None else (new, new_frac, new_zone)
+            ts_us = stamps.get((seconds, zone), -1)
+            if ts_us == -1:
+                ts_us = self._rfc3339(seconds, zone)
+            if fraction and ts_us is not None:
+                ts_us += int(fraction.ljust(6, "0"))
+        return (ts_us, host, program, int(pid_text) if pid_text else None, facility, severity, msgid, None, message,
+                kind, ip, mac, name, via, server_id, refused, detail)
+
+    def _rfc3164(self, stamp: str, host: str) -> int | None:
+        """A stamp of `host` -> µs (keyed by the host too when `host_tz` gives some their own zone)."""
+        key = (stamp, host) if self._options.host_tz else stamp
+        us = self._stamps.get(key, -1)
+        if us == -1:
+            instant = rfc3164_instant(stamp, host, self._options)
+            us = self._remember(key, None if instant is None else (instant - _EPOCH) // _MICROSECOND)
+        return us
+
+    def _rfc3339(self, seconds: str, zone: str) -> int | None:
+        """Whole seconds and zone -> µs (the fraction is added by the caller)."""
+        try:
+            instant = datetime.fromisoformat(seconds + zone)
+        except ValueError:  # impossible dates: the full parser says what they are
+            instant = None
+        return self._remember((seconds, zone), None if instant is None else (instant - _EPOCH) // _MICROSECOND)
+
+    def _remember(self, key: object, us: int | None) -> int | None:
+        if len(self._stamps) >= _STAMPS:
+            self._stamps.clear()
+        self._stamps[key] = us
+        return us
+
+
