@@ -222,7 +222,7 @@ class Pipeline:
     def _process(self, chunk: list[Received]) -> None:
         if chunk[0].received_at - self._parser_built > REFERENCE_REFRESH:
             self._parser = self._new_parser(chunk[0].received_at)
-        parse = self._parser.parse
+        read = self._parser.read
         place = self._times.at
         stage = self._stage
         take = stage.take
@@ -233,16 +233,21 @@ class Pipeline:
         with self._tally.lock:  # (a scrape's snapshot waits for the chunk)
             for received_at, text, transport, sender in chunk:
                 try:
-                    event = parse(text)
-                    host = event.record.host
-                    ts = event.record.ts
+                    parsed = read(text)
+                    if type(parsed) is tuple:  # the fast path's values (parsers.fast.FIELDS)
+                        host = parsed[1]
+                        ts = None if parsed[0] is None else parsed[0] / 1e6
+                    else:
+                        host = parsed.record.host  # type: ignore[union-attr]
+                        stamp = parsed.record.ts  # type: ignore[union-attr]
+                        ts = None if stamp is None else stamp.timestamp()
                     if ts is not None:
-                        offset = received_at - ts.timestamp()
+                        offset = received_at - ts
                         if offset < offsets.get(host, math.inf):
                             offsets[host] = offset
                     at = place(host, ts, received_at)
                     assert at is not None  # (a line with an arrival always has a time)
-                    mrow, erow, changes = take(event, text, at, received_at, transport, sender)
+                    mrow, erow, changes = take(parsed, text, at, received_at, transport, sender)
                     mrows.append(mrow)  # type: ignore[arg-type]  # (the stage builds rows)
                     erows.append(erow)  # type: ignore[arg-type]
                     if changes:

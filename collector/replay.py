@@ -74,7 +74,8 @@ def _placed(source: Source) -> Iterator[Observed]:
     fallback = -float("inf") if source.fallback is None else source.fallback
     for line in source.lines:
         event = parser.parse(line)
-        at = clock.at(None, event.record.ts, None)
+        ts = event.record.ts
+        at = clock.at(None, None if ts is None else ts.timestamp(), None)
         yield Observed(fallback if at is None else at, line, event, source.name,
                        at is not None and event.record.host is not None)
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from collector.domain import Incident, StateChanged
 from parsers.events import Event
+from parsers.fast import LEASE_FIELDS, FastLine
 from parsers.jsonl import iso_utc, payload_fields
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "line_rows",
     "micros",
     "state_row",
+    "value_rows",
 ]
 
 FUTURE_SKEW_US: Final = 86_400 * 1_000_000
@@ -138,6 +140,24 @@ def line_rows(
         at_us = received_us
     return (_message_row(event, id, received_us, ts_us, raw, transport, sender, at_us),
             _event_row(event, id, received_us, ts_us))
+
+
+def value_rows(values: FastLine, *, id: int, received_at: float, raw: str, transport: str, sender: str,
+               at: float) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """`line_rows` of a line the parser's fast path took (`parsers.fast.FIELDS`), from its
+    values: the same rows, without an event or a dict per line."""
+    (ts_us, host, program, pid, facility, severity, msgid, _, message, kind, *lease) = values
+    received_us = round(received_at * 1_000_000)
+    at_us = round(at * 1_000_000)
+    if at_us - received_us > FUTURE_SKEW_US:
+        at_us = received_us
+    if kind.startswith("lease."):
+        fields = _compact_json(dict(zip(LEASE_FIELDS, lease)))
+    else:  # kea.other, syslog.other: the message row holds their one field
+        fields = "{}"
+    return ((received_us, id, ts_us, host, program, pid, facility, severity, msgid or "", "", message, raw, transport,
+             sender, kind, at_us),
+            (received_us, id, ts_us, host, program, kind, "", fields))
 
 
 def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw: str, transport: str,

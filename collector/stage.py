@@ -12,20 +12,22 @@ are parsed one by one, merged by event time and ticked at the deadlines between 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from datetime import datetime
 from typing import Any, Final
 
 from collector.correlator import Correlator
 from collector.domain import Change, host_key
 from collector.history import History
 from collector.metrics import FleetTally
-from collector.rows import FUTURE_SKEW_US, MessageIds, host_row, line_rows
+from collector.rows import FUTURE_SKEW_US, MessageIds, host_row, line_rows, value_rows
 from parsers import Event
 from parsers.events import DhcpdOther, KeaOther
+from parsers.fast import FastLine, event_of
 
 __all__ = ["EventClock", "LineStage", "MAX_HOSTS_SEEN"]
 
 FUTURE_SKEW: Final = FUTURE_SKEW_US / 1e6
+_UNRECOGNIZED: Final = frozenset({DhcpdOther.kind, KeaOther.kind})
+"""Kinds counted in `pairwatch_parse_unrecognized_total`: dhcpd's or Kea's, of no known event."""
 MAX_HOSTS_SEEN: Final = 100_000
 """Host spellings (and event clock sources) remembered; forgotten all at once beyond this,
 so forged host names cannot grow memory (a `hosts` row written again is harmless)."""
@@ -48,10 +50,11 @@ class EventClock:
     def __init__(self) -> None:
         self._last: dict[Hashable, tuple[float, float | None]] = {}
 
-    def at(self, source: Hashable, ts: datetime | None, arrived: float | None) -> float | None:
+    def at(self, source: Hashable, ts: float | None, arrived: float | None) -> float | None:
+        """`ts`: the header time, epoch seconds."""
         last = self._last
         if ts is not None:
-            at = ts.timestamp()
+            at = ts
             if arrived is not None and at - arrived > FUTURE_SKEW:
                 at = arrived
             if len(last) >= MAX_HOSTS_SEEN:
@@ -94,23 +97,34 @@ class LineStage:
         """The current correlator (a replay of late lines replaces it)."""
         return self.history.correlator
 
-    def take(self, event: Event, text: str, at: float, arrived: float, transport: str, sender: str, *,
+    def take(self, parsed: Event | FastLine, text: str, at: float, arrived: float, transport: str, sender: str, *,
              placed: bool = True) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None, list[Change]]:
-        """`placed` False: a file line before the file's first time, stored at the file's
-        time but kept from the correlator (its true time is unknown)."""
+        """`parsed` is what `LineParser.read` gave: an event, or the fast path's values (their
+        rows are built from the values). `placed` False: a file line before the file's first
+        time, stored at the file's time but kept from the correlator (its true time is unknown)."""
+        if type(parsed) is tuple:
+            values: FastLine | None = parsed
+            event = event_of(parsed)
+            host, program, kind = parsed[1], parsed[2], parsed[9]
+        else:
+            values, event = None, parsed  # type: ignore[assignment]
+            record = event.record
+            host, program, kind = record.host, record.program, event.payload.kind
         changes = self.history.feed(event, at, text, arrived) if placed else []
         if self._tally is not None:
             self._tally.observe(event, changes, at)
-        record = event.record
-        if isinstance(event.payload, DhcpdOther | KeaOther):
-            self.unrecognized[record.program] = self.unrecognized.get(record.program, 0) + 1
-        host = record.host
+        if kind in _UNRECOGNIZED:
+            self.unrecognized[program] = self.unrecognized.get(program, 0) + 1
         if host is not None and host not in self._hosts_seen:
             self._new_host(host, arrived)
         if not self._rows:
             return None, None, changes
-        mrow, erow = line_rows(event, id=self._ids.next(), received_at=arrived, raw=text, transport=transport,
-                               sender=sender, at=at)
+        if values is not None:
+            mrow, erow = value_rows(values, id=self._ids.next(), received_at=arrived, raw=text, transport=transport,
+                                    sender=sender, at=at)
+        else:
+            mrow, erow = line_rows(event, id=self._ids.next(), received_at=arrived, raw=text, transport=transport,
+                                   sender=sender, at=at)
         ts_us = mrow[2]  # (the row's times, converted once: received_at, id, ts, ...)
         if ts_us is not None and abs(ts_us - mrow[0]) > FUTURE_SKEW_US:
             self.skewed += 1

@@ -21,16 +21,30 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from parsers.dhcpd import refusal_of
-from parsers.events import Lease
+from parsers.events import (
+    Event,
+    KeaOther,
+    Lease,
+    LeaseAck,
+    LeaseDiscover,
+    LeaseOffer,
+    LeaseRelease,
+    LeaseRequest,
+    Record,
+    SyslogOther,
+)
 from parsers.kea import LEASE_IDS, is_event_id, parse_kea
 from parsers.syslog import DEFAULT_OPTIONS, ParseOptions, rfc3164_instant
 
-__all__ = ["FIELDS", "FastPath", "FastLine"]
+__all__ = ["FIELDS", "FastLine", "FastPath", "LEASE_FIELDS", "event_of"]
 
 FIELDS: Final = ("ts_us", "host", "program", "pid", "facility", "severity", "msgid", "structured_data", "message",
                  "kind", "ip", "mac", "client_name", "via", "server_id", "refused", "detail")
 """The values of a fast line, in order: the header's (as `parsers.events.Record`, the time in
 microseconds since the epoch), the kind, and the lease fields (as `parsers.events.Lease`)."""
+
+LEASE_FIELDS: Final = FIELDS[10:]
+"""The lease fields among `FIELDS` (as `parsers.events.Lease` declares them)."""
 
 FastLine = tuple[int | None, str, str, int | None, int | None, int | None, str | None, None, str, str,
                  str | None, str | None, str | None, str | None, str | None, str | None, str | None]
@@ -195,3 +209,22 @@ class FastPath:
         return us
 
 
+
+
+_LEASE_KINDS: Final[dict[str, type[Lease]]] = {
+    cls.kind: cls for cls in (LeaseDiscover, LeaseOffer, LeaseRequest, LeaseAck, LeaseRelease)
+}
+
+
+def event_of(values: FastLine) -> Event:
+    """The event the full parser makes of the line (for what still reads events: the
+    correlator and the tally)."""
+    (ts_us, host, program, pid, facility, severity, msgid, structured_data, message, kind,
+     ip, mac, client_name, via, server_id, refused, detail) = values
+    ts = None if ts_us is None else _EPOCH + timedelta(microseconds=ts_us)
+    record = Record(ts, host, program, pid, facility, severity, msgid, structured_data, message)
+    cls = _LEASE_KINDS.get(kind)
+    if cls is not None:
+        return Event(record, cls(ip=ip, mac=mac, client_name=client_name, via=via, server_id=server_id,
+                                 refused=refused, detail=detail))
+    return Event(record, KeaOther(message=message) if kind == "kea.other" else SyslogOther(message=message))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from parsers import Event, LineParser, ParseOptions, parse_line
 from parsers.events import Lease
-from parsers.fast import FIELDS, FastLine, FastPath
+from parsers.fast import FIELDS, FastLine, FastPath, event_of
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -67,6 +67,7 @@ def check_stream(lines: list[str], options: ParseOptions = OPTIONS) -> int:
         taken += 1
         assert not differences(got, event), (line, differences(got, event))
         assert FastPath(options).match(line) == got
+        assert event_of(got) == event, line
     return taken
 
 
@@ -136,9 +137,11 @@ _GOOD = {
     "name": st.none() | st.sampled_from(["host-1", "a b", "(x)", ""]),
     "via": st.sampled_from(["ens3", "198.18.3.1", "eth0"]),
 }
-_SUFFIX = st.just("") | st.sampled_from([": load balance to peer failover-1", ": load balance to peer", ": not responding",
-                           ": wrong network.", " (found)", ": peer holds all free leases", "\n", ":", ": ",
-                           ": network 198.18.0.0/24: no free leases", ": load balance to peer x\nmore"])
+_SUFFIX = st.just("") | st.sampled_from([
+    ": load balance to peer failover-1", ": load balance to peer", ": not responding",
+    ": wrong network.", " (found)", ": peer holds all free leases", "\n", ":", ": ",
+    ": network 198.18.0.0/24: no free leases", ": load balance to peer x\nmore",
+])
 
 
 @st.composite
@@ -215,7 +218,8 @@ _ZONES = st.sampled_from([ParseOptions(reference=REFERENCE), ParseOptions(refere
 
 @settings(max_examples=6000, deadline=None)
 @given(lines(), _ZONES)
-@example("<30>Mar  3 08:00:00 dhcp1 dhcpd: DHCPDISCOVER from 00:00:5e:00:53:2c via ens3: load balance to peer f", OPTIONS)
+@example("<30>Mar  3 08:00:00 dhcp1 dhcpd: DHCPDISCOVER from 00:00:5e:00:53:2c via ens3: load balance to peer f",
+         OPTIONS)
 @example("<30>1 2025-03-03T08:00:00Z dhcp1 dhcpd - - - DHCPACK on 1.2.3.4 to aa (h) via eth0", OPTIONS)
 def test_generated_lines_agree(line: str, options: ParseOptions) -> None:
     values = FastPath(options).match(line)

@@ -1,0 +1,31 @@
+"""Rows of a line the parser's fast path took are the rows of the full parser's event: the
+same `messages` and `events` values, for every line of the bench corpus the fast path takes."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from collector.rows import line_rows, value_rows
+from parsers import Event, LineParser, ParseOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from corpus import make_corpus  # noqa: E402
+
+
+def test_value_rows_are_the_events_rows() -> None:
+    options = ParseOptions(reference=datetime(2025, 3, 4, tzinfo=UTC))
+    reader, full = LineParser(options), LineParser(options)
+    compared = 0
+    for n, line in enumerate(make_corpus(100_000).lines):
+        got, event = reader.read(line), full.parse(line)
+        if isinstance(got, Event):
+            continue
+        # a receive time a year after, and an event time a day after, to reach the future-skew rule too
+        received = 1_772_000_000.25 + n
+        at = event.record.ts.timestamp() if n % 2 and event.record.ts else received + 86_401
+        args = {"id": n, "received_at": received, "raw": line, "transport": "tcp", "sender": "198.18.0.1:514", "at": at}
+        assert value_rows(got, **args) == line_rows(event, **args), line
+        compared += 1
+    assert compared > 75_000
