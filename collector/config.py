@@ -56,6 +56,8 @@ Schema (every table and key is optional unless marked required):
     messages_ttl = "90d"      # whole days; messages and events older than this are dropped
     states_ttl = "400d"       # whole days; states and incidents (both fixed when the tables
                               # are created: changing them later needs ALTER TABLE ... MODIFY TTL)
+    memory_limit = "1GiB"     # the process's budget; the embedded engine is held to half of it
+                              # (caches included), the rest is for the queue and kept rows
 
     [serve]                   # pairwatch serve; its flags replace these keys
     udp = ["0.0.0.0:5514"]    # listeners, "HOST:PORT" or "[V6]:PORT", or a table
@@ -107,7 +109,7 @@ import math
 import re
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, Final
 
 import tomllib
 
@@ -125,7 +127,7 @@ TOP_LEVEL_TABLES: tuple[str, ...] = ("hosts", "limits", "pair", "store", "serve"
 HOSTS_KEYS: tuple[str, ...] = ("strip_domain",)
 PAIR_KEYS: tuple[str, ...] = ("name", "hosts", "relationship", "implementation", "mclt", "limits")
 IMPLEMENTATIONS: tuple[str, ...] = ("dhcpd", "kea")
-STORE_KEYS: tuple[str, ...] = ("url", "messages_ttl", "states_ttl")
+STORE_KEYS: tuple[str, ...] = ("url", "messages_ttl", "states_ttl", "memory_limit")
 SERVE_KEYS: tuple[str, ...] = (
     "udp", "tcp", "tls", "http", "allow", "max_message", "queue_size", "udp_receive_buffer",
     "batch_rows", "batch_interval", "memory_rows", "spool_directory", "spool_max_bytes",
@@ -274,11 +276,19 @@ class TlsConfig:
     client_ca: str | None = None
 
 
+DEFAULT_MEMORY_LIMIT: Final = 1 << 30
+"""`[store] memory_limit`: the process's memory budget, bytes (the embedded engine gets a share)."""
+_MEMORY_LIMIT_RANGE: Final = (128 << 20, 1 << 40)
+_SIZE = re.compile(r"([0-9]+)\s*(B|KiB|MiB|GiB|TiB)")
+_SIZE_UNITS: Final = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreConfig:
     url: str = DEFAULT_STORE_URL
     messages_ttl_days: int = DEFAULT_MESSAGES_TTL_DAYS
     states_ttl_days: int = DEFAULT_STATES_TTL_DAYS
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
 
 
 _ANY = Endpoint("0.0.0.0", DEFAULT_SYSLOG_PORT)
@@ -419,6 +429,7 @@ def render_config(config: Config) -> str:
         f"url = {_toml(_mask_password(store.url))}",
         f'messages_ttl = "{store.messages_ttl_days}d"',
         f'states_ttl = "{store.states_ttl_days}d"',
+        f'memory_limit = "{_size_text(store.memory_limit)}"',
         "", "[serve]",
     ]
     serve = config.serve
@@ -663,7 +674,30 @@ def _parse_store(table: dict[str, Any]) -> StoreConfig:
         url=url,
         messages_ttl_days=_days(table, "messages_ttl", DEFAULT_MESSAGES_TTL_DAYS),
         states_ttl_days=_days(table, "states_ttl", DEFAULT_STATES_TTL_DAYS),
+        memory_limit=_size(table, "memory_limit", DEFAULT_MEMORY_LIMIT, _MEMORY_LIMIT_RANGE),
     )
+
+
+def _size_text(size: int) -> str:
+    """The largest binary unit that writes `size` whole ("1GiB", "1536MiB")."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size % _SIZE_UNITS[unit] == 0:
+            return f"{size // _SIZE_UNITS[unit]}{unit}"
+    return f"{size}B"
+
+
+def _size(table: dict[str, Any], key: str, default: int, bounds: tuple[int, int]) -> int:
+    """Bytes from "512MiB", "1GiB" (binary units, B to TiB) or a whole number of bytes."""
+    if key not in table:
+        return default
+    value = table[key]
+    m = _SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
+    size = int(m[1]) * _SIZE_UNITS[m[2]] if m else value
+    low, high = bounds
+    if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= high:
+        raise ConfigError(f"store.{key}", f'expected a size from {low >> 20}MiB to {high >> 40}TiB ("512MiB", '
+                                          f'"2GiB"), got {_describe(value)}')
+    return size
 
 
 def _days(table: dict[str, Any], key: str, default: int) -> int:

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 
 from collector import __version__
 from collector.config import Config, Listener, spool_directory
@@ -71,6 +71,9 @@ WRITER_SHARE: Final = 0.35
 """Of the shutdown time, what is kept for the writer (flush, or spool what the store refuses);
 lines the pipeline has not processed by then are spilled raw to the spool's `received/`."""
 OPEN_TIMEOUT: Final = 10.0
+ENGINE_MEMORY_METRIC: Final = "pairwatch_store_engine_memory_bytes"
+ENGINE_MEMORY_INTERVAL: Final = 10.0
+"""Seconds between two readings of the embedded engine's memory (`pairwatch_store_engine_memory_bytes`)."""
 """At start, how long the store may take to open before the service serves without it (the
 recovery keeps trying in the background)."""
 SPILL_GRACE: Final = 30.0
@@ -144,7 +147,8 @@ class Service:
     def _open_store(self) -> Store:
         """Open and migrate the store (on the store's thread); StoreError when it cannot."""
         store = Store.open(self.target, messages_ttl_days=self.config.store.messages_ttl_days,
-                           states_ttl_days=self.config.store.states_ttl_days)
+                           states_ttl_days=self.config.store.states_ttl_days,
+                           memory_limit=self.config.store.memory_limit)
         try:
             store.migrate()
         except StoreError:
@@ -178,6 +182,13 @@ class Service:
         if replayed:
             log.info("processed %d lines the last run received but spilled at shutdown", replayed)
         registry.register(PairCollector(pipeline.pairs_snapshot, tally.snapshot))
+        # the process's own figures, beside the pairs' (not in DESIGN.md's pair contract): resident
+        # memory and CPU (prometheus_client's standard process_* metrics), the embedded engine's memory
+        ProcessCollector(registry=registry)
+        engine_memory = Gauge(ENGINE_MEMORY_METRIC, "Memory the embedded store's engine tracks (its MemoryTracking).",
+                              registry=registry)
+        engine_watch = asyncio.create_task(self._watch_engine_memory(thread, writer, engine_memory),
+                                           name="pairwatch-engine-memory")
         consumer = asyncio.create_task(pipeline.run(), name="pairwatch-pipeline")
 
         servers: list[asyncio.Server] = []
@@ -214,7 +225,7 @@ class Service:
             close_listeners()
             pipeline.stop()
             idle_sweeper.cancel()
-            await consumer
+            engine_watch.cancel()
             await writer.close(time.monotonic() + opts.shutdown_timeout)
             return 1
 
@@ -230,7 +241,7 @@ class Service:
             close_listeners()
             http.close()
             idle_sweeper.cancel()
-            await writer.close(time.monotonic() + opts.shutdown_timeout)
+            engine_watch.cancel()
             return 1
 
         self.state = Lifecycle.DRAINING
@@ -266,7 +277,7 @@ class Service:
         if await writer.close(deadline):
             code = 1
         idle_sweeper.cancel()
-        intake.close_connections()
+        engine_watch.cancel()
         http.close()
         log.info("stopped after %d messages", pipeline.processed)
         return code
@@ -275,6 +286,20 @@ class Service:
         """The listener's own allowlist, else the serve-wide one (empty: any sender)."""
         label = listener_label(listener.transport, listener.endpoint.port)
         return Gate(listener.allow or self.config.serve.allow, metrics.senders_refused.labels(label), str(listener))
+
+    async def _watch_engine_memory(self, thread: StoreThread, writer: StoreWriter, gauge: Gauge) -> None:
+        """Read the embedded engine's memory every `ENGINE_MEMORY_INTERVAL` for its gauge."""
+        while True:
+            store = writer.store
+            if store is not None:
+                try:
+                    used = await thread.call(store.engine_memory)
+                except StoreError as exc:
+                    log.debug("engine memory: %s", exc)
+                else:
+                    if used is not None:
+                        gauge.set(used)
+            await asyncio.sleep(ENGINE_MEMORY_INTERVAL)
 
     async def _stored_state(self, thread: StoreThread, store: Store) -> tuple[list, list]:  # type: ignore[type-arg]
         """What the last run left: the last state per server and side, and the open incidents."""

@@ -112,6 +112,26 @@ to keep up on average."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
+_ENGINE_MEMORY: Final = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
+
+
+def engine_options(memory_limit: int) -> dict[str, int]:
+    """The embedded engine's server settings for a process budget of `memory_limit` bytes.
+
+    Left alone, the engine takes server defaults: a memory limit of 90 % of the machine's RAM
+    and caches of 5 GiB each, which a collector that shares its box for months cannot have.
+    It gets half the budget (the rest is the Python side's: the queue, the rows kept while the
+    store is down, the history's journal), and its mark, uncompressed and index caches share
+    a quarter of that half."""
+    return {
+        "max_server_memory_usage": memory_limit // 2,
+        "mark_cache_size": memory_limit // 16,
+        "uncompressed_cache_size": memory_limit // 32,
+        "index_mark_cache_size": memory_limit // 64,
+        "primary_index_cache_size": memory_limit // 64,
+    }
+
+
 # chdb's refusal to open a second directory: a misuse, not an outage
 _SECOND_ENGINE = "already initialized with path"
 _ENGINE_OPEN_FAILED = "Unable to open the chdb engine"
@@ -396,8 +416,12 @@ class Store:
         states_ttl_days: int = schema.DEFAULT_STATES_TTL_DAYS,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+        memory_limit: int | None = None,
     ) -> Store:
         """Connect (or start the embedded engine); `database` defaults to the target's.
+
+        `memory_limit`: the process's memory budget in bytes; the embedded engine gets its
+        share (`engine_options`). A ClickHouse server keeps its own configuration.
 
         Creates no database or table (only the embedded directory): call `migrate()` next. Raises `StoreConfigError` for a
         bad URL or database name, `StoreUnavailable` when the store cannot be reached or
@@ -422,7 +446,9 @@ class Store:
                 if not os.access(target.path, os.W_OK | os.X_OK):
                     raise StoreUnavailable(f"open {target}: directory is not writable")
                 _check_unlocked(target)
-                client = clickhouse_connect.get_client(interface="chdb", path=target.path)
+                client = clickhouse_connect.get_client(
+                    interface="chdb", path=target.path,
+                    chdb_options=None if memory_limit is None else engine_options(memory_limit))
             else:
                 client = clickhouse_connect.get_client(
                     host=target.host,
@@ -435,6 +461,15 @@ class Store:
                     autogenerate_session_id=False,
                 )
         return cls(client, target, database, messages_ttl_days=messages_ttl_days, states_ttl_days=states_ttl_days)
+
+    def engine_memory(self) -> int | None:
+        """Bytes the embedded engine's allocator tracks now (its `MemoryTracking`); None for a
+        ClickHouse server, whose memory is its own."""
+        if self.target.kind != "embedded":
+            return None
+        with map_store_errors("engine memory"):
+            rows = self._client.query(_ENGINE_MEMORY).result_rows
+        return int(rows[0][0]) if rows else None
 
     # -- lifecycle --
 

@@ -445,7 +445,8 @@ def test_check_config_without_file_prints_every_default(capsys):
     printed = tomllib.loads(out)
     assert printed["serve"]["udp"] == ["0.0.0.0:5514"] and printed["serve"]["tcp"] == ["0.0.0.0:5514"]
     assert printed["serve"]["http"] == "127.0.0.1:9874" and printed["serve"]["tls"] == []
-    assert printed["store"] == {"url": "embedded:./pairwatch-data", "messages_ttl": "90d", "states_ttl": "400d"}
+    assert printed["store"] == {"url": "embedded:./pairwatch-data", "messages_ttl": "90d", "states_ttl": "400d",
+                                "memory_limit": "1GiB"}
     assert printed["limits"]["server_silent"] == "10m" and set(printed["limits"]) == set(LIMIT_KEYS)
     assert parse_config(printed) == Config()
 
