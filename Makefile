@@ -52,6 +52,7 @@ bench: bench-deps install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/agreement.py
 	$(BIN)/python bench/scrape.py
+	$(BIN)/python bench/soak.py --minutes 10
 
 # coverage-guided fuzzing of framing + parsers (atheris); FUZZ_SECONDS bounds it
 FUZZ_SECONDS ?= 60

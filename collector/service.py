@@ -72,6 +72,7 @@ WRITER_SHARE: Final = 0.35
 lines the pipeline has not processed by then are spilled raw to the spool's `received/`."""
 OPEN_TIMEOUT: Final = 10.0
 ENGINE_MEMORY_METRIC: Final = "pairwatch_store_engine_memory_bytes"
+MEMORY_LIMIT_METRIC: Final = "pairwatch_memory_limit_bytes"
 ENGINE_MEMORY_INTERVAL: Final = 10.0
 """Seconds between two readings of the embedded engine's memory (`pairwatch_store_engine_memory_bytes`)."""
 """At start, how long the store may take to open before the service serves without it (the
@@ -187,6 +188,8 @@ class Service:
         ProcessCollector(registry=registry)
         engine_memory = Gauge(ENGINE_MEMORY_METRIC, "Memory the embedded store's engine tracks (its MemoryTracking).",
                               registry=registry)
+        Gauge(MEMORY_LIMIT_METRIC, "The process's memory budget ([store] memory_limit).",
+              registry=registry).set(self.config.store.memory_limit)
         engine_watch = asyncio.create_task(self._watch_engine_memory(thread, writer, engine_memory),
                                            name="pairwatch-engine-memory")
         consumer = asyncio.create_task(pipeline.run(), name="pairwatch-pipeline")

@@ -1,6 +1,7 @@
 """`[store] memory_limit`: the budget reaches the embedded engine (read back from the engine),
 a bad value is a config error naming the key, and `/metrics` shows the process's memory and
-CPU and the engine's memory (issue 20, first slice)."""
+CPU, the engine's memory and the budget (issue 20, first slice; the alert on it is in
+tests/deploy)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,4 @@ def test_metrics_show_process_and_engine_memory(tmp_path_factory: pytest.TempPat
 
         samples = serve.poll(exported, "process and engine memory on /metrics")
     assert samples["pairwatch_store_engine_memory_bytes"] < samples["process_resident_memory_bytes"]
+    assert samples["pairwatch_memory_limit_bytes"] == 256 * MIB  # what the alert compares with
