@@ -52,7 +52,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,10 +62,11 @@ import corpus  # noqa: E402
 from corpus import make_corpus, octet_counted, report  # noqa: E402
 from ingest import (  # noqa: E402
     RECEIVED,
-    STORED,
     Sender,
     _free_port,
     _stop,
+    http_getter,
+    stored_rows,
     wait_ready,
     wait_stored,
 )
@@ -200,13 +200,10 @@ def main() -> None:
     config = CONFIG
     tcp, http = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_STREAM)
 
-    def get(path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=60) as response:
-            return response.read().decode()
+    get = http_getter(http, timeout=60)
 
     def stored() -> int:
-        m = STORED.search(get("/metrics"))
-        return int(float(m.group(1))) if m else 0
+        return stored_rows(get)
 
     with tempfile.TemporaryDirectory(prefix="pairwatch-bench-agreement-") as tmp:
         config_file = Path(tmp) / "pairwatch.toml"

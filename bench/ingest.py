@@ -241,6 +241,20 @@ def _result(receiver: str, transport: str, sent: int, stored: int, seconds: floa
     return result
 
 
+def http_getter(port: int, timeout: float = 30.0) -> Callable[[str], str]:
+    """GET a path of the service's HTTP port on loopback, as text."""
+    def get(path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.read().decode()
+    return get
+
+
+def stored_rows(get: Callable[[str], str]) -> int:
+    """The messages the service has stored so far (`pairwatch_store_rows_total{table="messages"}`)."""
+    m = STORED.search(get("/metrics"))
+    return int(float(m.group(1))) if m else 0
+
+
 def wait_ready(get: Callable[[str], str], proc: subprocess.Popen[bytes], log: Path) -> None:
     """Wait until the service answers /readyz; exit with its log if it dies or takes too long."""
     deadline = time.monotonic() + READY_DEADLINE
@@ -348,13 +362,10 @@ def run_pairwatch(transport: str, payload: bytes | list[bytes], sent: int, udp_r
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
 
-        def get(path: str) -> str:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=30) as response:
-                return response.read().decode()
+        get = http_getter(http)
 
         def stored() -> int:
-            m = STORED.search(get("/metrics"))
-            return int(float(m.group(1))) if m else 0
+            return stored_rows(get)
 
         try:
             wait_ready(get, proc, Path(tmp) / "serve.log")

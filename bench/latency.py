@@ -41,14 +41,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import make_corpus, octet_counted, report  # noqa: E402
-from ingest import wait_ready  # noqa: E402
+from ingest import http_getter, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -126,9 +125,7 @@ def main() -> None:
     tcp, http = _free_port(), _free_port()
     rng = random.Random(5)
 
-    def get(path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=30) as response:
-            return response.read().decode()
+    get = http_getter(http)
 
     with tempfile.TemporaryDirectory(prefix="pairwatch-bench-latency-") as tmp:
         with open(Path(tmp) / "serve.log", "wb") as log:

@@ -31,14 +31,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import corpus  # noqa: E402
 from corpus import make_corpus, octet_counted, report  # noqa: E402
-from ingest import STORED, _free_port, _memory, _stop, wait_ready  # noqa: E402
+from ingest import _free_port, _memory, _stop, http_getter, stored_rows, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -118,13 +117,10 @@ def main() -> None:
     args = ap.parse_args()
     tcp, http = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_STREAM)
 
-    def get(path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=30) as response:
-            return response.read().decode()
+    get = http_getter(http)
 
     def stored() -> int:
-        m = STORED.search(get("/metrics"))
-        return int(float(m.group(1))) if m else 0
+        return stored_rows(get)
 
     stream = Stream(args.rate, args.minutes)
     stream.start()
