@@ -604,7 +604,13 @@ class Store:
                 settings={"insert_deduplication_token": dedup_token},
             )
             context.req_block_size = INSERT_BLOCK_ROWS
-            self._client.insert(context=context, data=data)
+            try:
+                self._client.insert(context=context, data=data)
+            finally:
+                # The context keeps one of its own bound methods: a reference cycle that holds
+                # the whole batch until a full garbage collection, which the service runs
+                # rarely. Emptying it frees the batch now (issue 20: RSS grew ~300 MiB a minute).
+                vars(context).clear()
         if self._engine_threads is not None:
             self._engine_threads.lower()
         return size

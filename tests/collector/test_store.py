@@ -4,6 +4,7 @@ directory per process, a database per test, every call on the store thread)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -940,3 +941,16 @@ def test_a_retracted_incident_reads_back_marked_and_is_not_open(store: Any) -> N
     (only,) = store.incidents(pair=f"{REL}-r")
     assert only["retracted"] is True and only["end"] is None
     assert store.open_incidents() == []
+
+
+def test_an_insert_frees_its_batch_when_it_returns(store: Any) -> None:
+    """No reference cycle outlives an insert. The service runs the cyclic garbage collector
+    rarely, so a cycle that holds a batch keeps it for minutes: one per insert made the
+    service's memory grow by hundreds of MiB a minute (issue 20)."""
+    gc.collect()
+    gc.disable()
+    try:
+        ingest(store, LINES, received(len(LINES)), MessageIds())
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
