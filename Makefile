@@ -4,8 +4,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces.
-DEB_PACKAGES := bsdutils rsyslog rsyslog-gnutls isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl prometheus systemd
+# Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces; Chromium for the web page's browser test.
+DEB_PACKAGES := bsdutils rsyslog rsyslog-gnutls isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl prometheus systemd chromium
 # and what the benchmarks compare against
 BENCH_PACKAGES := rsyslog mtail
 
