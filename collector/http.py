@@ -142,23 +142,28 @@ def pairs_json(pairs: Sequence[PairView]) -> list[dict[str, Any]]:
     ]
 
 
+_NORMAL: Final = NORMAL_SERVING | {"passive-backup", "backup"}
+"""Serving as configured: a Kea passive-backup primary, and its backup server, are normal too."""
+_TRANSITIONAL: Final = frozenset({"startup", "recover", "recover-wait", "recover-done", "potential-conflict",
+                                  "conflict-done", "resolution-interrupted", "waiting", "syncing", "ready"})
+"""States on the way back to serving (DESIGN.md `stuck`): transitional, amber; a server that stays
+in one too long is the `stuck` incident's business (a red badge)."""
+
+
 def state_class(state: str | None) -> str:
     """`ok` (serving normally), `warn` (degraded or transitional: serving in a state that is
-    not normal, or on its way between states) or `bad` (partner-down, or a state that answers
-    no client); `unknown` without a state. The page colours states by it."""
+    not normal, or on its way between states), `bad` (partner-down, or a state that answers
+    no client and is not on its way to one that does) or `unknown`. The page colours states
+    by it."""
     if state is None or state in ("unknown", "unknown-state", "undefined"):
         return "unknown"
-    if state in NORMAL_SERVING:
+    if state in _NORMAL:
         return "ok"
     if state == "partner-down" or state not in DHCPD_SERVING | KEA_SERVING | _TRANSITIONAL:
         return "bad"
     return "warn"
 
 
-_TRANSITIONAL: Final = frozenset({"startup", "recover", "recover-done", "potential-conflict", "conflict-done",
-                                  "resolution-interrupted", "waiting", "syncing", "ready"})
-"""States that answer no client but are on their way to one that does (DESIGN.md `stuck`):
-transitional, not down; a server stuck in one is the `stuck` incident's business."""
 _SEVERITY: Final = {"bad": 0, "warn": 1, "unknown": 2, "ok": 3}
 
 
@@ -261,24 +266,23 @@ class _Api:
         pair = _one(request.query, "pair")
         limit = _limit(request.query, 200, 1000)
         store = self.ctx.connected_store()
-        rows = await self.ctx.store_thread.call(store.incidents, pair)
-        closed = [r for r in rows if r["end"] is not None and not r["retracted"]]
-        closed.sort(key=lambda r: r["start"], reverse=True)
-        closed = closed[:limit]
+        rows = [r for r in await self.ctx.store_thread.call(store.incidents, pair) if not r["retracted"]]
+        closed = sorted((r for r in rows if r["end"] is not None), key=lambda r: r["start"], reverse=True)[:limit]
         out = []
         for name in sorted({r["pair"] for r in closed}):
             mine = [r for r in closed if r["pair"] == name]
-            incidents = [_incident(r) for r in mine]
-            since = min(i.start for i in incidents)
-            until = max(i.end or i.start for i in incidents) + 1.0
+            others = [_incident(r) for r in rows if r["pair"] == name]  # what analyze weighs beside it
+            since = min(_epoch(r["start"]) for r in mine)
+            until = max(_epoch(r["end"]) for r in mine) + 1.0
             states = await self.ctx.store_thread.call(store.states, name, datetime.fromtimestamp(since, UTC),
                                                       datetime.fromtimestamp(until, UTC))
             bands = bands_of([_state(name, s) for s in states], until)
-            for row, incident in zip(mine, incidents, strict=True):
+            for row in mine:
+                incident = _incident(row)
                 assert incident.end is not None
-                out.append({**row, "duration_seconds": round(incident.end - incident.start, 6),
-                            "duration": duration(incident.end - incident.start),
-                            "diagnosis": diagnose(incident, bands, incident.end, incidents)})
+                length = incident.end - incident.start
+                out.append({**row, "duration_seconds": round(length, 6), "duration": duration(length),
+                            "diagnosis": diagnose(incident, bands, incident.end, others)})
         out.sort(key=lambda r: r["start"], reverse=True)
         return _json({"incidents": out})
 

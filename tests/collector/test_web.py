@@ -287,3 +287,20 @@ def test_bad_queries_are_a_clear_400(fed: Fed, query: str) -> None:
     status, body = fed.serve.get(query)
     assert status == 400, (status, body)
     assert json.loads(body)["error"]
+
+
+def test_fleet_lists_problems_first_and_classes_states_by_meaning() -> None:
+    from collector.domain import PairView, ServerView
+    from collector.http import fleet_json
+
+    def pair(name: str, states: tuple[str, str], open_condition: str | None = None) -> PairView:
+        servers = tuple(ServerView(host=f"{name}{n}", state=s, since=1.0, peer_state=None, peer_since=None, serving=None,
+                                   last_seen=2.0, ha_name=None) for n, s in enumerate(states))
+        return PairView(name=name, implementation="dhcpd", relationship=name, servers=servers,
+                        conditions=(("stuck", open_condition == "stuck"),))
+
+    fleet = fleet_json([pair("a", ("normal", "normal")), pair("b", ("recover-wait", "partner-down")),
+                        pair("c", ("normal", "normal"), "stuck"), pair("d", ("communications-interrupted", "normal"))])
+    assert [(p["name"], p["class"]) for p in fleet] == [("b", "bad"), ("c", "bad"), ("d", "warn"), ("a", "ok")]
+    assert [(s["state"], s["class"], s["peer_class"]) for s in fleet[0]["servers"]] == [
+        ("recover-wait", "warn", "unknown"), ("partner-down", "bad", "unknown")]
