@@ -304,3 +304,22 @@ def test_fleet_lists_problems_first_and_classes_states_by_meaning() -> None:
     assert [(p["name"], p["class"]) for p in fleet] == [("b", "bad"), ("c", "bad"), ("d", "warn"), ("a", "ok")]
     assert [(s["state"], s["class"], s["peer_class"]) for s in fleet[0]["servers"]] == [
         ("recover-wait", "warn", "unknown"), ("partner-down", "bad", "unknown")]
+
+
+def test_the_fleet_refreshes_itself(fed: Fed, browser: Any) -> None:
+    """A new state shows in the open fleet without a reload (runs last: it changes the pair)."""
+    host = next(iter(fed.copy.logs))
+    relationship = fed.copy.rename("pw-lab")
+    page = browser.new_page()
+    page.goto(fed.serve.url("/"))
+    cell = f"tr.server[data-host='{host}'] .state[data-state]"
+    page.wait_for_selector(cell, timeout=TIMEOUT_MS)
+    assert page.locator(cell).first.get_attribute("data-state") == "normal"
+    page.evaluate("() => { window.sameDocument = true; }")
+    frame = rfc5424_frame(datetime.now(UTC).isoformat(), host, "dhcpd", "31045",
+                          f"failover peer {relationship}: I move from normal to communications-interrupted\n")
+    with socket.create_connection(("127.0.0.1", fed.serve.tcp), timeout=10) as conn:
+        conn.sendall(frame)
+    page.wait_for_selector(f"tr.server[data-host='{host}'] .state[data-state='communications-interrupted']",
+                           timeout=TIMEOUT_MS)
+    assert page.evaluate("() => window.sameDocument") is True
