@@ -4,10 +4,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces.
-DEB_PACKAGES := bsdutils rsyslog rsyslog-gnutls isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl prometheus systemd
+# Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces; Chromium for the web page's browser test.
+DEB_PACKAGES := bsdutils rsyslog rsyslog-gnutls isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl prometheus systemd chromium
 # and what the benchmarks compare against
-BENCH_PACKAGES := rsyslog mtail
+BENCH_PACKAGES := rsyslog mtail chromium
 
 .PHONY: install deps bench-deps apt run test lab bench fuzz clean
 
@@ -52,6 +52,7 @@ bench: bench-deps install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/agreement.py
 	$(BIN)/python bench/scrape.py
+	$(BIN)/python bench/webpage.py
 	$(BIN)/python bench/soak.py --minutes 10
 
 # coverage-guided fuzzing of framing + parsers (atheris); FUZZ_SECONDS bounds it

@@ -425,6 +425,26 @@ ORDER BY host"""
 """Every spelling of the pair's hosts (the servers themselves too, for lines stored before the
 hosts table existed)."""
 
+STATES_BEFORE: Final = """SELECT
+    server,
+    side,
+    argMax(state, ts),
+    argMax(previous, ts),
+    toUnixTimestamp64Micro(max(ts))
+FROM {db}.states
+WHERE pair = %(pair)s AND ts < fromUnixTimestamp64Micro(%(since)s, 'UTC')
+GROUP BY server, side
+ORDER BY server, side"""
+"""Each of a pair's (server, side) state in force at `since`: where its band in a window begins."""
+
+STATES_WINDOW: Final = """SELECT server, side, state, previous, toUnixTimestamp64Micro(ts)
+FROM {db}.states
+WHERE pair = %(pair)s
+    AND ts >= fromUnixTimestamp64Micro(%(since)s, 'UTC')
+    AND ts < fromUnixTimestamp64Micro(%(until)s, 'UTC')
+ORDER BY ts, server, side"""
+"""A pair's state changes within [since, until), in time order."""
+
 
 def check_ttl_days(name: str, days: object) -> int:
     """`days` if it is a usable TTL, else ValueError naming `name`.

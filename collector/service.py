@@ -242,7 +242,7 @@ class Service:
             exc = consumer.exception()
             log.error("pipeline stopped: %r", exc)
             close_listeners()
-            http.close()
+            await http.close()
             idle_sweeper.cancel()
             engine_watch.cancel()
             return 1
@@ -281,7 +281,7 @@ class Service:
             code = 1
         idle_sweeper.cancel()
         engine_watch.cancel()
-        http.close()
+        await http.close()
         log.info("stopped after %d messages", pipeline.processed)
         return code
 

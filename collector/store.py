@@ -747,6 +747,21 @@ class Store:
             rows = self._client.query(self._render(schema.PAIR_HOSTS), parameters={"pair": pair}).result_rows
         return [server for (server,) in rows]
 
+    def states(self, pair: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """A pair's stored state changes in [since, until), each (server, side) led by the one
+        in force at `since` (its `ts` earlier), so a window's bands start at its left edge:
+        `ts`, `server`, `side`, `state`, `previous`; those leading rows first, then the
+        changes in time order."""
+        self._check()
+        params = {"pair": pair, "since": micros(since), "until": micros(until)}
+        with map_store_errors("read states"):
+            before = self._client.query(self._render(schema.STATES_BEFORE), parameters=params).result_rows
+            within = self._client.query(self._render(schema.STATES_WINDOW), parameters=params).result_rows
+        return [
+            {"ts": iso_micros(ts), "server": server, "side": side, "state": state, "previous": previous}
+            for server, side, state, previous, ts in (*before, *within)
+        ]
+
     # -- internals --
 
     def _render(self, statement: str) -> str:

@@ -759,6 +759,26 @@ def test_last_states_are_the_latest_per_pair_server_side(store: Any) -> None:
     assert store.pair_hosts("other") == []
 
 
+def test_a_windows_states_start_with_the_state_in_force_at_its_start(store: Any) -> None:
+    """What the page's bands are drawn from: each (server, side)'s state at `since`, then the
+    changes inside [since, until), none after."""
+    changes = [c for c, _ in correlate(PAIR_LINES) if isinstance(c, StateChanged)]
+    store.insert("states", [state_row(c) for c in changes], STATE_COLUMNS, "window")
+    start = min(c.ts for c in changes)
+    since, until = datetime.fromtimestamp(start + 5, UTC), datetime.fromtimestamp(start + 85, UTC)
+    in_force: dict[tuple[str, str], StateChanged] = {}
+    for c in sorted(changes, key=lambda c: c.ts):
+        if c.ts < since.timestamp():
+            in_force[(c.server, c.side)] = c
+    inside = sorted((c for c in changes if since.timestamp() <= c.ts < until.timestamp()),
+                    key=lambda c: (c.ts, c.server, c.side))
+    expected = [{"ts": iso(datetime.fromtimestamp(c.ts, UTC)), "server": c.server, "side": c.side, "state": c.state,
+                 "previous": c.previous} for c in [*(in_force[k] for k in sorted(in_force)), *inside]]
+    assert in_force and inside and len(expected) < len(changes)  # the window cuts both ends
+    assert store.states(REL, since, until) == expected
+    assert store.states("other", since, until) == []
+
+
 def test_an_incident_written_open_then_closed_reads_back_once_closed(store: Any) -> None:
     written = 0
     for change, now in correlate(PAIR_LINES):
