@@ -61,7 +61,9 @@ from parsers.events import (
     FailoverPool,
     FailoverState,
     FailoverUpdate,
-    Lease,
+    LEASE_LINES,
+    LINE_CODES,
+    LINE_KINDS,
     LeaseAck,
     LeaseNoFree,
     LeaseOffer,
@@ -112,8 +114,10 @@ _START_STATE = {"dhcpd": "startup", "kea": "waiting"}
 Kea's HA service begins in `waiting` without logging a transition): while a server is in it,
 the lines of the same start (`Server starting service.` after `I move from recover to
 startup`) do not reset it again."""
-_OTHER_PAYLOADS = (DhcpdOther, SyslogOther)
-"""Payloads whose PID says nothing of the server process: dhcpd's `execute()` children and
+_LINE_CODE: dict[type, int] = {cls: i for i, cls in enumerate(LINE_KINDS)}
+_ANSWERS = frozenset({LINE_CODES[LeaseOffer.kind], LINE_CODES[LeaseAck.kind]})
+_PID_BLIND = frozenset({LINE_CODES[DhcpdOther.kind], LINE_CODES[SyslogOther.kind]})
+"""Lines whose PID says nothing of the server process: dhcpd's `execute()` children and
 `log()` statements write under dhcpd's name with their own PID. (Kea's helpers log under
 names of their own, `kea-lfc`; a new kea-dhcp4 PID on any line is a new process.)"""
 _KEA_START_EVENTS = frozenset({"init_ok", "configuration_successful", "service_started"})
@@ -122,7 +126,6 @@ reload, after which the HA service begins again in `waiting`), and the service s
 2.2 logs the first two before anything else of the HA service."""
 _REFUSALS = ("not responding", "ignored")
 """Refusals that mean the server would not answer the client at all (failover state, policy)."""
-_ANSWERS = frozenset({LeaseOffer, LeaseAck})
 
 
 # --- internal state --------------------------------------------------------------------
@@ -244,42 +247,20 @@ class Correlator:
         a burst of old lines is judged as `analyze` judges the file. A line older than its
         pair's newest is applied at its own time (`collector.history` decides whether it
         re-decides the past instead, see `lateness`)."""
-        host_name = event.record.host
+        record = event.record
+        payload = event.payload
+        code = _LINE_CODE.get(type(payload))
+        if code is not None:
+            refused = payload.refused if code < LEASE_LINES else None  # type: ignore[attr-defined]
+            return self.feed_line(record.host, record.program, record.pid, code, refused, now, line, arrived)
+        host_name = record.host
         if host_name is None:
             return []
-        activity = self._activity_logged_as(host_name)
-        out: list[Change] = []
-        if arrived is None:
-            arrived = now
-        if now > self.reached:
-            self.reached = now
-        for pair in activity.pairs:
-            if pair.deadline <= now:
-                self._advance(pair, now, out)
+        activity, out = self._arrive(host_name, now, line, arrived)
         host = activity.host
-        if activity.last_seen is None or now > activity.last_seen:
-            activity.last_seen = now
-            activity.last_line = line
-        payload = event.payload
-        answered = False
-        pid = event.record.pid
-        if pid is not None and type(payload) not in _OTHER_PAYLOADS:
-            process = (event.record.program, pid)
-            if activity.process != process:
-                if activity.process is not None and activity.process[0] == process[0]:
-                    self._started(host, activity, now, line, out)  # a new process: the server restarted
-                activity.process = process
-        if isinstance(payload, Lease):  # most lines: kept inline, this path runs for every client packet
-            refused = payload.refused
-            if refused is not None:
-                if refused.startswith(_REFUSALS):
-                    activity.last_refusal = now
-                    activity.refusal_line = line
-                    self._reevaluate(host, now, line, ("not_serving",), out)
-            elif type(payload) in _ANSWERS:
-                activity.last_answer = now
-                answered = True
-        elif isinstance(payload, LeaseNoFree):
+        if record.pid is not None:
+            self._process(host, activity, record.program, record.pid, now, line, out)
+        if isinstance(payload, LeaseNoFree):
             activity.last_no_free = now
             activity.no_free_line = line
             self._reevaluate(host, now, line, ("pool_exhausted", "not_serving"), out)
@@ -298,17 +279,67 @@ class Correlator:
                 self._exited(activity, now, line, out)
             else:  # the banner, `Server starting service.`, Kea's DHCP4_STARTING / DHCP4_STARTED
                 self._started(host, activity, now, line, out)
+        self._depart(activity, False, now, line, arrived, out)
+        return out
+
+    def feed_line(self, host_name: str | None, program: str | None, pid: int | None, code: int, refused: str | None,
+                  now: float, line: str = "", arrived: float | None = None) -> list[Change]:
+        """`feed` for a line of the kind `LINE_KINDS[code]`, from its values (`refused`: a lease
+        line's refusal): what the lean line path hands over, without an event per line. Most
+        lines come this way, so it is kept short."""
+        if host_name is None:
+            return []
+        activity, out = self._arrive(host_name, now, line, arrived)
+        if pid is not None and code not in _PID_BLIND:
+            self._process(activity.host, activity, program, pid, now, line, out)
+        answered = False
+        if code < LEASE_LINES:
+            if refused is not None:
+                if refused.startswith(_REFUSALS):
+                    activity.last_refusal = now
+                    activity.refusal_line = line
+                    self._reevaluate(activity.host, now, line, ("not_serving",), out)
+            elif code in _ANSWERS:
+                activity.last_answer = now
+                answered = True
+        self._depart(activity, answered, now, line, arrived, out)
+        return out
+
+    def _arrive(self, host_name: str, now: float, line: str, arrived: float | None) -> tuple[_Activity, list[Change]]:
+        """What every line does first: run its pairs' deadlines up to `now`; the host spoke."""
+        activity = self._activity_logged_as(host_name)
+        out: list[Change] = []
+        if now > self.reached:
+            self.reached = now
+        for pair in activity.pairs:
+            if pair.deadline <= now:
+                self._advance(pair, now, out)
+        if activity.last_seen is None or now > activity.last_seen:
+            activity.last_seen = now
+            activity.last_line = line
+        return activity, out
+
+    def _process(self, host: str, activity: _Activity, program: str | None, pid: int, now: float, line: str,
+                 out: list[Change]) -> None:
+        """A server line's (program, PID): another PID of the same program is a restart."""
+        process = (program, pid)
+        if activity.process != process:
+            if activity.process is not None and activity.process[0] == program:
+                self._started(host, activity, now, line, out)  # a new process: the server restarted
+            activity.process = process
+
+    def _depart(self, activity: _Activity, answered: bool, now: float, line: str, arrived: float | None,
+                out: list[Change]) -> None:
+        """What every line does last: tell its pairs the host spoke (`_after_line`)."""
         for pair in activity.pairs:
             self._after_line(pair, activity, answered, now, line, out)
             if now > pair.newest:
-                pair.newest, pair.newest_arrived = now, arrived
-        return out
+                pair.newest, pair.newest_arrived = now, (now if arrived is None else arrived)
 
-    def lateness(self, event: Event, now: float) -> float | None:
-        """How far (seconds) a line at `now` lies behind the newest line of its host's pairs: 0
-        when it is not late, None when it is later than a pair's `max_lateness` (stored, but it
-        must not change the pair)."""
-        host_name = event.record.host
+    def lateness(self, host_name: str | None, now: float) -> float | None:
+        """How far (seconds) a line of `host_name` at `now` lies behind the newest line of the
+        host's pairs: 0 when it is not late, None when it is later than a pair's
+        `max_lateness` (stored, but it must not change the pair)."""
         if host_name is None:
             return 0.0
         behind = 0.0

@@ -35,21 +35,7 @@ from typing import Any, Final
 from collector.correlator import Correlator
 from collector.domain import INCIDENT_CHANGES, Change, Incident, StateChanged
 from parsers import Event
-from parsers.events import (
-    DhcpdOther,
-    KeaOther,
-    Lease,
-    LeaseAck,
-    LeaseDecline,
-    LeaseDiscover,
-    LeaseInform,
-    LeaseNak,
-    LeaseOffer,
-    LeaseRelease,
-    LeaseRequest,
-    Record,
-    SyslogOther,
-)
+from parsers.events import LEASE_LINES, LINE_KINDS, Record
 
 __all__ = ["CHECKPOINT_EVERY", "History", "JOURNAL_LINES", "REORDER_SLACK", "REWIND_INTERVAL", "Rewound",
            "incident_key"]
@@ -73,13 +59,14 @@ _NOTED_STATES: Final = 100_000
 _Held = tuple[float, int, Event, str, float]
 """A line held for the next replay: (event time, feed order, event, line, arrival)."""
 
-_COMPACT: Final[tuple[type[Lease] | type[DhcpdOther] | type[KeaOther] | type[SyslogOther], ...]] = (
-    LeaseDiscover, LeaseOffer, LeaseRequest, LeaseAck, LeaseNak, LeaseRelease, LeaseDecline, LeaseInform,
-    DhcpdOther, KeaOther, SyslogOther,
-)
-"""The kinds the journal keeps as plain values (see `_Journal`)."""
-_COMPACT_INDEX: Final = {cls: i for i, cls in enumerate(_COMPACT)}
-_LEASES: Final = len(_COMPACT) - 3
+_LINE_CODE: Final[dict[type, int]] = {cls: i for i, cls in enumerate(LINE_KINDS)}
+
+
+def line_event(host: str | None, program: str | None, pid: int | None, code: int, refused: str | None) -> Event:
+    """The event of a line kept by its values (`LINE_KINDS[code]`): what the correlator reads of it."""
+    cls = LINE_KINDS[code]
+    payload = cls(refused=refused) if code < LEASE_LINES else cls(message="")  # type: ignore[call-arg]
+    return Event(Record(host=host, program=program, pid=pid), payload)
 
 
 class _Journal:
@@ -117,16 +104,24 @@ class _Journal:
 
     def append(self, at: float, order: int, event: Event, line: str, arrived: float) -> None:
         payload = event.payload
-        index = _COMPACT_INDEX.get(type(payload), -1)
+        code = _LINE_CODE.get(type(payload), -1)
         record = event.record
+        refused = payload.refused if 0 <= code < LEASE_LINES else None  # type: ignore[attr-defined]
+        self.append_line(at, order, record.host, record.program, record.pid, code, refused, line, arrived)
+        if code < 0:
+            self.events[-1] = event
+
+    def append_line(self, at: float, order: int, host: str | None, program: str | None, pid: int | None, code: int,
+                    refused: str | None, line: str, arrived: float) -> None:
+        """A line of the kind `LINE_KINDS[code]` by its values (`code` -1: its event follows)."""
         self.at.append(at)
         self.orders.append(order)
-        self.events.append(None if index >= 0 else event)
-        self.hosts.append(record.host)
-        self.programs.append(record.program)
-        self.pids.append(record.pid)
-        self.kinds.append(index)
-        self.refusals.append(payload.refused if 0 <= index < _LEASES else None)  # type: ignore[attr-defined]
+        self.events.append(None)
+        self.hosts.append(host)
+        self.programs.append(program)
+        self.pids.append(pid)
+        self.kinds.append(code)
+        self.refusals.append(refused)
         self.lines.append(line)
         self.arrived.append(arrived)
 
@@ -134,10 +129,7 @@ class _Journal:
         """Line `i` (from the start of the journal) as it was fed."""
         event = self.events[i]
         if event is None:
-            index = self.kinds[i]
-            cls = _COMPACT[index]
-            payload = cls(refused=self.refusals[i]) if index < _LEASES else cls(message="")  # type: ignore[call-arg]
-            event = Event(Record(host=self.hosts[i], program=self.programs[i], pid=self.pids[i]), payload)
+            event = line_event(self.hosts[i], self.programs[i], self.pids[i], self.kinds[i], self.refusals[i])
         return (self.at[i], self.orders[i], event, self.lines[i], self.arrived[i])
 
     def cut(self, start: int) -> list[_Held]:
@@ -210,24 +202,50 @@ class History:
     def feed(self, event: Event, at: float, line: str, arrived: float) -> list[Change]:
         """Apply a line at its event time `at`, or hold it for the next replay when it is
         more than `REORDER_SLACK` late and a checkpoint precedes it (then no changes yet)."""
-        correlator = self.correlator
-        if event.record.host is None:  # (the correlator has no use for it)
-            return []
-        lag = correlator.lateness(event, at)
+        lag = self._admit(event.record.host, at)
         if lag is None:
-            self.late_ignored += 1
             return []
-        self._order += 1
-        if lag > 0.0:
-            self.late_applied += 1
-            if lag > REORDER_SLACK and self._checkpoints[0].reached <= at:
-                self._held.append((at, self._order, event, line, arrived))
-                return []
-        changes = correlator.feed(event, at, line, arrived)
+        if lag > 0.0 and self._hold(lag, at):
+            self._held.append((at, self._order, event, line, arrived))
+            return []
+        changes = self.correlator.feed(event, at, line, arrived)
         self._journal.append(at, self._order, event, line, arrived)
         if changes:
             self._note(changes)
         return changes
+
+    def feed_line(self, host: str | None, program: str | None, pid: int | None, code: int, refused: str | None,
+                  at: float, line: str, arrived: float) -> list[Change]:
+        """`feed` for a line of the kind `LINE_KINDS[code]`, by its values (the lean line path)."""
+        lag = self._admit(host, at)
+        if lag is None:
+            return []
+        if lag > 0.0 and self._hold(lag, at):
+            self._held.append((at, self._order, line_event(host, program, pid, code, refused), line, arrived))
+            return []
+        changes = self.correlator.feed_line(host, program, pid, code, refused, at, line, arrived)
+        self._journal.append_line(at, self._order, host, program, pid, code, refused, line, arrived)
+        if changes:
+            self._note(changes)
+        return changes
+
+    def _admit(self, host: str | None, at: float) -> float | None:
+        """How late an admitted line is (it then takes the next feed order); None when the
+        correlator has no use for it: no host, or later than `max_lateness`."""
+        if host is None:
+            return None
+        lag = self.correlator.lateness(host, at)
+        if lag is None:
+            self.late_ignored += 1
+            return None
+        self._order += 1
+        return lag
+
+    def _hold(self, lag: float, at: float) -> bool:
+        """Whether a late line waits for the next replay: more than `REORDER_SLACK` late, with
+        a checkpoint before it."""
+        self.late_applied += 1
+        return lag > REORDER_SLACK and self._checkpoints[0].reached <= at
 
     def tick(self, wall: float) -> list[Change]:
         changes = self.correlator.tick(wall)

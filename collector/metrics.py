@@ -82,7 +82,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import choose_encoder, generate_latest
@@ -106,7 +106,9 @@ from parsers.events import (
     FailoverPool,
     FailoverState,
     FailoverUpdate,
-    Lease,
+    LEASE_LINES,
+    LINE_CODES,
+    LINE_KINDS,
     LeaseNoFree,
     SyslogOther,
 )
@@ -220,6 +222,10 @@ _KEA_PROGRAM = re.compile(r"kea-[a-z0-9-]{1,24}")
 
 # Relationship key of a Kea server (its lines name no relationship).
 _NO_RELATIONSHIP = ""
+_LINE_CODE: Final[dict[type, int]] = {cls: i for i, cls in enumerate(LINE_KINDS)}
+_LEASE_LABELS: Final = tuple(cls.kind.partition(".")[2] for cls in LINE_KINDS[:LEASE_LINES])
+"""`dhcp_leases_total`'s `kind` of each lease line code (`lease.ack` -> `ack`)."""
+_SYSLOG_OTHER: Final = LINE_CODES[SyslogOther.kind]
 
 ServerKey = tuple[str, str]  # (server, relationship or "")
 
@@ -274,19 +280,20 @@ class FleetTally:
 
     def observe(self, event: Event, changes: Sequence[Change], now: float) -> None:
         """Count one line (`event`, seen at `now`) and the changes the correlator made of it."""
+        payload = event.payload
+        code = _LINE_CODE.get(type(payload))
+        if code is not None:
+            refused = payload.refused if code < LEASE_LINES else None  # type: ignore[attr-defined]
+            self.observe_line(event.record.host, code, refused, now, changes, event.repeated or 1)
+            return
         raw = event.record.host
         if raw is None:
             return
         host = self._host(raw)
-        payload = event.payload
         n = event.repeated or 1
-        if (not isinstance(payload, SyslogOther) or host in self._last_seen) and now > self._last_seen.get(host, -math.inf):
+        if now > self._last_seen.get(host, -math.inf):
             self._set(self._last_seen, host, now)  # (a late line does not move it back)
-        if isinstance(payload, Lease):
-            self._add(self._leases, (host, payload.kind.partition(".")[2]), n)
-            if payload.refused is not None:
-                self._add(self._refused, (host, self._reason(payload.refused)), n)
-        elif isinstance(payload, LeaseNoFree):
+        if isinstance(payload, LeaseNoFree):
             self._add(self._no_free, (host, payload.network or ""), n)
         elif isinstance(payload, FailoverPool):
             self._set(self._pools, (host, payload.network), (payload.total, payload.free, payload.backup))
@@ -296,6 +303,25 @@ class FleetTally:
             self._kea_ha(host, payload, now)
         if changes:
             self.count_changes(event, changes)
+
+    def observe_line(self, raw: str | None, code: int, refused: str | None, now: float, changes: Sequence[Change],
+                     n: int = 1) -> None:
+        """`observe` for a line of the kind `LINE_KINDS[code]`, by its values (the lean line
+        path's lines, most of them)."""
+        if raw is None:
+            return
+        host = self._host(raw)
+        last_seen = self._last_seen
+        if (code != _SYSLOG_OTHER or host in last_seen) and now > last_seen.get(host, -math.inf):
+            self._set(last_seen, host, now)  # (a late line does not move it back)
+        if code < LEASE_LINES:
+            self._add(self._leases, (host, _LEASE_LABELS[code]), n)
+            if refused is not None:
+                self._add(self._refused, (host, self._reason(refused)), n)
+        if changes:
+            for change in changes:
+                if isinstance(change, StateChanged):
+                    self._transition(change, None, _NO_RELATIONSHIP)
 
     def count_changes(self, event: Event, changes: Sequence[Change]) -> None:
         """Count the transitions among `changes`, which `event`'s line caused (`observe` does it

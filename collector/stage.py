@@ -20,8 +20,8 @@ from collector.history import History
 from collector.metrics import FleetTally
 from collector.rows import FUTURE_SKEW_US, MessageIds, host_row, line_rows, value_rows
 from parsers import Event
-from parsers.events import DhcpdOther, KeaOther
-from parsers.fast import FastLine, event_of
+from parsers.events import LINE_CODES, DhcpdOther, KeaOther
+from parsers.fast import FastLine
 
 __all__ = ["EventClock", "LineStage", "MAX_HOSTS_SEEN"]
 
@@ -102,17 +102,21 @@ class LineStage:
         """`parsed` is what `LineParser.read` gave: an event, or the fast path's values (their
         rows are built from the values). `placed` False: a file line before the file's first
         time, stored at the file's time but kept from the correlator (its true time is unknown)."""
-        if type(parsed) is tuple:
+        if type(parsed) is tuple:  # its kind is one of LINE_KINDS: the values are all the correlator needs
             values: FastLine | None = parsed
-            event = event_of(parsed)
+            event = None
             host, program, kind = parsed[1], parsed[2], parsed[9]
+            code, refused = LINE_CODES[kind], parsed[15]
+            changes = self.history.feed_line(host, program, parsed[3], code, refused, at, text, arrived) if placed else []
+            if self._tally is not None:
+                self._tally.observe_line(host, code, refused, at, changes)
         else:
             values, event = None, parsed  # type: ignore[assignment]
             record = event.record
             host, program, kind = record.host, record.program, event.payload.kind
-        changes = self.history.feed(event, at, text, arrived) if placed else []
-        if self._tally is not None:
-            self._tally.observe(event, changes, at)
+            changes = self.history.feed(event, at, text, arrived) if placed else []
+            if self._tally is not None:
+                self._tally.observe(event, changes, at)
         if kind in _UNRECOGNIZED:
             self.unrecognized[program] = self.unrecognized.get(program, 0) + 1
         if host is not None and host not in self._hosts_seen:
@@ -123,6 +127,7 @@ class LineStage:
             mrow, erow = value_rows(values, id=self._ids.next(), received_at=arrived, raw=text, transport=transport,
                                     sender=sender, at=at)
         else:
+            assert event is not None
             mrow, erow = line_rows(event, id=self._ids.next(), received_at=arrived, raw=text, transport=transport,
                                    sender=sender, at=at)
         ts_us = mrow[2]  # (the row's times, converted once: received_at, id, ts, ...)

@@ -464,12 +464,13 @@ class Store:
 
     def engine_memory(self) -> int | None:
         """Bytes the embedded engine's allocator tracks now (its `MemoryTracking`); None for a
-        ClickHouse server, whose memory is its own."""
+        ClickHouse server, whose memory is its own. Just after start the tracker can read below
+        zero (it saw frees of memory allocated before it began): that counts as 0."""
         if self.target.kind != "embedded":
             return None
         with map_store_errors("engine memory"):
             rows = self._client.query(_ENGINE_MEMORY).result_rows
-        return int(rows[0][0]) if rows else None
+        return max(0, int(rows[0][0])) if rows else None
 
     # -- lifecycle --
 
