@@ -122,14 +122,15 @@ def ingest(
     stage = LineStage(correlator, strip_domain=strip_domain)
     result = Ingested()
 
-    def keep(item: Observed, mrow: tuple[Any, ...], erow: tuple[Any, ...]) -> None:
+    def keep(item: Observed, mrow: tuple[Any, ...], erow: tuple[Any, ...] | None) -> None:
         if stage.hosts:
             for row in stage.hosts:
                 writer.add(HOSTS, row, row[1])
             stage.hosts.clear()
         if item.ts >= messages_cutoff:
             writer.add(MESSAGES, mrow, item.line)
-            writer.add(EVENTS, erow, item.line)
+            if erow is not None:
+                writer.add(EVENTS, erow, item.line)
             result.stored += 1
         else:
             result.expired += 1

@@ -255,7 +255,8 @@ class Pipeline:
                     assert at is not None  # (a line with an arrival always has a time)
                     mrow, erow, changes = take(parsed, text, at, received_at, transport, sender)
                     mrows.append(mrow)  # type: ignore[arg-type]  # (the stage builds rows)
-                    erows.append(erow)  # type: ignore[arg-type]
+                    if erow is not None:  # (most lines have none)
+                        erows.append(erow)
                     if changes:
                         changed.append((changes, received_at))
                 except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)

@@ -64,8 +64,8 @@ SETTLE_EVERY: Final = 1000
 """Lines between two calls of the history's `settle` (replays and checkpoints), as `serve`
 settles after each chunk of at most that many lines."""
 
-Keep = Callable[[Observed, tuple[Any, ...], tuple[Any, ...]], None]
-"""Takes each line's `messages` and `events` rows (`ingest` stores them)."""
+Keep = Callable[[Observed, tuple[Any, ...], tuple[Any, ...] | None], None]
+"""Takes each line's `messages` row and its `events` row, if any (`ingest` stores them)."""
 
 
 def _placed(source: Source) -> Iterator[Observed]:
@@ -117,7 +117,7 @@ def run(lines: Iterable[Observed], stage: LineStage, keep: Keep | None = None) -
             result.unplaced += 1
         mrow, erow, changes = stage.take(item.event, item.line, at, at, "file", item.sender, placed=item.placed)
         changed(changes)
-        if keep is not None and mrow is not None and erow is not None:
+        if keep is not None and mrow is not None:
             keep(item, mrow, erow)
         if item.placed and result.lines % SETTLE_EVERY == 0:
             rewound(history.settle(at))

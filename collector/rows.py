@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 from collector.domain import Incident, StateChanged
-from parsers.events import Event
-from parsers.fast import LEASE_FIELDS, FastLine
+from parsers.events import LINE_KINDS, Event, Lease
+from parsers.fast import FastLine
 from parsers.jsonl import iso_utc, payload_fields
 
 __all__ = [
@@ -58,6 +58,10 @@ def _json_encoder() -> Callable[[Any], str]:
 
 
 _compact_json = _json_encoder()
+_MESSAGE_ONLY: Final = frozenset(LINE_KINDS)
+"""Kinds whose line needs no `events` row when it carries nothing else (schema migration 5)."""
+_NO_LEASE: Final = (None,) * 7
+"""The lease columns of a line that is no lease."""
 def micros(value: datetime | float) -> int:
     """Microseconds since the epoch from a datetime (naive = UTC) or epoch seconds.
 
@@ -113,9 +117,10 @@ def line_rows(
     transport: str,
     sender: str = "",
     at: datetime | float | None = None,
-) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
     """The `messages` row (`MESSAGE_COLUMNS` order) and the `events` row (`EVENT_COLUMNS`
-    order) of one received line and its event, with the times converted once for both.
+    order, None when the message row holds all of it) of one received line and its event,
+    with the times converted once for both.
 
     `received_at` is the collector's clock when the line arrived; a backfill (`ingest`)
     passes the line's own time instead. `transport` is `udp`, `tcp`, `tls` or `file`;
@@ -128,9 +133,12 @@ def line_rows(
     `since` relies on it). It is the messages row's last value: `row[0]` is `received_at`
     and `row[2]` the header time `ts`, both in µs.
 
-    The events row holds the kind's fields (`parsers.jsonl.payload_fields`) as JSON text, with
-    the stream markers `continuation`/`repeated`; what the message row already holds (`ts`,
-    `host`, `program`, `pid`, `kind`, `message`) is not repeated.
+    A lease line's fields are columns of its message row (`schema.LEASE_COLUMNS`). The events
+    row holds the kind's fields (`parsers.jsonl.payload_fields`) as JSON text, with the stream
+    markers `continuation`/`repeated`; what the message row already holds (`ts`, `host`,
+    `program`, `pid`, `kind`, `message`) is not repeated. Lines of the kinds in
+    `parsers.events.LINE_KINDS` (client traffic, lines of no known event) with nothing more
+    have none: nearly every line is one row.
     """
     ts = event.record.ts
     received_us = micros(received_at)
@@ -143,35 +151,36 @@ def line_rows(
 
 
 def value_rows(values: FastLine, *, id: int, received_at: float, raw: str, transport: str, sender: str,
-               at: float) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+               at: float) -> tuple[tuple[Any, ...], None]:
     """`line_rows` of a line the parser's fast path took (`parsers.fast.FIELDS`), from its
-    values: the same rows, without an event or a dict per line."""
+    values: the same message row, without an event or a dict per line (and, like every line of
+    the kinds the fast path takes, no events row)."""
     (ts_us, host, program, pid, facility, severity, msgid, _, message, kind, *lease) = values
     received_us = round(received_at * 1_000_000)
     at_us = round(at * 1_000_000)
     if at_us - received_us > FUTURE_SKEW_US:
         at_us = received_us
-    if kind.startswith("lease."):
-        fields = _compact_json(dict(zip(LEASE_FIELDS, lease)))
-    else:  # kea.other, syslog.other: the message row holds their one field
-        fields = "{}"
-    return ((received_us, id, ts_us, host, program, pid, facility, severity, msgid or "", "", message, raw, transport,
-             sender, kind, at_us),
-            (received_us, id, ts_us, host, program, kind, "", fields))
+    return (received_us, id, ts_us, host, program, pid, facility, severity, msgid or "", "", message, raw, transport,
+            sender, kind, at_us, *lease), None
 
 
 def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw: str, transport: str,
                  sender: str, at_us: int) -> tuple[Any, ...]:
     r = event.record
+    p = event.payload
+    lease = (p.ip, p.mac, p.client_name, p.via, p.server_id, p.refused, p.detail) if isinstance(p, Lease) else _NO_LEASE
     return (received_us, id, ts_us, r.host or "", r.program or "", r.pid, r.facility, r.severity, r.msgid or "",
-            r.structured_data or "", r.message.lstrip(), raw, transport, sender, event.payload.kind, at_us)
+            r.structured_data or "", r.message.lstrip(), raw, transport, sender, p.kind, at_us, *lease)
 
 
-def _event_row(event: Event, id: int, received_us: int, ts_us: int | None) -> tuple[Any, ...]:
+def _event_row(event: Event, id: int, received_us: int, ts_us: int | None) -> tuple[Any, ...] | None:
     r = event.record
     payload = event.payload
     fields = payload_fields(event)
     fields.pop("message", None)  # the `*.other` kinds' text: the message row holds it
+    if (type(payload) in _MESSAGE_ONLY and not event.continuation and event.repeated is None
+            and (isinstance(payload, Lease) or not fields)):
+        return None  # the message row holds all of it (a lease's fields in its columns)
     if event.continuation:
         fields["continuation"] = True
     if event.repeated is not None:

@@ -271,11 +271,29 @@ _RETRACTION = (
 `retracted` (`collector.history`), rather than left standing or deleted. On replicated tables
 (every shard, and the Distributed table over them) that is deploy/clickhouse/upgrade-4.sql."""
 
+LEASE_COLUMNS: Final = ("ip", "mac", "client_name", "via", "server_id", "refused", "detail")
+"""A lease line's fields (`parsers.events.Lease`), as columns of its message (migration 5)."""
+_LACKS_LEASE = ("SELECT count() = 0 FROM system.columns"
+                " WHERE database = '{db}' AND table = 'messages' AND name = 'detail'")
+_LEASE_FIELDS = (
+    Refuse("SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'messages'"
+           " AND engine != 'MergeTree' AND (" + _LACKS_LEASE + ")",
+           "table {db}.messages is replicated and has no lease columns: upgrade it with "
+           "deploy/clickhouse/upgrade-5.sql, then start again"),
+    "ALTER TABLE {db}.messages " + ", ".join(f"ADD COLUMN IF NOT EXISTS {name} Nullable(String)"
+                                             for name in LEASE_COLUMNS),
+)
+"""Migration 5: a lease line's fields go in typed columns of its message, and its `events` row
+(JSON text, one per line: most of the work of storing a line) is no longer written; `events`
+keeps the lines that carry more (state changes, pools, ...). Rows stored before keep their
+`events` rows and read as before (`Store.timeline` takes the fields from both)."""
+
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[Step, ...]], ...]] = (
     (1, "initial tables: messages, events, states, incidents", (_MESSAGES, _EVENTS, _STATES, _INCIDENTS)),
     (2, "hosts: the spellings of each host name", (_HOSTS,)),
     (3, "messages: event time `at`, the timeline's order", _EVENT_TIME_ORDER),
     (4, "incidents: `retracted`, for incidents late lines showed never happened", _RETRACTION),
+    (5, "messages: lease fields as columns; events only for lines that carry more", _LEASE_FIELDS),
 )
 
 # --- column order for inserts, with the types (so an insert needs no DESCRIBE round trip) --
@@ -297,6 +315,7 @@ MESSAGE_COLUMNS: Final = (
     ("sender", "String"),
     ("kind", "LowCardinality(String)"),
     ("at", "DateTime64(6, 'UTC')"),
+    *((name, "Nullable(String)") for name in LEASE_COLUMNS),
 )
 EVENT_COLUMNS: Final = (
     ("received_at", "DateTime64(6, 'UTC')"),
@@ -354,7 +373,14 @@ TIMELINE: Final = """SELECT
     pid,
     kind,
     message,
-    toUnixTimestamp64Micro(at)
+    toUnixTimestamp64Micro(at),
+    ip,
+    mac,
+    client_name,
+    via,
+    server_id,
+    refused,
+    detail
 FROM {db}.messages
 WHERE {where}
 ORDER BY at, received_at, id

@@ -48,6 +48,7 @@ from urllib.parse import unquote, urlsplit
 from collector import schema
 from collector.config import ConfigError
 from collector.rows import FUTURE_SKEW_US, event_time_us, iso_micros, micros
+from parsers.events import LEASE_LINES, LINE_KINDS
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -113,6 +114,8 @@ to keep up on average."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 _ENGINE_MEMORY: Final = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
+_LEASE_KINDS: Final = frozenset(cls.kind for cls in LINE_KINDS[:LEASE_LINES])
+"""Kinds whose fields are the message's lease columns (`schema.LEASE_COLUMNS`)."""
 
 
 def engine_options(memory_limit: int) -> dict[str, int]:
@@ -590,9 +593,12 @@ class Store:
                 raise ValueError("columns of different lengths")
         else:
             data = list(zip(*data, strict=True)) if len(columns) else []
-            if table == MESSAGES and tuple(columns) == MESSAGE_COLUMNS and len(data) == len(columns) - 1:
-                # rows built before `at` existed (spooled by the previous version): its rule
-                data.append([event_time_us(r, t) for r, t in zip(data[0], data[2], strict=True)])
+            if table == MESSAGES and tuple(columns) == MESSAGE_COLUMNS and len(data) < len(columns):
+                # rows spooled by an earlier version: before `at` (its rule), before the lease columns
+                if len(data) == len(columns) - len(schema.LEASE_COLUMNS) - 1:
+                    data.append([event_time_us(r, t) for r, t in zip(data[0], data[2], strict=True)])
+                if len(data) == len(columns) - len(schema.LEASE_COLUMNS):
+                    data.extend([None] * size for _ in schema.LEASE_COLUMNS)
         if len(data) != len(columns):
             raise ValueError(f"rows have {len(data)} values, columns name {len(columns)}")
         with map_store_errors(f"insert into {table}"):
@@ -666,7 +672,7 @@ class Store:
             rows = self._client.query(sql, parameters=params).result_rows
             fields = self._page_fields(rows) if rows else {}
         out: list[dict[str, Any]] = []
-        for ident, received_us, ts_us, host, program, pid, kind, message, at_us in rows:
+        for ident, received_us, ts_us, host, program, pid, kind, message, at_us, *lease in rows:
             item: dict[str, Any] = {
                 "ts": iso_micros(ts_us),
                 "received_at": iso_micros(received_us),
@@ -677,8 +683,10 @@ class Store:
                 "kind": kind,
             }
             text = fields.get((host, received_us, ident))
-            if text:
+            if text:  # (a lease line stored before migration 5 has its fields here too)
                 item.update(json.loads(text))
+            elif kind in _LEASE_KINDS:
+                item.update(zip(schema.LEASE_COLUMNS, lease))
             item["message"] = message
             item["id"] = ident
             out.append(item)

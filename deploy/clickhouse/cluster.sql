@@ -1,8 +1,9 @@
 -- pairwatch's store on a ClickHouse cluster: replicated tables per shard, Distributed tables to
 -- read them all. The same tables, columns, keys and TTLs as the single-node schema that pairwatch
 -- creates itself (collector/schema.py, as its migrations leave it), with Replicated engines.
--- A cluster made with an earlier version of this file (messages without `at`) is brought up to
--- date by upgrade-3.sql: collectors refuse to start on it until then.
+-- A cluster made with an earlier version of this file is brought up to date by the upgrade-N.sql
+-- files it lacks, in order (3: messages without `at`; 4: incidents without `retracted`; 5:
+-- messages without the lease columns): collectors refuse to start on it until then.
 --
 -- Layout (README, "Beyond one machine"):
 --   * database `pairwatch` on every node: the tables pairwatch writes and reads, under the names
@@ -55,7 +56,14 @@ CREATE TABLE IF NOT EXISTS pairwatch.messages ON CLUSTER '{cluster}'
     transport       LowCardinality(String),
     sender          String,
     kind            LowCardinality(String),
-    at              DateTime64(6, 'UTC') DEFAULT if(ts IS NULL OR ts > received_at + INTERVAL 1 DAY, received_at, assumeNotNull(ts))
+    at              DateTime64(6, 'UTC') DEFAULT if(ts IS NULL OR ts > received_at + INTERVAL 1 DAY, received_at, assumeNotNull(ts)),
+    ip              Nullable(String),
+    mac             Nullable(String),
+    client_name     Nullable(String),
+    via             Nullable(String),
+    server_id       Nullable(String),
+    refused         Nullable(String),
+    detail          Nullable(String)
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toYYYYMM(received_at)

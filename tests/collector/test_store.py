@@ -48,6 +48,7 @@ from collector.store import (
     parse_store_url,
 )
 from parsers import Event, ParseOptions, parse_line
+from parsers.jsonl import payload_fields
 from tests.conftest import KEEP_DAYS, OnThread
 
 OPTIONS = ParseOptions(reference=datetime(2025, 3, 10, tzinfo=UTC))
@@ -79,9 +80,10 @@ def ingest(store: Any, lines: list[str], received: list[datetime], ids: MessageI
         ident = ids()
         message, ev = line_rows(event, id=ident, received_at=at, raw=text, transport="udp", sender="192.0.2.1")
         messages.append(message)
-        evs.append(ev)
+        if ev is not None:
+            evs.append(ev)
     assert store.insert("messages", messages, MESSAGE_COLUMNS, f"{token}-m") == len(lines)
-    assert store.insert("events", evs, EVENT_COLUMNS, f"{token}-e") == len(lines)
+    assert store.insert("events", evs, EVENT_COLUMNS, f"{token}-e") == len(evs)
     return events
 
 
@@ -268,6 +270,17 @@ MIGRATED_LINES = [
 MIGRATED_RECEIVED = [T0 + timedelta(seconds=s, microseconds=3) for s in (1, 11, 21, 22, 30, 30, 30)]
 
 
+def version_2_rows(event: Event, **kw: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The rows a version 2 collector stored: every line had an events row, a lease line's
+    fields in it as JSON, and its message row had no lease columns."""
+    message, ev = line_rows(event, **kw)
+    if ev is None:
+        fields = payload_fields(event)
+        fields.pop("message", None)
+        ev = (*message[:5], event.payload.kind, "", json.dumps(fields, separators=(",", ":"), ensure_ascii=False))
+    return message[:-len(schema.LEASE_COLUMNS)], ev
+
+
 def build_v2_store(admin: Any, db: str) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
     """A database at schema version 2 holding `MIGRATED_LINES`; their (messages, events) rows
     as the current code builds them."""
@@ -284,11 +297,11 @@ def build_v2_store(admin: Any, db: str) -> list[tuple[tuple[Any, ...], tuple[Any
         admin.insert("schema_migrations", [[version, name, datetime.now(UTC)]], database=db,
                      column_names=("version", "name", "applied_at"))
     ids = MessageIds(start=500)
-    rows = [line_rows(parse_line(t, OPTIONS), id=ids(), received_at=r, raw=t, transport="tcp")
+    rows = [version_2_rows(parse_line(t, OPTIONS), id=ids(), received_at=r, raw=t, transport="tcp")
             for t, r in zip(MIGRATED_LINES, MIGRATED_RECEIVED, strict=True)]
-    old = MESSAGE_COLUMNS[:-1]
-    assert MESSAGE_COLUMNS[-1] == "at"
-    admin.insert("messages", [m[:-1] for m, _ in rows], database=db, column_names=old,
+    old = MESSAGE_COLUMNS[:-len(schema.LEASE_COLUMNS) - 1]
+    assert MESSAGE_COLUMNS[len(old)] == "at"
+    admin.insert("messages", [m[:len(old)] for m, _ in rows], database=db, column_names=old,
                  column_type_names=[V2_TYPES[c] for c in old])
     admin.insert("events", [e for _, e in rows], database=db, column_names=EVENT_COLUMNS,
                  column_type_names=[t for _, t in schema.EVENT_COLUMNS])
@@ -303,7 +316,7 @@ def open_store(target: StoreTarget, thread: StoreThread, db: str) -> Any:
 def check_migrated(store: Any, admin: Any, db: str, rows: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
     """Every row of the version-2 store once, readable in event-time order, `at` as line_rows
     computes it (the column's DEFAULT filled it), the events still joined."""
-    assert store.migrate() == [1, 2, 3, 4]
+    assert store.migrate() == [1, 2, 3, 4, 5]
     tables = sorted(t for (t,) in admin.query(f"SHOW TABLES FROM {db}").result_rows)
     assert tables == sorted([*schema.TABLE_COLUMNS, "schema_migrations"])  # no messages_v3 left
     described = admin.query(f"DESCRIBE TABLE {db}.messages").result_rows
@@ -338,10 +351,10 @@ def test_a_version_2_store_is_migrated_to_event_time_order(
     rows = build_v2_store(store_admin, store_database)
     store = open_store(store_target, store_thread, store_database)
     try:
-        assert store.pending_migrations() == [3, 4]
+        assert store.pending_migrations() == [3, 4, 5]
         check_migrated(store, store_admin, store_database, rows)
         assert store.pending_migrations() == []
-        assert store.migrate() == [1, 2, 3, 4]  # and again: nothing to do
+        assert store.migrate() == [1, 2, 3, 4, 5]  # and again: nothing to do
         assert count(store_admin, store_database, "messages") == len(rows) + 1
     finally:
         store.close()
@@ -363,7 +376,7 @@ def test_an_interrupted_migration_3_runs_again(
             assert count(store_admin, store_database, "messages_v3") == len(rows)
         if done == 5:  # swapped: the old table under the copy's name
             assert count(store_admin, store_database, "messages_v3") == len(rows)
-            assert store.timeline(limit=1)[0]["at"] is not None
+            assert store_admin.query(f"SELECT min(at) FROM {store_database}.messages").result_rows[0][0] is not None
         check_migrated(store, store_admin, store_database, rows)
     finally:
         store.close()
@@ -402,7 +415,7 @@ def test_migration_4_leaves_a_shared_incidents_table_to_the_operator(
     try:
         with pytest.raises(StoreError, match=r"upgrade-4\.sql"):
             store.migrate()
-        assert store.pending_migrations() == [4]  # migration 3 went through
+        assert store.pending_migrations() == [4, 5]  # migration 3 went through
     finally:
         store.close()
 
@@ -429,7 +442,7 @@ def test_row_builders_follow_the_column_constants() -> None:
 
 def test_event_time_is_the_header_time_unless_absent_or_too_far_ahead() -> None:
     at = MESSAGE_COLUMNS.index("at")
-    assert at == len(MESSAGE_COLUMNS) - 1  # appended: row[0] received_at and row[2] ts stay where they were
+    assert at == MESSAGE_COLUMNS.index("kind") + 1  # after version 2's columns: row[0] received_at and row[2] ts stay
     assert FUTURE_SKEW_US == 86_400_000_000  # the messages DDL's `INTERVAL 1 DAY`
 
     def row(text: str, received: datetime, **kw: Any) -> dict[str, Any]:
@@ -587,27 +600,45 @@ def test_cursor_text() -> None:
 
 
 def test_rows_of_the_previous_shape_get_their_event_time(store: Any) -> None:
-    """A batch spooled by the previous version (message rows without `at`) is stored on replay,
-    `at` computed by the same rule."""
+    """A batch spooled by an earlier version is stored on replay: message rows without `at`
+    (version 2; `at` computed by the same rule) or without the lease columns (version 4: null)."""
     ids = MessageIds(start=1)
     rows = [line_rows(parse_line(t, OPTIONS), id=ids(), received_at=r, raw=t, transport="tcp")[0]
             for t, r in zip(LINES, received(len(LINES)), strict=True)]
-    assert store.insert("messages", [list(r[:-1]) for r in rows], MESSAGE_COLUMNS, "spooled-v2") == len(rows)
-    assert [r["at"] for r in store.timeline()] == [r["ts"] or r["received_at"] for r in store.timeline()]
     at = MESSAGE_COLUMNS.index("at")
+    assert store.insert("messages", [list(r[:at]) for r in rows], MESSAGE_COLUMNS, "spooled-v2") == len(rows)
+    assert [r["at"] for r in store.timeline()] == [r["ts"] or r["received_at"] for r in store.timeline()]
     stored = store.timeline()
     assert sorted(r["id"] for r in stored) == [r[MESSAGE_COLUMNS.index("id")] for r in rows]
     assert [r["at"] for r in stored] == [iso(T0 + timedelta(microseconds=v - int(T0.timestamp()) * 1_000_000))
                                          for v in sorted(r[at] for r in rows)]
     with pytest.raises(ValueError, match="values"):
-        store.insert("messages", [r[:-2] for r in rows], MESSAGE_COLUMNS, "too-short")
+        store.insert("messages", [r[:at - 1] for r in rows], MESSAGE_COLUMNS, "too-short")
+    later = [(r[0] + 10**9, r[1] + 100, *r[2:at + 1]) for r in rows]  # version 4: `at`, no lease columns
+    assert store.insert("messages", later, MESSAGE_COLUMNS, "spooled-v4") == len(rows)
+    leases = [r for r in store.timeline() if r["id"] > 100 and r["kind"].startswith("lease.")]
+    assert leases and all(r["ip"] is None and r["mac"] is None for r in leases)
+
+
+def test_a_lease_line_is_one_message_row_with_its_fields(store: Any) -> None:
+    """A lease line (migration 5) has no events row: its fields are the message's columns, and
+    the timeline shows them as it showed the events row's."""
+    event = parse_line(LINES[1], OPTIONS)
+    message, ev = line_rows(event, id=1, received_at=T0, raw=LINES[1], transport="udp")
+    assert ev is None
+    store.insert("messages", [message], MESSAGE_COLUMNS, "m")
+    (row,) = store.timeline()
+    assert row["kind"] == "lease.discover" and row["message"].startswith("DHCPDISCOVER")
+    assert {k: row[k] for k in schema.LEASE_COLUMNS} == {
+        "ip": None, "mac": "00:00:5e:00:53:01", "client_name": None, "via": "eth0", "server_id": None,
+        "refused": None, "detail": None}
 
 
 def test_timeline_keeps_messages_without_an_event_row(store: Any) -> None:
-    event = parse_line(LINES[1], OPTIONS)
-    store.insert("messages", [line_rows(event, id=1, received_at=T0, raw=LINES[1], transport="udp")[0]], MESSAGE_COLUMNS, "m")
+    event = parse_line(LINES[0], OPTIONS)
+    store.insert("messages", [line_rows(event, id=1, received_at=T0, raw=LINES[0], transport="udp")[0]], MESSAGE_COLUMNS, "m")
     (row,) = store.timeline()
-    assert row["kind"] == "lease.discover" and "mac" not in row and row["message"].startswith("DHCPDISCOVER")
+    assert row["kind"] == "failover.state" and "relationship" not in row and "mac" not in row
 
 
 @pytest.mark.parametrize("limit", [0, -5, True, 2.5])

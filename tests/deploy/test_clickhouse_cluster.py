@@ -121,10 +121,31 @@ def test_single_node_equivalent_is_the_migrated_schema(
     assert_same_schema(store_admin, real, local, local_all)
 
 
-def v2_cluster_statements() -> list[str]:
-    """cluster.sql as schema version 2 had it: messages without `at`, keyed by receive time."""
+UPGRADE_5_SQL = CLUSTER_SQL.with_name("upgrade-5.sql")
+_LEASE_COLUMNS = re.compile(r",\n    ip +Nullable\(String\),\n(?:    \w+ +Nullable\(String\),?\n)+")
+
+
+def v4_cluster_statements() -> list[str]:
+    """cluster.sql as schema version 4 had it: messages without the lease columns."""
     out = []
     for statement in statements():
+        if statement.startswith("CREATE TABLE IF NOT EXISTS pairwatch.messages "):
+            statement, n = _LEASE_COLUMNS.subn("\n", statement)
+            assert n == 1
+        out.append(statement)
+    return out
+
+
+def upgrade_5(store_admin: Any, local: str, local_all: str) -> None:
+    for statement in statements(UPGRADE_5_SQL):
+        store_admin.command(single_node(statement, local, local_all))
+
+
+def v2_cluster_statements() -> list[str]:
+    """cluster.sql as schema version 2 had it: messages without `at` (nor the lease columns),
+    keyed by receive time."""
+    out = []
+    for statement in v4_cluster_statements():
         if statement.startswith("CREATE TABLE IF NOT EXISTS pairwatch.messages "):
             statement, n = re.subn(r",\n    at +DateTime64[^\n]*\n", "\n", statement)
             assert n == 1
@@ -166,6 +187,7 @@ def test_upgrade_3_brings_a_version_2_cluster_to_the_migrated_schema(
             translated = single_node(statement, local, local_all)
             assert "Replicated" not in translated and "Distributed" not in translated
             store_admin.command(translated)
+        upgrade_5(store_admin, local, local_all)
         assert_same_schema(store_admin, real, local, local_all)
         rows = store_admin.query(f"SELECT raw, toString(at) FROM {local_all}.messages ORDER BY host, at, received_at, id")
         assert rows.result_rows == [("late", f"{t(0)}.000000"), ("no header", f"{t(5)}.000000"),
@@ -190,7 +212,7 @@ def test_upgrade_4_brings_a_version_3_cluster_to_the_migrated_schema(
     the incidents stored before read as not retracted."""
     real, local, local_all = databases
     migrate(store_target, store_thread, real)
-    for statement in statements():
+    for statement in v4_cluster_statements():
         if statement.startswith("CREATE TABLE IF NOT EXISTS pairwatch.incidents "):
             statement, n = re.subn(r"updated_at DateTime64\(6, 'UTC'\),\n    retracted +Bool DEFAULT false\n",
                                    "updated_at DateTime64(6, 'UTC')\n", statement)
@@ -201,5 +223,31 @@ def test_upgrade_4_brings_a_version_3_cluster_to_the_migrated_schema(
     for _ in range(2):  # a second run changes nothing
         for statement in statements(UPGRADE_4_SQL):
             store_admin.command(single_node(statement, local, local_all))
+        upgrade_5(store_admin, local, local_all)
         assert_same_schema(store_admin, real, local, local_all)
     assert store_admin.query(f"SELECT id, retracted FROM {local_all}.incidents").result_rows == [("a", False)]
+
+
+def test_upgrade_5_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
+    found = statements(UPGRADE_5_SQL)
+    assert [s.split(" ON CLUSTER")[0] for s in found] == ["ALTER TABLE pairwatch.messages",
+                                                          "ALTER TABLE pairwatch_all.messages"]
+    for statement in found:
+        assert all(f"ADD COLUMN IF NOT EXISTS {name} Nullable(String)" in statement for name in schema.LEASE_COLUMNS)
+        store_admin.query(f"EXPLAIN AST {statement}")
+
+
+def test_upgrade_5_brings_a_version_4_cluster_to_the_migrated_schema(
+    store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
+) -> None:
+    """cluster.sql without the lease columns (schema version 4) plus upgrade-5.sql is the migrated
+    schema; the messages stored before have null lease fields."""
+    real, local, local_all = databases
+    migrate(store_target, store_thread, real)
+    for statement in v4_cluster_statements():
+        store_admin.command(single_node(statement, local, local_all))
+    store_admin.command(f"INSERT INTO {local}.messages (received_at, id, host, raw) VALUES (now64(6), 1, 'dhcp-a', 'old')")
+    for _ in range(2):  # a second run changes nothing
+        upgrade_5(store_admin, local, local_all)
+        assert_same_schema(store_admin, real, local, local_all)
+    assert store_admin.query(f"SELECT raw, ip, detail FROM {local_all}.messages").result_rows == [("old", None, None)]

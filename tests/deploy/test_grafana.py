@@ -242,7 +242,8 @@ def filled(store: Any) -> str:
         event = PARSER.parse(raw)
         message, ev = line_rows(event, id=1000 + i, received_at=ts, raw=raw, transport="tcp")
         messages.append(message)
-        events.append(ev)
+        if ev is not None:  # (a lease line has none: its fields are the message's columns)
+            events.append(ev)
     token = uuid.uuid4().hex
     store.insert(MESSAGES, messages, MESSAGE_COLUMNS, f"{token}-m")
     store.insert(EVENTS, events, EVENT_COLUMNS, f"{token}-e")
