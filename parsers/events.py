@@ -277,24 +277,14 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
 """Every payload class, one per DESIGN.md kind."""
 
 LINE_KINDS: tuple[type[Payload], ...] = (
-    LeaseDiscover,
-    LeaseOffer,
-    LeaseRequest,
-    LeaseAck,
-    LeaseNak,
-    LeaseRelease,
-    LeaseDecline,
-    LeaseInform,
-    DhcpdOther,
-    KeaOther,
-    SyslogOther,
+    *(cls for cls in PAYLOAD_TYPES if issubclass(cls, Lease)), DhcpdOther, KeaOther, SyslogOther
 )
 """The kinds the correlator and the tally read only as a line's host, program, PID, kind and
 refusal: client traffic, and lines of no known event, nearly every line a pair sends. The
 lean line path (`parsers.fast`) and the history's journal carry them as those values, the
 kind as its index here (`LINE_CODES`); the Lease kinds come first (`LEASE_LINES`)."""
 LINE_CODES: dict[str, int] = {cls.kind: i for i, cls in enumerate(LINE_KINDS)}
-LEASE_LINES = 8
+LEASE_LINES = len(LINE_KINDS) - 3
 """`LINE_KINDS[:LEASE_LINES]` are the Lease kinds (they carry a refusal)."""
 
 

@@ -20,6 +20,7 @@ from collector.correlator import Correlator
 from collector.metrics import FleetTally
 from collector.stage import EventClock, LineStage
 from parsers import Event, LineParser, ParseOptions
+from parsers.events import LEASE_LINES, LINE_CODES, LINE_KINDS, Lease
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from corpus import make_corpus  # noqa: E402
@@ -90,3 +91,12 @@ def test_fast_and_full_lines_decide_the_same() -> None:
     assert lean.tally.snapshot() == full.tally.snapshot()
     assert lean.fast > 0.8 * len(lines) and full.fast == 0
     assert lean.stage.history.replays > 0 and lean.stage.history.replays == full.stage.history.replays
+
+
+def test_the_fast_paths_kinds_are_line_kinds_leases_first() -> None:
+    """What the lean path hands over by code covers every kind the fast path yields, and the
+    codes below `LEASE_LINES` are exactly the lease kinds (they carry a refusal)."""
+    parser = LineParser(ParseOptions(reference=datetime(2025, 3, 4, tzinfo=UTC), tz=UTC))
+    kinds = {values[9] for line in make_corpus(20_000).lines if type(values := parser.read(line)) is tuple}
+    assert kinds and kinds <= LINE_CODES.keys()
+    assert [issubclass(cls, Lease) for cls in LINE_KINDS] == [True] * LEASE_LINES + [False] * (len(LINE_KINDS) - LEASE_LINES)
