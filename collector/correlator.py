@@ -63,7 +63,7 @@ from parsers.events import (
     FailoverUpdate,
     LEASE_LINES,
     LINE_CODES,
-    LINE_KINDS,
+    LINE_TYPE_CODES,
     LeaseAck,
     LeaseNoFree,
     LeaseOffer,
@@ -114,7 +114,6 @@ _START_STATE = {"dhcpd": "startup", "kea": "waiting"}
 Kea's HA service begins in `waiting` without logging a transition): while a server is in it,
 the lines of the same start (`Server starting service.` after `I move from recover to
 startup`) do not reset it again."""
-_LINE_CODE: dict[type, int] = {cls: i for i, cls in enumerate(LINE_KINDS)}
 _ANSWERS = frozenset({LINE_CODES[LeaseOffer.kind], LINE_CODES[LeaseAck.kind]})
 _PID_BLIND = frozenset({LINE_CODES[DhcpdOther.kind], LINE_CODES[SyslogOther.kind]})
 """Lines whose PID says nothing of the server process: dhcpd's `execute()` children and
@@ -249,7 +248,7 @@ class Correlator:
         re-decides the past instead, see `lateness`)."""
         record = event.record
         payload = event.payload
-        code = _LINE_CODE.get(type(payload))
+        code = LINE_TYPE_CODES.get(type(payload))
         if code is not None:
             refused = payload.refused if code < LEASE_LINES else None  # type: ignore[attr-defined]
             return self.feed_line(record.host, record.program, record.pid, code, refused, now, line, arrived)

@@ -35,7 +35,7 @@ from typing import Any, Final
 from collector.correlator import Correlator
 from collector.domain import INCIDENT_CHANGES, Change, Incident, StateChanged
 from parsers import Event
-from parsers.events import LEASE_LINES, LINE_KINDS, Record
+from parsers.events import LEASE_LINES, LINE_KINDS, LINE_TYPE_CODES, Record
 
 __all__ = ["CHECKPOINT_EVERY", "History", "JOURNAL_LINES", "REORDER_SLACK", "REWIND_INTERVAL", "Rewound",
            "incident_key"]
@@ -59,7 +59,6 @@ _NOTED_STATES: Final = 100_000
 _Held = tuple[float, int, Event, str, float]
 """A line held for the next replay: (event time, feed order, event, line, arrival)."""
 
-_LINE_CODE: Final[dict[type, int]] = {cls: i for i, cls in enumerate(LINE_KINDS)}
 
 
 def line_event(host: str | None, program: str | None, pid: int | None, code: int, refused: str | None) -> Event:
@@ -104,7 +103,7 @@ class _Journal:
 
     def append(self, at: float, order: int, event: Event, line: str, arrived: float) -> None:
         payload = event.payload
-        code = _LINE_CODE.get(type(payload), -1)
+        code = LINE_TYPE_CODES.get(type(payload), -1)
         record = event.record
         refused = payload.refused if 0 <= code < LEASE_LINES else None  # type: ignore[attr-defined]
         self.append_line(at, order, record.host, record.program, record.pid, code, refused, line, arrived)

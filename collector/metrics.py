@@ -109,6 +109,7 @@ from parsers.events import (
     LEASE_LINES,
     LINE_CODES,
     LINE_KINDS,
+    LINE_TYPE_CODES,
     LeaseNoFree,
     SyslogOther,
 )
@@ -222,7 +223,6 @@ _KEA_PROGRAM = re.compile(r"kea-[a-z0-9-]{1,24}")
 
 # Relationship key of a Kea server (its lines name no relationship).
 _NO_RELATIONSHIP = ""
-_LINE_CODE: Final[dict[type, int]] = {cls: i for i, cls in enumerate(LINE_KINDS)}
 _LEASE_LABELS: Final = tuple(cls.kind.partition(".")[2] for cls in LINE_KINDS[:LEASE_LINES])
 """`dhcp_leases_total`'s `kind` of each lease line code (`lease.ack` -> `ack`)."""
 _SYSLOG_OTHER: Final = LINE_CODES[SyslogOther.kind]
@@ -281,7 +281,7 @@ class FleetTally:
     def observe(self, event: Event, changes: Sequence[Change], now: float) -> None:
         """Count one line (`event`, seen at `now`) and the changes the correlator made of it."""
         payload = event.payload
-        code = _LINE_CODE.get(type(payload))
+        code = LINE_TYPE_CODES.get(type(payload))
         if code is not None:
             refused = payload.refused if code < LEASE_LINES else None  # type: ignore[attr-defined]
             self.observe_line(event.record.host, code, refused, now, changes, event.repeated or 1)

@@ -62,6 +62,8 @@ _MESSAGE_ONLY: Final = frozenset(LINE_KINDS)
 """Kinds whose line needs no `events` row when it carries nothing else (schema migration 5)."""
 _NO_LEASE: Final = (None,) * 7
 """The lease columns of a line that is no lease."""
+
+
 def micros(value: datetime | float) -> int:
     """Microseconds since the epoch from a datetime (naive = UTC) or epoch seconds.
 
@@ -130,7 +132,7 @@ def line_rows(
     passes, for a line without a header time, its sender's previous line's time); else
     `event_time_us` decides. Either way a time more than `FUTURE_SKEW_US` after `received_at`
     becomes `received_at`, so every stored `at` is at most that far ahead (the timeline's
-    `since` relies on it). It is the messages row's last value: `row[0]` is `received_at`
+    `since` relies on it). It follows `kind` in the messages row: `row[0]` is `received_at`
     and `row[2]` the header time `ts`, both in µs.
 
     A lease line's fields are columns of its message row (`schema.LEASE_COLUMNS`). The events

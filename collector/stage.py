@@ -73,10 +73,11 @@ class LineStage:
 
     `take` feeds the line to the history at its event time, counts it in `tally` (live), and
     returns its `messages` and `events` rows (None without `rows`, as for `analyze`; the
-    events row also None for most lines, see `rows.line_rows`) with the changes it made. What the caller flushes now and then: `hosts` (rows of host spellings
-    seen for the first time), `unrecognized` (lines of dhcpd or Kea of no known kind, by
-    program), `skewed` (header times more than a day from the arrival) and `bad_hosts`
-    (spellings with control characters).
+    events row also None for most lines, see `rows.line_rows`) with the changes it made.
+    What the caller flushes now and then: `hosts` (rows of host spellings seen for the first
+    time), `unrecognized` (lines of dhcpd or Kea of no known kind, by program), `skewed`
+    (header times more than a day from the arrival) and `bad_hosts` (spellings with control
+    characters).
     """
 
     def __init__(self, correlator: Correlator, *, tally: FleetTally | None = None, rows: bool = True,

@@ -284,6 +284,8 @@ refusal: client traffic, and lines of no known event, nearly every line a pair s
 lean line path (`parsers.fast`) and the history's journal carry them as those values, the
 kind as its index here (`LINE_CODES`); the Lease kinds come first (`LEASE_LINES`)."""
 LINE_CODES: dict[str, int] = {cls.kind: i for i, cls in enumerate(LINE_KINDS)}
+LINE_TYPE_CODES: dict[type[Payload], int] = {cls: i for i, cls in enumerate(LINE_KINDS)}
+"""`LINE_CODES` by payload class."""
 LEASE_LINES = len(LINE_KINDS) - 3
 """`LINE_KINDS[:LEASE_LINES]` are the Lease kinds (they carry a refusal)."""
 
