@@ -63,12 +63,12 @@ from parsers.events import (
     FailoverUpdate,
     LEASE_LINES,
     LINE_CODES,
-    LINE_TYPE_CODES,
     LeaseAck,
     LeaseNoFree,
     LeaseOffer,
     ServerLifecycle,
     SyslogOther,
+    line_code,
 )
 
 DHCPD_SERVING = frozenset({"normal", "communications-interrupted", "partner-down"})
@@ -248,10 +248,9 @@ class Correlator:
         re-decides the past instead, see `lateness`)."""
         record = event.record
         payload = event.payload
-        code = LINE_TYPE_CODES.get(type(payload))
-        if code is not None:
-            refused = payload.refused if code < LEASE_LINES else None  # type: ignore[attr-defined]
-            return self.feed_line(record.host, record.program, record.pid, code, refused, now, line, arrived)
+        lean = line_code(payload)
+        if lean is not None:
+            return self.feed_line(record.host, record.program, record.pid, *lean, now, line, arrived)
         host_name = record.host
         if host_name is None:
             return []

@@ -35,7 +35,7 @@ from typing import Any, Final
 from collector.correlator import Correlator
 from collector.domain import INCIDENT_CHANGES, Change, Incident, StateChanged
 from parsers import Event
-from parsers.events import LEASE_LINES, LINE_KINDS, LINE_TYPE_CODES, Record
+from parsers.events import LEASE_LINES, LINE_KINDS, Record, line_code
 
 __all__ = ["CHECKPOINT_EVERY", "History", "JOURNAL_LINES", "REORDER_SLACK", "REWIND_INTERVAL", "Rewound",
            "incident_key"]
@@ -102,10 +102,8 @@ class _Journal:
                 self.lines, self.arrived)
 
     def append(self, at: float, order: int, event: Event, line: str, arrived: float) -> None:
-        payload = event.payload
-        code = LINE_TYPE_CODES.get(type(payload), -1)
         record = event.record
-        refused = payload.refused if 0 <= code < LEASE_LINES else None  # type: ignore[attr-defined]
+        code, refused = line_code(event.payload) or (-1, None)
         self.append_line(at, order, record.host, record.program, record.pid, code, refused, line, arrived)
         if code < 0:
             self.events[-1] = event

@@ -109,9 +109,9 @@ from parsers.events import (
     LEASE_LINES,
     LINE_CODES,
     LINE_KINDS,
-    LINE_TYPE_CODES,
     LeaseNoFree,
     SyslogOther,
+    line_code,
 )
 
 __all__ = [
@@ -281,10 +281,9 @@ class FleetTally:
     def observe(self, event: Event, changes: Sequence[Change], now: float) -> None:
         """Count one line (`event`, seen at `now`) and the changes the correlator made of it."""
         payload = event.payload
-        code = LINE_TYPE_CODES.get(type(payload))
-        if code is not None:
-            refused = payload.refused if code < LEASE_LINES else None  # type: ignore[attr-defined]
-            self.observe_line(event.record.host, code, refused, now, changes, event.repeated or 1)
+        lean = line_code(payload)
+        if lean is not None:
+            self.observe_line(event.record.host, *lean, now, changes, event.repeated or 1)
             return
         raw = event.record.host
         if raw is None:
@@ -319,15 +318,15 @@ class FleetTally:
             if refused is not None:
                 self._add(self._refused, (host, self._reason(refused)), n)
         if changes:
-            for change in changes:
-                if isinstance(change, StateChanged):
-                    self._transition(change, None, _NO_RELATIONSHIP)
+            self._count(changes, None, None)
 
     def count_changes(self, event: Event, changes: Sequence[Change]) -> None:
         """Count the transitions among `changes`, which `event`'s line caused (`observe` does it
         for a line applied at once; the pipeline for a late line when its replay ran)."""
         payload = event.payload
-        relationship = payload.relationship if isinstance(payload, FailoverState) else None
+        self._count(changes, payload, payload.relationship if isinstance(payload, FailoverState) else None)
+
+    def _count(self, changes: Sequence[Change], payload: object, relationship: str | None) -> None:
         for change in changes:
             if isinstance(change, StateChanged):
                 self._transition(change, payload, relationship or _NO_RELATIONSHIP)

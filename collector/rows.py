@@ -12,11 +12,13 @@ import itertools
 import json
 import time
 from collections.abc import Callable
+from operator import attrgetter
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 from collector.domain import Incident, StateChanged
-from parsers.events import LINE_KINDS, Event, Lease
+from collector.schema import LEASE_COLUMNS
+from parsers.events import Event, Lease, line_code
 from parsers.fast import FastLine
 from parsers.jsonl import iso_utc, payload_fields
 
@@ -58,9 +60,9 @@ def _json_encoder() -> Callable[[Any], str]:
 
 
 _compact_json = _json_encoder()
-_MESSAGE_ONLY: Final = frozenset(LINE_KINDS)
-"""Kinds whose line needs no `events` row when it carries nothing else (schema migration 5)."""
-_NO_LEASE: Final = (None,) * 7
+_lease_values: Final = attrgetter(*LEASE_COLUMNS)
+"""A Lease payload's values for the message row's lease columns."""
+_NO_LEASE: Final = (None,) * len(LEASE_COLUMNS)
 """The lease columns of a line that is no lease."""
 
 
@@ -170,7 +172,7 @@ def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw
                  sender: str, at_us: int) -> tuple[Any, ...]:
     r = event.record
     p = event.payload
-    lease = (p.ip, p.mac, p.client_name, p.via, p.server_id, p.refused, p.detail) if isinstance(p, Lease) else _NO_LEASE
+    lease = _lease_values(p) if isinstance(p, Lease) else _NO_LEASE
     return (received_us, id, ts_us, r.host or "", r.program or "", r.pid, r.facility, r.severity, r.msgid or "",
             r.structured_data or "", r.message.lstrip(), raw, transport, sender, p.kind, at_us, *lease)
 
@@ -180,7 +182,7 @@ def _event_row(event: Event, id: int, received_us: int, ts_us: int | None) -> tu
     payload = event.payload
     fields = payload_fields(event)
     fields.pop("message", None)  # the `*.other` kinds' text: the message row holds it
-    if (type(payload) in _MESSAGE_ONLY and not event.continuation and event.repeated is None
+    if (line_code(payload) is not None and not event.continuation and event.repeated is None
             and (isinstance(payload, Lease) or not fields)):
         return None  # the message row holds all of it (a lease's fields in its columns)
     if event.continuation:

@@ -374,13 +374,7 @@ TIMELINE: Final = """SELECT
     kind,
     message,
     toUnixTimestamp64Micro(at),
-    ip,
-    mac,
-    client_name,
-    via,
-    server_id,
-    refused,
-    detail
+    """ + ",\n    ".join(LEASE_COLUMNS) + """
 FROM {db}.messages
 WHERE {where}
 ORDER BY at, received_at, id

@@ -284,10 +284,18 @@ refusal: client traffic, and lines of no known event, nearly every line a pair s
 lean line path (`parsers.fast`) and the history's journal carry them as those values, the
 kind as its index here (`LINE_CODES`); the Lease kinds come first (`LEASE_LINES`)."""
 LINE_CODES: dict[str, int] = {cls.kind: i for i, cls in enumerate(LINE_KINDS)}
-LINE_TYPE_CODES: dict[type[Payload], int] = {cls: i for i, cls in enumerate(LINE_KINDS)}
-"""`LINE_CODES` by payload class."""
 LEASE_LINES = len(LINE_KINDS) - 3
 """`LINE_KINDS[:LEASE_LINES]` are the Lease kinds (they carry a refusal)."""
+_LINE_TYPE_CODES: dict[type[Payload], int] = {cls: i for i, cls in enumerate(LINE_KINDS)}
+
+
+def line_code(payload: Payload) -> tuple[int, str | None] | None:
+    """A payload of `LINE_KINDS` as the lean line path carries it: its code and its refusal (a
+    lease's, else None); None for any other kind."""
+    code = _LINE_TYPE_CODES.get(type(payload))
+    if code is None:
+        return None
+    return code, payload.refused if code < LEASE_LINES else None  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)

@@ -8,10 +8,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.rows import line_rows, value_rows
+from collector.schema import LEASE_COLUMNS
 from parsers import Event, LineParser, ParseOptions
+from parsers.fast import LEASE_FIELDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from corpus import make_corpus  # noqa: E402
+
+
+def test_the_fast_paths_lease_fields_are_the_lease_columns_in_order() -> None:
+    """`value_rows` appends the fast values' lease fields as the message row's lease columns."""
+    assert LEASE_FIELDS == LEASE_COLUMNS
 
 
 def test_value_rows_are_the_events_rows() -> None:
