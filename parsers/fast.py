@@ -34,7 +34,7 @@ from parsers.events import (
     SyslogOther,
 )
 from parsers.kea import LEASE_IDS, is_event_id, parse_kea
-from parsers.syslog import DEFAULT_OPTIONS, ParseOptions, rfc3164_instant
+from parsers.syslog import DEFAULT_OPTIONS, MAX_PID, ParseOptions, rfc3164_instant
 
 __all__ = ["FIELDS", "FastLine", "FastPath", "LEASE_FIELDS", "event_of"]
 
@@ -182,7 +182,10 @@ class FastPath:
                 ts_us = self._rfc3339(seconds, zone)
             if fraction and ts_us is not None:
                 ts_us += int(fraction.ljust(6, "0"))
-        return (ts_us, host, program, int(pid_text) if pid_text else None, facility, severity, msgid, None, message,
+        pid = int(pid_text) if pid_text else None
+        if pid is not None and pid > MAX_PID:
+            pid = None
+        return (ts_us, host, program, pid, facility, severity, msgid, None, message,
                 kind, ip, mac, name, via, server_id, refused, detail)
 
     def _rfc3164(self, stamp: str, host: str) -> int | None:

@@ -36,6 +36,9 @@ from parsers.events import Record
 
 FUTURE_SLACK = timedelta(days=3)
 """How far past the reference a yearless date may lie before it is taken as last year's."""
+MAX_PID: Final = 2**32 - 1
+"""The largest PID a record keeps (the store's column is 32 bits; no system's PIDs come near it):
+a header's digits beyond it are a forged or broken tag, and the record has no PID."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -430,6 +433,8 @@ def _finish(
     after the tag, so `RSYSLOG_SyslogProtocol23Format` (`... SD %msg%`) sends two."""
     if text.startswith(" ", pos):
         pos = _skip_spaces(text, pos)
+    if pid is not None and pid > MAX_PID:
+        pid = None
     if program is not None and not program.startswith("kea") and not text.startswith("[ID ", pos):
         # positional: this is the hot path, and keywords cost a third of the call here
         return Record(ts, host, program, pid, facility, severity, msgid, structured_data, text[pos:] if pos else text)
@@ -447,7 +452,7 @@ def _finish(
             severity = _KEA_SEVERITY[sev]
             if program is None:
                 program = root
-            if pid is None and kpid:
+            if pid is None and kpid and int(kpid) <= MAX_PID:
                 pid = int(kpid)
             if ts is None and year:
                 y = int(year)

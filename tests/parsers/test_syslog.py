@@ -31,6 +31,11 @@ CASES = [
         id="rfc3164-pid-fqdn",
     ),
     pytest.param(
+        "Mar  3 08:15:02 dhcp-a dhcpd[4294967296]: DHCPDISCOVER from 00:00:5e:00:53:01 via eth0",
+        T, "dhcp-a", "dhcpd", None, None, None, None, None, "DHCPDISCOVER from 00:00:5e:00:53:01 via eth0",
+        id="rfc3164-pid-beyond-32-bits",
+    ),
+    pytest.param(
         "Mar  3 08:15:02 dhcpd: [ID 123456 local5.error] uid lease 192.0.2.51 for client 00:00:5e:00:53:01 is duplicate on vlan10",
         T, None, "dhcpd", None, 21, 3, "123456", None, "uid lease 192.0.2.51 for client 00:00:5e:00:53:01 is duplicate on vlan10",
         id="solaris-no-host-id-tag",
