@@ -8,6 +8,8 @@ import gc
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -1005,3 +1007,28 @@ def test_an_insert_frees_its_batch_when_it_returns(store: Any) -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_the_store_never_imports_pandas(tmp_path: Any) -> None:
+    """Writing and reading the embedded store leaves pandas unimported (43 MiB of resident
+    memory the collector's budget would pay for nothing; `store._without_pandas`). A fresh
+    interpreter, since other tests may import it."""
+    script = f"""
+import sys
+from datetime import UTC, datetime
+from collector.rows import line_rows
+from collector.store import MESSAGE_COLUMNS, Store
+from parsers import parse_line
+store = Store.open("embedded:{tmp_path}/db")
+store.migrate()
+line = "<30>Mar  3 08:00:00 dhcp1 dhcpd[12]: DHCPDISCOVER from 00:00:5e:00:53:01 via eth0"
+row, _ = line_rows(parse_line(line), id=1, received_at=datetime.now(UTC), raw=line, transport="tcp")
+store.insert("messages", [row], MESSAGE_COLUMNS, "one")
+assert len(store.timeline()) == 1
+store.incidents(), store.last_states(), store.states("p", datetime(2025, 1, 1, tzinfo=UTC), datetime.now(UTC))
+print(sorted(m for m in sys.modules if m.split(".")[0] == "pandas"))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
