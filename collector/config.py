@@ -57,7 +57,8 @@ Schema (every table and key is optional unless marked required):
     states_ttl = "400d"       # whole days; states and incidents (both fixed when the tables
                               # are created: changing them later needs ALTER TABLE ... MODIFY TTL)
     memory_limit = "1GiB"     # the process's budget; the embedded engine is held to half of it
-                              # (caches included), the rest is for the queue and kept rows
+                              # (caches included), the rest is for the queue and kept rows:
+                              # serve's queue_size and memory_rows default in proportion
 
     [serve]                   # pairwatch serve; its flags replace these keys
     udp = ["0.0.0.0:5514"]    # listeners, "HOST:PORT" or "[V6]:PORT", or a table
@@ -67,11 +68,13 @@ Schema (every table and key is optional unless marked required):
     allow = []                # sender CIDRs every listener accepts (empty: any sender);
                               # a listener's own allow replaces it
     max_message = 65536       # bytes; a longer message is dropped and counted
-    queue_size = 100000       # messages between the listeners and the pipeline
+    queue_size = 100000       # messages between the listeners and the pipeline (per GiB of
+                              # store.memory_limit when not set)
     udp_receive_buffer = 4194304   # bytes of SO_RCVBUF asked (the kernel caps it at rmem_max)
     batch_rows = 10000        # store batches are sent at this many rows ...
     batch_interval = "1s"     # ... or when the oldest row is this old
-    memory_rows = 200000      # while the store is down: rows kept in memory, then ...
+    memory_rows = 200000      # rows kept in memory (per GiB of store.memory_limit when not
+                              # set) behind a slow insert or, while the store is down, ...
     spool_directory = "/var/lib/pairwatch/spool"  # ... batches go to this disk spool, replayed
                               # in order when the store is back (default: beside an embedded
                               # store, "PATH.spool"; for a server, "./pairwatch-spool")
@@ -382,7 +385,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
         limits = _parse_limits(_table(data.get("limits", {}), "limits"), "limits", DEFAULT_LIMITS, LIMIT_KEYS)
         pairs = _parse_pairs(data.get("pair", []), limits, hosts.strip_domain)
         store = _parse_store(_table(data.get("store", {}), "store"))
-        serve = _parse_serve(_table(data.get("serve", {}), "serve"))
+        serve = _parse_serve(_table(data.get("serve", {}), "serve"), store.memory_limit)
     except ConfigError as exc:
         exc.source = source
         raise
@@ -657,6 +660,14 @@ def check_serve(serve: ServeConfig) -> None:
         raise ConfigError("serve.tls_cert", f"the TLS listener {tls[0]} needs serve.tls_cert and serve.tls_key")
 
 
+def budget_share(default: int, memory_limit: int) -> int:
+    """A Python-side bound (`queue_size`, `memory_rows`) for a process budget of `memory_limit`:
+    its default at the default budget, scaled in proportion. The lines and rows these hold are
+    what the process's own memory grows with when inserts lag (a busy box, a slow store), so a
+    smaller budget must hold fewer of them for the process to stay within it."""
+    return max(1, default * memory_limit // DEFAULT_MEMORY_LIMIT)
+
+
 def _parse_store(table: dict[str, Any]) -> StoreConfig:
     _reject_unknown(table, "store", STORE_KEYS)
     url = table.get("url", DEFAULT_STORE_URL)
@@ -710,9 +721,11 @@ def _days(table: dict[str, Any], key: str, default: int) -> int:
     return int(days)
 
 
-def _parse_serve(table: dict[str, Any]) -> ServeConfig:
+def _parse_serve(table: dict[str, Any], memory_limit: int = DEFAULT_MEMORY_LIMIT) -> ServeConfig:
+    """`memory_limit`: the store's; the queue and the kept rows default to their share of it."""
     _reject_unknown(table, "serve", SERVE_KEYS)
-    defaults = ServeConfig()
+    defaults = ServeConfig(queue_size=budget_share(DEFAULT_QUEUE_SIZE, memory_limit),
+                           memory_rows=budget_share(DEFAULT_MEMORY_ROWS, memory_limit))
     allow = _cidrs(table["allow"], "serve.allow") if "allow" in table else ()
     if any(t in table for t in TRANSPORTS):
         listeners = tuple(

@@ -471,3 +471,15 @@ def test_check_config_missing_file_exits_2_naming_it(tmp_path, capsys):
     assert main(["check-config", "--config", path]) == 2
     assert capsys.readouterr().err == f"pairwatch check-config: {path}: cannot read: No such file or directory\n"
 
+
+
+@pytest.mark.parametrize("limit, queue_size, memory_rows", [
+    ('"1GiB"', 100_000, 200_000), ('"512MiB"', 50_000, 100_000), ('"4GiB"', 400_000, 800_000),
+])
+def test_the_queue_and_the_kept_rows_default_to_their_share_of_the_memory_budget(limit, queue_size, memory_rows):
+    """Lines queued and rows kept behind a slow insert are the process's own memory: under a
+    smaller budget there are fewer of them, unless set."""
+    serve = parse_config(tomllib.loads(f"[store]\nmemory_limit = {limit}\n")).serve
+    assert (serve.queue_size, serve.memory_rows) == (queue_size, memory_rows)
+    chosen = parse_config(tomllib.loads(f"[store]\nmemory_limit = {limit}\n[serve]\nqueue_size = 7\nmemory_rows = 9\n"))
+    assert (chosen.serve.queue_size, chosen.serve.memory_rows) == (7, 9)
