@@ -288,7 +288,7 @@ class Correlator:
         if host_name is None:
             return []
         activity, out = self._arrive(host_name, now, line, arrived)
-        if pid is not None and code not in _PID_BLIND:
+        if pid is not None and code not in _PID_BLIND and activity.process != (program, pid):
             self._process(activity.host, activity, program, pid, now, line, out)
         answered = False
         if code < LEASE_LINES:
@@ -305,7 +305,7 @@ class Correlator:
 
     def _arrive(self, host_name: str, now: float, line: str, arrived: float | None) -> tuple[_Activity, list[Change]]:
         """What every line does first: run its pairs' deadlines up to `now`; the host spoke."""
-        activity = self._activity_logged_as(host_name)
+        activity = self._logged_as.get(host_name) or self._activity_logged_as(host_name)
         out: list[Change] = []
         if now > self.reached:
             self.reached = now
@@ -341,7 +341,7 @@ class Correlator:
         if host_name is None:
             return 0.0
         behind = 0.0
-        for pair in self._activity_logged_as(host_name).pairs:
+        for pair in (self._logged_as.get(host_name) or self._activity_logged_as(host_name)).pairs:
             lag = pair.newest - now
             if lag > pair.limits.max_lateness:
                 return None

@@ -213,10 +213,15 @@ class History:
 
     def feed_line(self, host: str | None, program: str | None, pid: int | None, code: int, refused: str | None,
                   at: float, line: str, arrived: float) -> list[Change]:
-        """`feed` for a line of the kind `LINE_KINDS[code]`, by its values (the lean line path)."""
-        lag = self._admit(host, at)
-        if lag is None:
+        """`feed` for a line of the kind `LINE_KINDS[code]`, by its values (the lean line path;
+        `_admit` inline, as this runs for nearly every line)."""
+        if host is None:
             return []
+        lag = self.correlator.lateness(host, at)
+        if lag is None:
+            self.late_ignored += 1
+            return []
+        self._order += 1
         if lag > 0.0 and self._hold(lag, at):
             self._held.append((at, self._order, line_event(host, program, pid, code, refused), line, arrived))
             return []

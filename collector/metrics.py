@@ -309,12 +309,21 @@ class FleetTally:
         path's lines, most of them)."""
         if raw is None:
             return
-        host = self._host(raw)
+        host = self._hosts.get(raw) or self._host(raw)
         last_seen = self._last_seen
-        if (code != _SYSLOG_OTHER or host in last_seen) and now > last_seen.get(host, -math.inf):
-            self._set(last_seen, host, now)  # (a late line does not move it back)
+        seen = last_seen.get(host)
+        if seen is None:  # (`_set`, inline: this runs for nearly every line)
+            if code != _SYSLOG_OTHER and len(last_seen) < self._max:
+                last_seen[host] = now
+        elif now > seen:  # (a late line does not move it back)
+            last_seen[host] = now
         if code < LEASE_LINES:
-            self._add(self._leases, (host, _LEASE_LABELS[code]), n)
+            key = (host, _LEASE_LABELS[code])
+            leases = self._leases
+            if key in leases:  # (`_add`, inline: this runs for nearly every line)
+                leases[key] += n
+            elif len(leases) < self._max:
+                leases[key] = n
             if refused is not None:
                 self._add(self._refused, (host, self._reason(refused)), n)
         if changes:

@@ -154,18 +154,20 @@ def line_rows(
             _event_row(event, id, received_us, ts_us))
 
 
-def value_rows(values: FastLine, *, id: int, received_at: float, raw: str, transport: str, sender: str,
-               at: float) -> tuple[tuple[Any, ...], None]:
-    """`line_rows` of a line the parser's fast path took (`parsers.fast.FIELDS`), from its
-    values: the same message row, without an event or a dict per line (and, like every line of
-    the kinds the fast path takes, no events row)."""
-    (ts_us, host, program, pid, facility, severity, msgid, _, message, kind, *lease) = values
+def value_rows(values: FastLine, id: int, received_at: float, raw: str, transport: str, sender: str,
+               at: float) -> tuple[Any, ...]:
+    """The message row of a line the parser's fast path took (`parsers.fast.FIELDS`), from its
+    values: what `line_rows` makes of its event, without an event or a dict per line (and, like
+    every line of the kinds the fast path takes, no events row). Positional and unpacked by
+    name: it runs for nearly every line."""
+    (ts_us, host, program, pid, facility, severity, msgid, _, message, kind,
+     ip, mac, client_name, via, server_id, refused, detail) = values
     received_us = round(received_at * 1_000_000)
     at_us = round(at * 1_000_000)
     if at_us - received_us > FUTURE_SKEW_US:
         at_us = received_us
     return (received_us, id, ts_us, host, program, pid, facility, severity, msgid or "", "", message, raw, transport,
-            sender, kind, at_us, *lease), None
+            sender, kind, at_us, ip, mac, client_name, via, server_id, refused, detail)
 
 
 def _message_row(event: Event, id: int, received_us: int, ts_us: int | None, raw: str, transport: str,

@@ -125,8 +125,7 @@ class LineStage:
         if not self._rows:
             return None, None, changes
         if values is not None:
-            mrow, erow = value_rows(values, id=self._ids.next(), received_at=arrived, raw=text, transport=transport,
-                                    sender=sender, at=at)
+            mrow, erow = value_rows(values, self._ids.next(), arrived, text, transport, sender, at), None
         else:
             assert event is not None
             mrow, erow = line_rows(event, id=self._ids.next(), received_at=arrived, raw=text, transport=transport,
