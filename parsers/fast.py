@@ -20,16 +20,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from parsers.dhcpd import refusal_of
+from parsers.dhcpd import parse_dhcpd, refusal_of
 from parsers.events import (
+    LEASE_LINES,
+    LINE_KINDS,
     Event,
     KeaOther,
     Lease,
-    LeaseAck,
-    LeaseDiscover,
-    LeaseOffer,
-    LeaseRelease,
-    LeaseRequest,
     Record,
     SyslogOther,
 )
@@ -80,6 +77,10 @@ _DHCPD: Final = {
     "DHCPRL": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
 }
 _DHCPD_NAMES: Final = frozenset({"dhcpd"})
+_DHCPD_RARER: Final = frozenset({"DHCPIN", "DHCPAC", "DHCPNA"})
+"""First letters of dhcpd client lines without a shape here (DHCPINFORM, its DHCPACK to, DHCPNAK),
+read by `parsers.dhcpd` itself when they are of a kind the fast path carries."""
+_LINE_LEASES: Final = frozenset(LINE_KINDS[:LEASE_LINES])
 
 # Kea's own layout after the tag: severity, logger, then the message id (parsers.syslog: `_KEA_LAYOUT`)
 _KEA = re.compile(
@@ -129,27 +130,33 @@ class FastPath:
         if program in _DHCPD_NAMES:
             first = text[start:start + 6]
             shape = _DHCPD.get("DHCPRL" if first == "DHCPRE" and text.startswith("L", start + 6) else first)
-            if shape is None:
-                return None
-            body = shape[0].match(text, start)
-            if body is None:
-                return None
-            kind = shape[1]
-            ip, server_id, mac, name, via, suffix, more = body.groups()
-            if suffix:
-                if more:
+            body = None if shape is None else shape[0].match(text, start)
+            if body is None:  # an INFORM, its ACK, a NAK: their own rules, so the fields are the full parser's
+                if first not in _DHCPD_RARER or "repeated" in text:
                     return None
-                refusal = refusal_of(suffix)
-                if refusal is None:
-                    detail = suffix.rstrip(".") or None
-                elif refusal:
-                    refused = refusal
-                else:
-                    return None  # (no free leases: lease.no_free)
-            elif more:
-                detail = more.strip("()")
-            ip, server_id = ip or None, server_id or None
-            message = text[start:]
+                message = text[start:]
+                lease = parse_dhcpd(message)
+                if type(lease) not in _LINE_LEASES:
+                    return None
+                kind, ip, mac, name, via = lease.kind, lease.ip, lease.mac, lease.client_name, lease.via  # type: ignore[union-attr]
+                server_id, refused, detail = lease.server_id, lease.refused, lease.detail  # type: ignore[union-attr]
+            else:
+                kind = shape[1]
+                ip, server_id, mac, name, via, suffix, more = body.groups()
+                if suffix:
+                    if more:
+                        return None
+                    refusal = refusal_of(suffix)
+                    if refusal is None:
+                        detail = suffix.rstrip(".") or None
+                    elif refusal:
+                        refused = refusal
+                    else:
+                        return None  # (no free leases: lease.no_free)
+                elif more:
+                    detail = more.strip("()")
+                ip, server_id = ip or None, server_id or None
+                message = text[start:]
         elif program.startswith("kea"):
             body = _KEA.match(text, start)
             if body is None or "repeated" in text:
@@ -214,9 +221,7 @@ class FastPath:
 
 
 
-_LEASE_KINDS: Final[dict[str, type[Lease]]] = {
-    cls.kind: cls for cls in (LeaseDiscover, LeaseOffer, LeaseRequest, LeaseAck, LeaseRelease)
-}
+_LEASE_KINDS: Final[dict[str, type[Lease]]] = {cls.kind: cls for cls in _LINE_LEASES}  # type: ignore[misc]
 
 
 def event_of(values: FastLine) -> Event:

@@ -152,9 +152,14 @@ def dhcpd_bodies(draw: st.DrawFn) -> str:
     def field(name: str) -> str | None:
         return draw(_WORD if name == mangled else _GOOD[name])
 
-    kind = draw(st.sampled_from(["DHCPDISCOVER", "DHCPOFFER", "DHCPACK", "DHCPREQUEST", "BOOTREPLY", "DHCPNAK"]))
+    kind = draw(st.sampled_from(["DHCPDISCOVER", "DHCPOFFER", "DHCPACK", "DHCPREQUEST", "BOOTREPLY", "DHCPNAK",
+                                 "DHCPINFORM", "DHCPACK to"]))
     name = field("name")
     tail = (f"({name}) " if name is not None else "") + f"via {field('via')}{draw(_SUFFIX)}"
+    if kind == "DHCPINFORM":
+        return f"{kind} from {field('ip')} via {field('via')}{draw(_SUFFIX)}"
+    if kind == "DHCPACK to":  # the reply to an INFORM
+        return f"{kind} {field('ip')} ({field('mac')}) {tail}"
     if kind == "DHCPDISCOVER":
         return f"{kind} from {field('mac')} {tail}"
     if kind == "DHCPREQUEST":
@@ -228,3 +233,11 @@ def test_generated_lines_agree(line: str, options: ParseOptions) -> None:
     if values is not None:
         full = parse_line(line, options)
         assert not differences(values, full), differences(values, full)
+
+
+@pytest.mark.parametrize("body", ["DHCPINFORM from 198.18.0.7 via eth0", "DHCPACK to 198.18.0.7 (00:00:5e:00:53:07) via eth0",
+                                  "DHCPNAK on 198.18.0.7 to 00:00:5e:00:53:07 via eth0"])
+def test_an_inform_its_ack_and_a_nak_take_the_fast_path(body: str) -> None:
+    line = f"<30>Mar  3 08:00:00 dhcp1 dhcpd[12]: {body}"
+    values = FastPath(OPTIONS).match(line)
+    assert values is not None and not differences(values, parse_line(line, OPTIONS))
