@@ -33,29 +33,37 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
         yield started
 
 
+def servers(rel: str) -> tuple[str, str]:
+    """The two servers of the pair `rel`: its own, see `split_brain`."""
+    return f"{rel}-a", f"{rel}-b"
+
+
 def split_brain(rel: str) -> list[tuple[float, str, str]]:
     """(seconds after 10:00, host, message): a partition during which both servers are put
-    into partner-down by hand (40 s of split brain), then the heal, as dhcpd 4.4.3 logs it."""
+    into partner-down by hand (40 s of split brain), then the heal, as dhcpd 4.4.3 logs it.
+    The servers are the pair's own: a server of two pairs whose lines of one pair come after
+    those of the other, logged at the same time, is a clock gone back, and its lines late."""
     peer = f"failover peer {rel}"
+    a, b = servers(rel)
     lines = [
-        (0.0, A, f"{peer}: I move from startup to normal"), (0.0, B, f"{peer}: I move from startup to normal"),
-        (0.1, A, f"{peer}: peer moves from startup to normal"), (0.1, B, f"{peer}: peer moves from startup to normal"),
-        (10.0, A, f"peer {rel}: disconnected"), (10.0, A, f"{peer}: I move from normal to communications-interrupted"),
-        (10.4, B, f"peer {rel}: disconnected"), (10.4, B, f"{peer}: I move from normal to communications-interrupted"),
-        (40.0, A, f"{peer}: I move from communications-interrupted to partner-down"),
-        (45.0, B, f"{peer}: I move from communications-interrupted to partner-down"),
-        (85.0, A, f"{peer}: peer moves from communications-interrupted to partner-down"),
-        (85.0, B, f"{peer}: peer moves from communications-interrupted to partner-down"),
-        (85.1, A, f"{peer}: I move from partner-down to potential-conflict"),
-        (85.1, B, f"{peer}: I move from partner-down to potential-conflict"),
-        (85.2, A, f"{peer}: I move from potential-conflict to conflict-done"),
-        (85.3, A, f"{peer}: I move from conflict-done to normal"),
-        (85.3, B, f"{peer}: I move from potential-conflict to normal"),
-        (85.4, A, f"{peer}: peer moves from potential-conflict to normal"),
-        (85.4, B, f"{peer}: peer moves from conflict-done to normal"),
+        (0.0, a, f"{peer}: I move from startup to normal"), (0.0, b, f"{peer}: I move from startup to normal"),
+        (0.1, a, f"{peer}: peer moves from startup to normal"), (0.1, b, f"{peer}: peer moves from startup to normal"),
+        (10.0, a, f"peer {rel}: disconnected"), (10.0, a, f"{peer}: I move from normal to communications-interrupted"),
+        (10.4, b, f"peer {rel}: disconnected"), (10.4, b, f"{peer}: I move from normal to communications-interrupted"),
+        (40.0, a, f"{peer}: I move from communications-interrupted to partner-down"),
+        (45.0, b, f"{peer}: I move from communications-interrupted to partner-down"),
+        (85.0, a, f"{peer}: peer moves from communications-interrupted to partner-down"),
+        (85.0, b, f"{peer}: peer moves from communications-interrupted to partner-down"),
+        (85.1, a, f"{peer}: I move from partner-down to potential-conflict"),
+        (85.1, b, f"{peer}: I move from partner-down to potential-conflict"),
+        (85.2, a, f"{peer}: I move from potential-conflict to conflict-done"),
+        (85.3, a, f"{peer}: I move from conflict-done to normal"),
+        (85.3, b, f"{peer}: I move from potential-conflict to normal"),
+        (85.4, a, f"{peer}: peer moves from potential-conflict to normal"),
+        (85.4, b, f"{peer}: peer moves from conflict-done to normal"),
     ]
     # clients answered by both all along, so no server is silent and the pair serves
-    lines += [(20.0 * i + 5, (A, B)[i % 2], f"DHCPACK on 192.0.2.{10 + i} to 00:00:5e:00:53:{i:02x} via eth0")
+    lines += [(20.0 * i + 5, (a, b)[i % 2], f"DHCPACK on 192.0.2.{10 + i} to 00:00:5e:00:53:{i:02x} via eth0")
               for i in range(8)]
     return sorted(lines, key=lambda item: item[0])
 
@@ -74,9 +82,11 @@ def analyzed(lines: list[tuple[float, str, str]]) -> list[tuple[str, tuple[str, 
 def stored(serve: Serve, rel: str, count: int) -> list[tuple[str, tuple[str, ...], float, float | None]]:
     def closed() -> list[dict] | None:
         rows = [i for i in serve.json(f"/api/v1/incidents?all=1&pair={rel}")["incidents"]]  # type: ignore[index]
-        return rows if len(rows) >= count and all(i["end"] for i in rows) else None
+        return rows if len(rows) >= count and all(i["end"] or i["retracted"] for i in rows) else None
 
     rows = serve.poll(closed, f"{count} closed incidents of {rel}")
+    # lines in order on the pair's own timeline: nothing to replay, so nothing to retract
+    assert not [i for i in rows if i["retracted"]]
     epoch = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()  # noqa: E731
     return sorted((i["condition"], tuple(i["servers"]), epoch(i["start"]), epoch(i["end"])) for i in rows)
 

@@ -16,7 +16,7 @@ from collector.domain import INCIDENT_CHANGES, Incident
 from collector.history import REWIND_INTERVAL, History
 from collector.replay import replay
 from parsers import LineParser, ParseOptions
-from tests.collector.test_event_time import A, B, frame, split_brain
+from tests.collector.test_event_time import frame, servers, split_brain
 
 Stored = dict[tuple[str, str, float], tuple[tuple[str, ...], float | None, bool]]
 
@@ -69,12 +69,13 @@ def analyzed(lines: list[str]) -> list[tuple[str, tuple[str, ...], float, float 
 
 def test_one_server_a_minute_late_ends_as_analyze_with_the_wrong_incidents_retracted() -> None:
     lines = texts("hist1")
-    on_time = [text for host, text in lines if host == A]
-    late = [text for host, text in lines if host == B]
+    a, b = servers("hist1")
+    on_time = [text for host, text in lines if host == a]
+    late = [text for host, text in lines if host == b]
     history, store = History(Correlator(parse_config({}))), Store()
     deliver(history, store, [(1000.0, text) for text in on_time] + [(1060.0, late[0])])
     alone = store.standing()  # A's incidents as A alone tells them: no split brain
-    assert alone and all(servers == (A,) for _, servers, _, _ in alone)
+    assert alone and all(servers == (a,) for _, servers, _, _ in alone)
     deliver(history, store, [(1060.0 + i * 0.01, text) for i, text in enumerate(late[1:])])
     expected = analyzed([text for _, text in lines])
     assert {c for c, *_ in expected} >= {"communications_interrupted", "partner_down", "split_brain"}
@@ -99,9 +100,10 @@ def test_a_line_older_than_the_journal_reaches_is_applied_at_its_own_time() -> N
     """The journal keeps `journal_lines` lines; a late line before its oldest checkpoint is
     applied as it comes (no replay can place it) and is still counted late."""
     lines = texts("hist3")
+    a, b = servers("hist3")
     history, store = History(Correlator(parse_config({})), journal_lines=4), Store()
-    on_time = [text for host, text in lines if host == A]
-    late = [text for host, text in lines if host == B]
+    on_time = [text for host, text in lines if host == a]
+    late = [text for host, text in lines if host == b]
     deliver(history, store, [(1000.0 + i, text) for i, text in enumerate(on_time)] + [(1100.0, late[0])])
     assert history.late_applied == 0  # (B was in no pair yet: its first line is not late)
     deliver(history, store, [(1101.0, late[1])])
