@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from collector.service import RECEIVED, spilled_records
 from collector.spool import Spool
 from collector.store import COLUMNS, StoreError
 from collector.writer import StoreWriter
+from parsers import LineParser, ParseOptions
 from tests.conftest import OnThread
 
 
@@ -136,3 +138,48 @@ def test_the_loop_runs_between_chunks_while_lines_are_queued(store: OnThread, st
 
     seen = asyncio.run(run())
     assert any(0 < processed < 5000 for processed in seen), sorted(set(seen))
+
+
+class _BuggyParser(LineParser):
+    """A parser with two bugs planted: it raises on one line and gives the stage values it
+    cannot take on another (fault injection: no real line is known to do either)."""
+
+    def read(self, text: str) -> Any:
+        if text.endswith("#parse-bug"):
+            raise RuntimeError("planted parser bug")
+        if text.endswith("#stage-bug"):
+            return (None,)
+        return super().read(text)
+
+
+class _BuggyPipeline(Pipeline):
+    def _new_parser(self, now: float) -> LineParser:
+        self._parser_built = now
+        return _BuggyParser(ParseOptions(tz=UTC))
+
+
+def test_a_line_that_fails_costs_only_itself(store: OnThread, store_thread: Any, tmp_path: Path) -> None:
+    """One chunk, one line failing in the parse pass and one in the stage pass: both are
+    counted, every neighbour is stored, and the service goes on."""
+    host = f"bug-{uuid.uuid4().hex[:6]}"
+    texts = [f"<30>Mar  3 08:15:02 {host} dhcpd: DHCPACK on 198.18.3.{i + 1} to 00:00:5e:00:53:01 via eth0 #{i}"
+             for i in range(300)]
+    texts[100] += "#parse-bug"
+    texts[200] += "#stage-bug"
+
+    async def run() -> int:
+        metrics = ServiceMetrics(CollectorRegistry(), "test")
+        writer = StoreWriter(COLUMNS, store_thread, store.obj, lambda: None, Spool(str(tmp_path / "b"), 2**30), metrics,
+                             batch_rows=1000, flush_interval=0.2, memory_rows=10_000)
+        intake = Intake(asyncio.Queue(maxsize=10_000), metrics)
+        pipeline = _BuggyPipeline(intake, Correlator(Config()), FleetTally(strip_domain=False), metrics, writer)
+        for text in texts:
+            intake.queue.put_nowait(Received(time.time(), text, "tcp", "127.0.0.1:5000"))
+        pipeline.stop()
+        await pipeline.run()
+        await writer.close(time.monotonic() + 10)
+        return pipeline.failed_lines
+
+    assert asyncio.run(run()) == 2
+    stored = sorted(r["message"] for r in store.timeline([host], limit=1000))
+    assert stored == sorted(t.split("dhcpd: ", 1)[1] for i, t in enumerate(texts) if i not in (100, 200))
