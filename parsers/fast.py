@@ -30,7 +30,7 @@ from parsers.events import (
     Record,
     SyslogOther,
 )
-from parsers.kea import LEASE_IDS, is_event_id, parse_kea
+from parsers.kea import LEASE_RULES as KEA_LEASES, is_event_id
 from parsers.syslog import DEFAULT_OPTIONS, MAX_PID, ParseOptions, rfc3164_instant
 
 __all__ = ["FIELDS", "FastLine", "FastPath", "LEASE_FIELDS", "event_of"]
@@ -163,12 +163,13 @@ class FastPath:
                 return None
             severity, msgid = _KEA_SEVERITY[body.group(1)], body.group(2)
             message = text[body.start(2):]
-            if msgid in LEASE_IDS:
-                lease = parse_kea(message)  # (its own rule, so the fields are exactly the full parser's)
-                if not isinstance(lease, Lease):
+            rule = KEA_LEASES.get(msgid)
+            if rule is not None:  # `parse_kea`'s own rule on what it matches, so the fields are exactly its
+                lease = rule[0].fullmatch(text[body.end(2) + 1:].rstrip())
+                if lease is None:
                     return None
-                kind, ip, mac, name, via = lease.kind, lease.ip, lease.mac, lease.client_name, lease.via
-                server_id, refused, detail = lease.server_id, lease.refused, lease.detail
+                ip, mac = lease.group("ip", "mac")
+                kind, detail = rule[1], rule[2]
             elif is_event_id(msgid):
                 return None
             else:

@@ -184,12 +184,21 @@ def _service_started(match: re.Match[str]) -> FailoverHA:
     )
 
 
-def _lease(kind: type[Lease], detail: str | None = None) -> _Builder:
-    def build(match: re.Match[str]) -> Lease:
-        ip, mac = match.group("ip", "mac")
-        return kind(ip=ip, mac=mac, detail=detail)
+class _LeaseBuilder(NamedTuple):
+    """A lease message's builder: its kind and fixed detail, and the `ip`/`mac` groups. A
+    value rather than a closure, so the fast path can read the fields without the payload
+    (`LEASE_RULES`)."""
 
-    return build
+    kind: type[Lease]
+    detail: str | None
+
+    def __call__(self, match: re.Match[str]) -> Lease:
+        ip, mac = match.group("ip", "mac")
+        return self.kind(ip=ip, mac=mac, detail=self.detail)
+
+
+def _lease(kind: type[Lease], detail: str | None = None) -> _Builder:
+    return _LeaseBuilder(kind, detail)
 
 
 def _nak(match: re.Match[str]) -> LeaseNak:
@@ -415,6 +424,14 @@ LEASE_IDS: frozenset[str] = frozenset({
     "DHCP4_RELEASE", "DHCP4_RELEASE_EXPIRED", "DHCP4_RELEASE_DELETED",
 })
 """The client transactions that are most of a Kea server's lines (`parsers.fast` takes them)."""
+
+LEASE_RULES: Mapping[str, tuple[re.Pattern[str], str, str | None]] = MappingProxyType({
+    msgid: (rule.pattern, rule.build.kind.kind, rule.build.detail)
+    for msgid, rule in _RULES.items() if msgid in LEASE_IDS and isinstance(rule.build, _LeaseBuilder)
+})
+"""(pattern, kind, detail) of each of `LEASE_IDS`: `parse_kea`'s own rule, read by the fast path
+without building the payload. The pattern matches the text after the id, trailing blanks
+stripped; its `ip` and `mac` groups are the lease's fields."""
 
 
 def is_event_id(msgid: str) -> bool:

@@ -179,6 +179,26 @@ _KEA_BODIES = st.builds(
     st.sampled_from(["", " received query: [hwtype=1 00:00:5e:00:53:30]", " x"])
     | st.sampled_from([" message repeated 2 times", "\n"]),
 )
+_KEA_LABELS = st.sampled_from(["[hwtype=1 00:00:5e:00:53:30], cid=[01:00:00:5e:00:53:30], tid=0x1a2b",
+                                "[no hwaddr info], cid=[no info], tid=0x0",
+                                "[hwtype=1 00:00:5e:00:53:31], cid=[no info], tid=0x9 (malformed client-id)"])
+_KEA_LEASE_TEXTS = st.sampled_from([
+    ("DHCP4_LEASE_OFFER", "lease {ip} will be offered"), ("DHCP4_LEASE_ADVERT", "lease {ip} will be advertised"),
+    ("DHCP4_LEASE_ALLOC", "lease {ip} has been allocated"),
+    ("DHCP4_LEASE_ALLOC", "lease {ip} has been allocated for 3600 seconds"),
+    ("DHCP4_LEASE_REUSE", "lease {ip} has been reused for 100 seconds"),
+    ("DHCP4_INIT_REBOOT", "client is in INIT-REBOOT state and requests address {ip}"),
+    ("DHCP4_RELEASE", "address {ip} was released properly."),
+    ("DHCP4_RELEASE_EXPIRED", "address {ip} expired on release."),
+    ("DHCP4_RELEASE_DELETED", "address {ip} was deleted on release."),
+    ("DHCP4_LEASE_REUSE", "lease {ip} has been allocated"),  # another id's text: not a lease line
+])
+_KEA_LEASES = st.builds(
+    lambda sev, logger, label, id_text, ip, tail: f"{sev}  [{logger}] {id_text[0]} {label}: {id_text[1].format(ip=ip)}{tail}",
+    st.sampled_from(["INFO", "DEBUG"]), st.sampled_from(["kea-dhcp4.leases.1", "kea-dhcp4.leases.782313546254638"]),
+    _KEA_LABELS, _KEA_LEASE_TEXTS, st.sampled_from(["198.18.0.7", "2001:db8::1", "x,y"]),
+    st.sampled_from(["", " ", "  \t", " x", "\n"]),
+)
 _OTHER_BODIES = st.sampled_from([
     "Started Session 9344 of user root.", "last message repeated 3 times", "[ID 123 daemon.info] hello",
     " leading space", "\ufeffbom", "message repeated 2 times: [ DHCPACK on 1.2.3.4 to aa via eth0]", "x",
@@ -205,7 +225,7 @@ def lines(draw: st.DrawFn) -> str:
     pri, stamp, host, program, pid, sep = (draw(st.sampled_from(_PARTS[part][part == bad]))
                                            for part in ("pri", "stamp", "host", "program", "pid", "sep"))
     if program.startswith("kea"):
-        body = draw(_KEA_BODIES)
+        body = draw(_KEA_BODIES | _KEA_LEASES)
     elif "dhcpd" in program:
         body = draw(st.one_of(dhcpd_bodies(), dhcpd_bodies(), _OTHER_BODIES))
     else:
