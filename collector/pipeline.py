@@ -225,8 +225,7 @@ class Pipeline:
 
     def _process(self, chunk: list[Received]) -> None:
         """Parse the chunk's lines, then place, correlate, tally and row them: two passes, because
-        each loop's code and data stay in the CPU's caches while it runs (the same work
-        interleaved line by line costs a sixth more)."""
+        each loop's code and data stay in the CPU's caches while it runs."""
         if chunk[0].received_at - self._parser_built > REFERENCE_REFRESH:
             self._parser = self._new_parser(chunk[0].received_at)
         parsed = self._parse(chunk)
