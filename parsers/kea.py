@@ -190,15 +190,11 @@ class _LeaseBuilder(NamedTuple):
     (`LEASE_RULES`)."""
 
     kind: type[Lease]
-    detail: str | None
+    detail: str | None = None
 
     def __call__(self, match: re.Match[str]) -> Lease:
         ip, mac = match.group("ip", "mac")
         return self.kind(ip=ip, mac=mac, detail=self.detail)
-
-
-def _lease(kind: type[Lease], detail: str | None = None) -> _Builder:
-    return _LeaseBuilder(kind, detail)
 
 
 def _nak(match: re.Match[str]) -> LeaseNak:
@@ -327,29 +323,29 @@ _OTHER_RULES: tuple[tuple[str, str, _Builder], ...] = (
     ("HA_SERVICE_STARTED",
      r"%NAMEstarted high availability service in (?P<mode>\S++) mode as (?P<role>\S++) server",
      _service_started),
-    ("DHCP4_LEASE_OFFER", r"%CLIENT: lease %IP will be offered", _lease(LeaseOffer)),
-    ("DHCP4_LEASE_ADVERT", r"%CLIENT: lease %IP will be advertised", _lease(LeaseOffer)),
+    ("DHCP4_LEASE_OFFER", r"%CLIENT: lease %IP will be offered", _LeaseBuilder(LeaseOffer)),
+    ("DHCP4_LEASE_ADVERT", r"%CLIENT: lease %IP will be advertised", _LeaseBuilder(LeaseOffer)),
     ("DHCP4_LEASE_ALLOC",
-     r"%CLIENT: lease %IP has been allocated(?: for \d++ seconds)?", _lease(LeaseAck)),
+     r"%CLIENT: lease %IP has been allocated(?: for \d++ seconds)?", _LeaseBuilder(LeaseAck)),
     ("DHCP4_LEASE_REUSE",
-     r"%CLIENT: lease %IP has been reused for \d++ seconds", _lease(LeaseAck, "reused")),
+     r"%CLIENT: lease %IP has been reused for \d++ seconds", _LeaseBuilder(LeaseAck, "reused")),
     ("DHCP4_INIT_REBOOT",
-     r"%CLIENT: client is in INIT-REBOOT state and requests address %IP", _lease(LeaseRequest)),
+     r"%CLIENT: client is in INIT-REBOOT state and requests address %IP", _LeaseBuilder(LeaseRequest)),
     ("DHCP4_RELEASE",
-     r"%CLIENT: address %IP was released properly\.", _lease(LeaseRelease, "released")),
+     r"%CLIENT: address %IP was released properly\.", _LeaseBuilder(LeaseRelease, "released")),
     ("DHCP4_RELEASE_EXPIRED",
-     r"%CLIENT: address %IP expired on release\.", _lease(LeaseRelease, "expired")),
+     r"%CLIENT: address %IP expired on release\.", _LeaseBuilder(LeaseRelease, "expired")),
     ("DHCP4_RELEASE_DELETED",
-     r"%CLIENT: address %IP was deleted on release\.", _lease(LeaseRelease, "deleted")),
+     r"%CLIENT: address %IP was deleted on release\.", _LeaseBuilder(LeaseRelease, "deleted")),
     # %2 is a client label or a bare hardware address: take the MAC if any.
     ("DHCP4_DECLINE_LEASE",
      r"Received DHCPDECLINE for addr %IP from client \[?(?:hwtype=\d++ )?(?P<mac>%MAC)?"
      r"[^\n]*?\. The lease will be unavailable for \d++ seconds\.",
-     _lease(LeaseDecline)),
+     _LeaseBuilder(LeaseDecline)),
     ("DHCP4_SERVER_INITIATED_DECLINE",
      r"%CLIENT: Lease for addr %IP has been found to be already in use\."
      r" The lease will be unavailable for \d++ seconds\.",
-     _lease(LeaseDecline)),
+     _LeaseBuilder(LeaseDecline)),
     ("DHCP4_PACKET_NAK_0001",
      r"%CLIENT: (?P<detail>failed to select a subnet for incoming packet, src [^\s,]++, type \S++)",
      _nak),

@@ -35,7 +35,8 @@ def _line(i: int) -> Received:
     return Received(time.time(), text, "tcp", "127.0.0.1:5000")
 
 
-def _pipeline(store: OnThread, store_thread: Any, spool: Spool) -> tuple[Pipeline, StoreWriter, Intake]:
+def _pipeline(store: OnThread, store_thread: Any, spool: Spool,
+              kind: type[Pipeline] = Pipeline) -> tuple[Pipeline, StoreWriter, Intake]:
     metrics = ServiceMetrics(CollectorRegistry(), "test")
 
     def no_reopen() -> Any:
@@ -44,7 +45,7 @@ def _pipeline(store: OnThread, store_thread: Any, spool: Spool) -> tuple[Pipelin
     writer = StoreWriter(COLUMNS, store_thread, store.obj, no_reopen, spool, metrics,
                          batch_rows=1000, flush_interval=0.2, memory_rows=10_000)
     intake = Intake(asyncio.Queue(maxsize=10_000), metrics)
-    return Pipeline(intake, Correlator(Config()), FleetTally(strip_domain=False), metrics, writer), writer, intake
+    return kind(intake, Correlator(Config()), FleetTally(strip_domain=False), metrics, writer), writer, intake
 
 
 def test_spill_everything_unprocessed_then_replay_it_first(store: OnThread, store_thread: Any, tmp_path: Path) -> None:
@@ -168,11 +169,7 @@ def test_a_line_that_fails_costs_only_itself(store: OnThread, store_thread: Any,
     texts[200] += "#stage-bug"
 
     async def run() -> int:
-        metrics = ServiceMetrics(CollectorRegistry(), "test")
-        writer = StoreWriter(COLUMNS, store_thread, store.obj, lambda: None, Spool(str(tmp_path / "b"), 2**30), metrics,
-                             batch_rows=1000, flush_interval=0.2, memory_rows=10_000)
-        intake = Intake(asyncio.Queue(maxsize=10_000), metrics)
-        pipeline = _BuggyPipeline(intake, Correlator(Config()), FleetTally(strip_domain=False), metrics, writer)
+        pipeline, writer, intake = _pipeline(store, store_thread, Spool(str(tmp_path / "batches"), 2**30), _BuggyPipeline)
         for text in texts:
             intake.queue.put_nowait(Received(time.time(), text, "tcp", "127.0.0.1:5000"))
         pipeline.stop()
