@@ -9,7 +9,7 @@ DEB_PACKAGES := bsdutils rsyslog rsyslog-gnutls isc-dhcp-server isc-dhcp-client 
 # and what the benchmarks compare against
 BENCH_PACKAGES := rsyslog mtail chromium
 
-.PHONY: install deps bench-deps apt run test lab bench fuzz clean
+.PHONY: install deps bench-deps apt run test check lab bench fuzz clean
 
 install: $(VENV)/.installed
 
@@ -38,8 +38,13 @@ apt:
 run: install
 	$(BIN)/pairwatch serve
 
-test: deps install
+test: deps install check
 	$(BIN)/python -m pytest -m 'not lab'
+
+# lint (with import order) and types of the service's code
+check: install
+	$(BIN)/ruff check parsers collector
+	$(BIN)/mypy
 
 lab: deps install
 	$(BIN)/python -m pytest -m lab tests/lab

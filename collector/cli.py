@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="backfill old logs into the store")
     _add_input_options(ingest)
-    ingest.add_argument("--store", metavar="URL", help="default: the config's store.url, else embedded:./pairwatch-data")
+    ingest.add_argument("--store", metavar="URL",
+                        help="default: the config's store.url, else embedded:./pairwatch-data")
     ingest.add_argument("--config", metavar="FILE", help="TOML configuration file (pairs, limits, store)")
 
     status = sub.add_parser("status", help="current state of every pair, from a running service")
@@ -178,7 +179,7 @@ def run_timeline(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:  # type: ignore[type-arg]
+def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:
     """Read the store directly (no service may hold an embedded store meanwhile)."""
     from collector.store import Store, TimelineCursor  # heavy: only when asked
 
@@ -233,6 +234,7 @@ def run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 for name, stream, options in _opened_inputs(args):
                     if name != "-":
                         files.enter_context(stream)
+                    assert options.reference is not None  # (`_opened_inputs` always gives one)
                     sources.append(Source(name, progress.count(stream), options, options.reference.timestamp()))
                 done = ingest(sources, Correlator(config), thread, store, on_line=progress.line,
                               strip_domain=config.hosts.strip_domain, **ttl)
@@ -246,7 +248,8 @@ def run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     names = len(sources)
     out.write(
         f"ingested {done.lines} lines from {names} input{'s' if names != 1 else ''} into {store.target}: "
-        f"{done.stored} sent to the store, {done.expired} older than the {ttl['messages_ttl_days']}-day retention skipped, "
+        f"{done.stored} sent to the store, "
+        f"{done.expired} older than the {ttl['messages_ttl_days']}-day retention skipped, "
         f"{done.states} state changes, {done.incidents} incidents ({done.still_open} still open at the end)\n"
     )
     return 0

@@ -51,7 +51,8 @@ def timeline_pages(base: str, params: Sequence[tuple[str, str]]) -> Iterator[dic
     """Every stored message the query selects, in event-time order, following the `next` cursor."""
     after: str | None = None
     while True:
-        page = get_json(base, "/api/v1/timeline", [*params, ("limit", str(PAGE))] + ([("after", after)] if after else []))
+        query = [*params, ("limit", str(PAGE))] + ([("after", after)] if after else [])
+        page = get_json(base, "/api/v1/timeline", query)
         yield from page.get("messages", [])
         after = page.get("next")
         if not after:

@@ -110,11 +110,10 @@ import ipaddress
 import json
 import math
 import re
+import tomllib
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time
 from typing import Any, Final
-
-import tomllib
 
 from collector.domain import host_key
 from collector.framing import DEFAULT_MAX_MESSAGE
@@ -462,7 +461,8 @@ def render_config(config: Config) -> str:
         if serve.tls.client_ca is not None:
             lines.append(f"tls_client_ca = {_toml(serve.tls.client_ca)}")
     for pair in config.pairs:
-        lines += ["", "[[pair]]", f"name = {_toml(pair.name)}", f"hosts = [{_toml(pair.hosts[0])}, {_toml(pair.hosts[1])}]"]
+        lines += ["", "[[pair]]", f"name = {_toml(pair.name)}",
+                  f"hosts = [{_toml(pair.hosts[0])}, {_toml(pair.hosts[1])}]"]
         for key in ("relationship", "implementation"):
             if getattr(pair, key) is not None:
                 lines.append(f"{key} = {_toml(getattr(pair, key))}")
@@ -717,7 +717,8 @@ def _days(table: dict[str, Any], key: str, default: int) -> int:
     seconds = _duration(table[key], f"store.{key}")
     days = seconds / 86400.0
     if days != int(days) or not 1 <= days <= MAX_TTL_DAYS:
-        raise ConfigError(f"store.{key}", f"expected whole days from 1 to {MAX_TTL_DAYS} (\"90d\"), got {_describe(table[key])}")
+        raise ConfigError(f"store.{key}",
+                          f"expected whole days from 1 to {MAX_TTL_DAYS} (\"90d\"), got {_describe(table[key])}")
     return int(days)
 
 

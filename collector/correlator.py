@@ -54,6 +54,8 @@ from collector.domain import (
 from parsers.events import (
     DHCPD_STATES,
     KEA_STATES,
+    LEASE_LINES,
+    LINE_CODES,
     DhcpdOther,
     Event,
     FailoverConnection,
@@ -61,8 +63,6 @@ from parsers.events import (
     FailoverPool,
     FailoverState,
     FailoverUpdate,
-    LEASE_LINES,
-    LINE_CODES,
     LeaseAck,
     LeaseNoFree,
     LeaseOffer,
@@ -76,7 +76,8 @@ DHCPD_SERVING = frozenset({"normal", "communications-interrupted", "partner-down
 PEER_DEMANDS_SILENCE = frozenset({"partner-down", "potential-conflict", "conflict-done", "resolution-interrupted"})
 """Partner states that stop a connected dhcpd server from answering ("peer demands: ...")."""
 KEA_SERVING = frozenset(
-    {"communication-recovery", "load-balancing", "hot-standby", "partner-down", "partner-in-maintenance", "passive-backup", "terminated"}
+    {"communication-recovery", "load-balancing", "hot-standby", "partner-down", "partner-in-maintenance",
+     "passive-backup", "terminated"}
 )
 """Kea HA states with the DHCP service enabled (`HAService::adjustNetworkState`)."""
 NORMAL_SERVING = frozenset({"normal", "load-balancing", "hot-standby"})
@@ -409,12 +410,12 @@ class Correlator:
                 elif pair.relationship is not None:
                     self._dhcpd_pairs.setdefault((host, pair.relationship), pair)
         for row in incidents:
-            pair = self._pairs.get(row["pair"])
-            if pair is None or row["condition"] not in _CHECKS:
+            found = self._pairs.get(row["pair"])
+            if found is None or row["condition"] not in _CHECKS:
                 continue
-            pair.open[row["condition"]] = Incident(
+            found.open[row["condition"]] = Incident(
                 condition=row["condition"],
-                pair=pair.name,
+                pair=found.name,
                 servers=tuple(row["servers"]),
                 start=datetime.fromisoformat(row["start"]).timestamp(),
                 evidence=list(row["evidence"]),
@@ -589,7 +590,8 @@ class Correlator:
 
     # -- event handlers -----------------------------------------------------------------
 
-    def _state(self, host: str, activity: _Activity, p: FailoverState, now: float, line: str, out: list[Change]) -> None:
+    def _state(self, host: str, activity: _Activity, p: FailoverState, now: float, line: str,
+               out: list[Change]) -> None:
         if p.relationship is not None:
             pair = self._dhcpd_pair(host, p.relationship)
         else:
@@ -620,14 +622,16 @@ class Correlator:
     def _set_state(self, pair: _Pair, server: _Server, state: str, now: float, line: str, out: list[Change]) -> None:
         previous = server.state
         if previous != state or server.since is None:
-            out.append(StateChanged(ts=now, pair=pair.name, server=server.host, side="self", state=state, previous=previous))
+            out.append(StateChanged(ts=now, pair=pair.name, server=server.host, side="self", state=state,
+                                    previous=previous))
             server.state = state
             server.since = now
         server.state_line = line
 
     def _set_view(self, pair: _Pair, server: _Server, state: str, now: float, line: str, out: list[Change]) -> None:
         if server.peer_state != state or not server.peer_valid:
-            out.append(StateChanged(ts=now, pair=pair.name, server=server.host, side="peer", state=state, previous=server.peer_state))
+            out.append(StateChanged(ts=now, pair=pair.name, server=server.host, side="peer", state=state,
+                                    previous=server.peer_state))
             server.peer_since = now
         server.peer_state = state
         server.peer_line = line
@@ -825,7 +829,8 @@ def _in_states(pair: _Pair, states: frozenset[str]) -> _Truth | None:
     hit = [s for s in pair.servers.values() if s.state in states]
     if not hit:
         return None
-    return _Truth(max(s.since or 0.0 for s in hit), tuple(sorted(s.host for s in hit)), tuple(s.state_line for s in hit))
+    return _Truth(max(s.since or 0.0 for s in hit), tuple(sorted(s.host for s in hit)),
+                  tuple(s.state_line for s in hit))
 
 
 def _partner_down(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
@@ -890,7 +895,8 @@ def _split_brain(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
             return _Truth(latest, tuple(sorted(s.host for s in down)), tuple(s.state_line for s in down)), math.inf
         return None, math.inf
     entered = down[0].since or 0.0
-    serving = [s for s in pair.servers.values() if s.state in NORMAL_SERVING and (s.activity.last_seen or 0.0) > entered]
+    serving = [s for s in pair.servers.values()
+               if s.state in NORMAL_SERVING and (s.activity.last_seen or 0.0) > entered]
     if not serving:
         return None, math.inf
     both = down + serving
@@ -998,7 +1004,8 @@ def _server_silent(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     if not hits:
         return None, math.inf
     return (
-        _Truth(max(d for d, _ in hits), tuple(sorted(s.host for _, s in hits)), tuple(s.activity.last_line for _, s in hits)),
+        _Truth(max(d for d, _ in hits), tuple(sorted(s.host for _, s in hits)),
+               tuple(s.activity.last_line for _, s in hits)),
         math.inf,
     )
 
@@ -1016,7 +1023,8 @@ def _sync_slow(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
             upcoming = min(upcoming, due)
     if not hits:
         return None, upcoming
-    return _Truth(max(d for d, _ in hits), tuple(sorted(s.host for _, s in hits)), tuple(s.sync_line for _, s in hits)), upcoming
+    truth = _Truth(max(d for d, _ in hits), tuple(sorted(s.host for _, s in hits)), tuple(s.sync_line for _, s in hits))
+    return truth, upcoming
 
 
 def _pool_exhausted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:

@@ -70,7 +70,7 @@ class SeriesFamily(Metric):
     def add(self, values: tuple[str, ...], value: float) -> None:
         self.rows.append((values, value))
 
-    @property  # type: ignore[override]
+    @property
     def samples(self) -> list[Sample]:
         names = self.labelnames
         return [Sample(self.sample_name, dict(zip(names, values)), value, None, None) for values, value in self.rows]
@@ -177,7 +177,7 @@ def _row_lines(family: SeriesFamily, openmetrics_format: bool) -> list[str]:
     labelnames = family.labelnames
     escaped = (_om_sample_name if openmetrics_format else _metric_name)(family.sample_name)
     known = written.series
-    lines = []
+    lines: list[str] = []
     append = lines.append
     for values, value in family.rows:
         last = known.get(values)

@@ -111,8 +111,8 @@ class FramingError:
 # object.__setattr__ by name, setting the slots directly costs half as much and builds
 # the very same object (h11's `_parsed=True` idea).
 _new_frame = object.__new__
-_set_data = Frame.data.__set__  # type: ignore[attr-defined]
-_set_framing = Frame.framing.__set__  # type: ignore[attr-defined]
+_set_data = Frame.__dict__["data"].__set__
+_set_framing = Frame.__dict__["framing"].__set__
 
 
 def _frame(data: bytes, framing: Literal["octet", "lf"]) -> Frame:
@@ -249,7 +249,8 @@ class FrameDecoder:
                         continue
                     if buf[j] == _SP:
                         if j - pos > _COUNT_DIGITS:
-                            append(FramingError("bad_length", f"octet count of {j - pos} digits (at most {_COUNT_DIGITS})"))
+                            append(FramingError("bad_length",
+                                                f"octet count of {j - pos} digits (at most {_COUNT_DIGITS})"))
                             state = _DISCARD
                             pos = j + 1
                             continue

@@ -305,8 +305,7 @@ class History:
             if isinstance(change, INCIDENT_CHANGES):
                 now[incident_key(change.incident)] = change.incident
             elif isinstance(change, StateChanged):
-                key = (change.ts, change.pair, change.server, change.side, change.state)
-                if key not in self._states:
+                if (change.ts, change.pair, change.server, change.side, change.state) not in self._states:
                     result.states.append(change)
         for incident in self.correlator.open_incidents():
             now[incident_key(incident)] = incident

@@ -355,20 +355,21 @@ class _TcpProtocol(asyncio.Protocol):
         self._invalid = intake.metrics.syslog_errors.labels(INVALID_UTF8)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # (a stream server's)
         if self._transport is not None:  # start_tls hands the TLS transport over: same connection
-            self._transport = transport  # type: ignore[assignment]
+            self._transport = transport
             return
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) else ""
         if not self._gate.admits(host) or not self._intake.admit(self, host):
             transport.close()
             return
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport
         self._sender = _address(peer)
         self._host = host
         if self._tls is not None:
             transport.pause_reading()  # nothing may be read before start_tls owns the bytes
-            asyncio.get_running_loop().create_task(self._handshake(transport))  # type: ignore[arg-type]
+            asyncio.get_running_loop().create_task(self._handshake(transport))
 
     async def _handshake(self, raw: asyncio.Transport) -> None:
         """Upgrade to TLS; a failed handshake is counted and logged once a minute, and closes."""
@@ -420,7 +421,7 @@ class _TcpProtocol(asyncio.Protocol):
         now = time.time()
         name, sender, append = self._name, self._sender, self._backlog.append
         for item in items:
-            if type(item) is Frame:
+            if isinstance(item, Frame):
                 try:  # (decode_text inlined: this runs once per message)
                     text = item.data.decode()
                 except UnicodeDecodeError:

@@ -101,14 +101,14 @@ from collector.exposition import SeriesFamily, render
 from parsers.events import (
     DHCPD_STATES,
     KEA_STATES,
+    LEASE_LINES,
+    LINE_CODES,
+    LINE_KINDS,
     Event,
     FailoverHA,
     FailoverPool,
     FailoverState,
     FailoverUpdate,
-    LEASE_LINES,
-    LINE_CODES,
-    LINE_KINDS,
     LeaseNoFree,
     SyslogOther,
     line_code,
@@ -348,7 +348,7 @@ class FleetTally:
         scrape was a third of a scrape's instructions for 100 pairs: 25.0M -> 17.2M). Each call
         orders its own copy by keys it holds itself, so scrapes on two threads cannot mix them."""
         with self.lock:
-            tables = (
+            tables: tuple[dict[Any, Any], ...] = (
                 dict(self._last_seen),
                 dict(self._leases),
                 dict(self._refused),
@@ -384,13 +384,13 @@ class FleetTally:
                 self._reasons[text] = label
         return label
 
-    def _add(self, table: dict, key: tuple, n: int) -> None:  # type: ignore[type-arg]
+    def _add(self, table: dict, key: tuple, n: int) -> None:
         if key in table:
             table[key] += n
         elif len(table) < self._max:
             table[key] = n
 
-    def _set(self, table: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
+    def _set(self, table: dict, key: object, value: object) -> None:
         if key in table or len(table) < self._max:
             table[key] = value
 
@@ -653,7 +653,8 @@ class ServiceMetrics:
                                           "dhcpd/Kea lines whose message is not (yet) in the vocabulary, by program "
                                           "(see program_label).", ["program"], registry=None)
         self.queue_depth = Gauge(PAIRWATCH_QUEUE_DEPTH, "Messages waiting in the pipeline queue.", registry=None)
-        self.store_rows = Counter(PAIRWATCH_STORE_ROWS, "Rows written to the store, by table.", ["table"], registry=None)
+        self.store_rows = Counter(PAIRWATCH_STORE_ROWS, "Rows written to the store, by table.", ["table"],
+                                  registry=None)
         self.store_insert_failures = Counter(PAIRWATCH_STORE_INSERT_FAILURES, "Store inserts that failed.",
                                              registry=None)
         self.store_insert_duration = Histogram(PAIRWATCH_STORE_INSERT_DURATION, "Duration of one store insert.",

@@ -147,7 +147,7 @@ class Pipeline:
         self._then = deque(then)
         self._writer.release()
 
-    async def replay_received(self, records: Iterator[list[Sequence[Any]]]) -> int:
+    async def replay_received(self, records: Iterator[Sequence[Sequence[Any]]]) -> int:
         """Process lines an earlier run received but spilled at shutdown, before any new one.
 
         `records` yields lists of (received_at, text, transport, sender) rows, oldest first;
@@ -243,7 +243,8 @@ class Pipeline:
                 if line is None:  # (the parser failed on it: counted)
                     continue
                 try:
-                    if type(line) is tuple:  # the fast path's values (parsers.fast.FIELDS)
+                    host: str | None
+                    if isinstance(line, tuple):  # the fast path's values (parsers.fast.FIELDS)
                         host = line[1]
                         ts = None if line[0] is None else line[0] / 1e6
                     else:

@@ -82,7 +82,7 @@ def _placed(source: Source) -> Iterator[Observed]:
 
 def observed(sources: Iterable[Source]) -> Iterator[Observed]:
     """Every line of `sources`, parsed, placed and merged by event time."""
-    return heapq.merge(*(_placed(source) for source in sources), key=lambda o: o.ts)
+    return iter(heapq.merge(*(_placed(source) for source in sources), key=lambda o: o.ts))
 
 
 def run(lines: Iterable[Observed], stage: LineStage, keep: Keep | None = None) -> Replay:
@@ -105,7 +105,7 @@ def run(lines: Iterable[Observed], stage: LineStage, keep: Keep | None = None) -
             for incident in rewound.retracted:
                 incidents.pop(incident_key(incident), None)
 
-    end = None
+    end: float | None = None
     for item in lines:
         result.lines += 1
         at = item.ts

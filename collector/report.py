@@ -48,7 +48,8 @@ def json_objects(result: Replay) -> Iterator[dict[str, Any]]:
     """
     items: list[tuple[float, int, dict[str, Any]]] = []
     for n, s in enumerate(result.states):
-        items.append((s.ts, n, {"type": "state", "ts": epoch_iso(s.ts), "pair": s.pair, "server": s.server, "side": s.side, "state": s.state}))
+        items.append((s.ts, n, {"type": "state", "ts": epoch_iso(s.ts), "pair": s.pair, "server": s.server,
+                                "side": s.side, "state": s.state}))
     base = len(items)
     for n, i in enumerate(result.incidents):
         items.append((i.start, base + n, {"type": "incident", **i.as_dict()}))
@@ -171,16 +172,16 @@ def pair_reports(result: Replay) -> list[PairReport]:
         own = [i for i in result.incidents if i.pair == name]
         folded = [i for i in result.incidents if i.pair in mine and i.pair != name
                   and not any(_overlap(i, o) for o in own if o.condition == i.condition)]
-        hosts: list[str] = []
+        members: list[str] = []
         for s in result.states:
             if s.pair in mine:
-                _add(hosts, s.server)
+                _add(members, s.server)
         for i in own + folded:
             for host in i.servers:
-                _add(hosts, host)
+                _add(members, host)
         reports.append(PairReport(
             name=name,
-            servers=tuple(hosts),
+            servers=tuple(members),
             bands=tuple(bands_of([s for s in result.states if s.pair in mine], end)),
             incidents=tuple(sorted(own + folded, key=lambda i: (i.start, i.condition))),
         ))
@@ -546,10 +547,12 @@ def _not_serving(ctx: _Context) -> tuple[str, str]:
         payload = parse_line(line).payload
         if isinstance(payload, Lease) and payload.refused and payload.refused not in reasons:
             reasons.append(payload.refused)
-    text = f"no server of the pair answered a client from {ctx.clock(ctx.incident.start)} on ({ctx.dur(ctx.incident.start)})"
+    start = ctx.incident.start
+    text = f"no server of the pair answered a client from {ctx.clock(start)} on ({ctx.dur(start)})"
     if reasons:
         text += "; they refused with " + _join([f"'{r}'" for r in reasons])
-    idle = {state: hosts for state, hosts in _by_state(ctx, ctx.servers(), None).items() if state and state not in SERVING}
+    idle = {state: hosts for state, hosts in _by_state(ctx, ctx.servers(), None).items()
+            if state and state not in SERVING}
     if idle:
         text += "; " + ", ".join(f"{_join(hosts)} {ctx.words(hosts)['is']} in {state}" for state, hosts in idle.items())
     return text, _ADVICE["not_serving"]

@@ -12,8 +12,8 @@ import itertools
 import json
 import time
 from collections.abc import Callable
-from operator import attrgetter
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Any, Final
 
 from collector.domain import Incident, StateChanged
@@ -51,8 +51,9 @@ def _json_encoder() -> Callable[[Any], str]:
     `JSONEncoder.encode` builds a new C encoder on every call, which was two thirds of its
     cost on these small dicts; this builds it once (the stdlib's pure-Python encoder where
     the C one is missing)."""
-    from json.encoder import c_make_encoder, encode_basestring
+    from json.encoder import encode_basestring
 
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # (not in the type stubs)
     if c_make_encoder is None:
         return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     chunks = c_make_encoder(None, None, encode_basestring, None, ":", ",", False, False, True)

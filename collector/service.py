@@ -99,6 +99,7 @@ class Service:
         self.tls = tls
         self.api_token = api_token
         self.state = Lifecycle.STARTING
+        self.writer: StoreWriter | None = None  # (set by `run`, read by /readyz)
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -113,7 +114,6 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         self.thread = thread = StoreThread()
-        self.writer: StoreWriter | None = None
         try:
             try:
                 directory = spool_directory(self.config.serve, self.config.store.url)
@@ -126,7 +126,8 @@ class Service:
             try:  # a server that accepts but never answers must not keep the listeners closed
                 store = await asyncio.wait_for(asyncio.shield(thread.call(self._open_store)), OPEN_TIMEOUT)
             except (TimeoutError, StoreError) as exc:  # a StoreError names the store (`open URL: ...`)
-                problem = exc if isinstance(exc, StoreError) else f"open {self.target}: no answer in {OPEN_TIMEOUT:.0f} s"
+                problem = (exc if isinstance(exc, StoreError)
+                           else f"open {self.target}: no answer in {OPEN_TIMEOUT:.0f} s")
                 if self.target.kind == "embedded" and isinstance(exc, StoreError):  # local: waiting changes nothing
                     print(f"pairwatch serve: store: {problem}", file=sys.stderr, flush=True)
                     return 1
@@ -161,15 +162,15 @@ class Service:
         opts = self.config.serve
         registry = CollectorRegistry()
         labels = sorted({listener_label(lis.transport, lis.endpoint.port) for lis in opts.listeners})
-        metrics = ServiceMetrics(registry, __version__, error_reasons=(*ERROR_REASONS, *LISTENER_ERRORS, *PIPELINE_ERRORS),
-                                 listeners=labels)
+        metrics = ServiceMetrics(registry, __version__,
+                                 error_reasons=(*ERROR_REASONS, *LISTENER_ERRORS, *PIPELINE_ERRORS), listeners=labels)
         tally = FleetTally(strip_domain=self.config.hosts.strip_domain)
         correlator = Correlator(self.config)
         states, incidents = await self._stored_state(thread, store) if store is not None else ([], [])
         correlator.restore(states, incidents, time.time())
         if states or incidents:
             log.info("restored %d server states and %d open incidents from the store", len(states), len(incidents))
-        queue: asyncio.Queue = asyncio.Queue(maxsize=opts.queue_size)  # type: ignore[type-arg]
+        queue: asyncio.Queue = asyncio.Queue(maxsize=opts.queue_size)
         intake = Intake(queue, metrics, opts.max_message, max_connections=opts.max_connections,
                         max_per_sender=opts.max_connections_per_sender, idle_timeout=opts.idle_timeout)
         idle_sweeper = asyncio.create_task(intake.close_idle(), name="pairwatch-idle-connections")
@@ -239,8 +240,8 @@ class Service:
         done, _ = await asyncio.wait({stop_wait, consumer}, return_when=asyncio.FIRST_COMPLETED)
         if consumer in done:  # the pipeline died: a bug; report it and stop
             stop_wait.cancel()
-            exc = consumer.exception()
-            log.error("pipeline stopped: %r", exc)
+            error = consumer.exception()
+            log.error("pipeline stopped: %r", error)
             close_listeners()
             await http.close()
             idle_sweeper.cancel()
@@ -304,7 +305,7 @@ class Service:
                         gauge.set(used)
             await asyncio.sleep(ENGINE_MEMORY_INTERVAL)
 
-    async def _stored_state(self, thread: StoreThread, store: Store) -> tuple[list, list]:  # type: ignore[type-arg]
+    async def _stored_state(self, thread: StoreThread, store: Store) -> tuple[list, list]:
         """What the last run left: the last state per server and side, and the open incidents."""
         try:
             return await thread.call(store.last_states), await thread.call(store.open_incidents)

@@ -103,16 +103,19 @@ class LineStage:
         """`parsed` is what `LineParser.read` gave: an event, or the fast path's values (their
         rows are built from the values). `placed` False: a file line before the file's first
         time, stored at the file's time but kept from the correlator (its true time is unknown)."""
-        if type(parsed) is tuple:  # its kind is one of LINE_KINDS: the values are all the correlator needs
+        host: str | None
+        program: str | None
+        if isinstance(parsed, tuple):  # its kind is one of LINE_KINDS: the values are all the correlator needs
             values: FastLine | None = parsed
             event = None
             host, program, kind = parsed[1], parsed[2], parsed[9]
             code, refused = LINE_CODES[kind], parsed[15]
-            changes = self.history.feed_line(host, program, parsed[3], code, refused, at, text, arrived) if placed else []
+            changes = (self.history.feed_line(host, program, parsed[3], code, refused, at, text, arrived)
+                       if placed else [])
             if self._tally is not None:
                 self._tally.observe_line(host, code, refused, at, changes)
         else:
-            values, event = None, parsed  # type: ignore[assignment]
+            values, event = None, parsed
             record = event.record
             host, program, kind = record.host, record.program, event.payload.kind
             changes = self.history.feed(event, at, text, arrived) if placed else []

@@ -145,7 +145,7 @@ def _without_pandas() -> None:
     tests/collector/test_store.py::test_the_store_never_imports_pandas fails when it moves."""
     from clickhouse_connect.driver import options
 
-    options.pd = None  # type: ignore[attr-defined]
+    options.pd = None
 
 
 # chdb's refusal to open a second directory: a misuse, not an outage
@@ -439,8 +439,8 @@ class Store:
         `memory_limit`: the process's memory budget in bytes; the embedded engine gets its
         share (`engine_options`). A ClickHouse server keeps its own configuration.
 
-        Creates no database or table (only the embedded directory): call `migrate()` next. Raises `StoreConfigError` for a
-        bad URL or database name, `StoreUnavailable` when the store cannot be reached or
+        Creates no database or table (only the embedded directory): call `migrate()` next. Raises
+        `StoreConfigError` for a bad URL or database name, `StoreUnavailable` when the store cannot be reached or
         the directory cannot be created, `StoreError` otherwise.
         """
         if isinstance(target, str):

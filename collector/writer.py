@@ -43,7 +43,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
@@ -106,7 +106,7 @@ def _insert(store: Store, batch: _Batch, columns: Sequence[str]) -> int:
 class StoreWriter:
     def __init__(
         self,
-        tables: dict[str, Sequence[str]],
+        tables: Mapping[str, Sequence[str]],
         thread: StoreThread,
         store: Store | None,
         open_store: Callable[[], Store],
@@ -407,7 +407,7 @@ class StoreWriter:
         return True
 
     async def _spool_bytes(self) -> int:
-        return await self._spool_call(lambda: self._spool.bytes)  # type: ignore[no-any-return]
+        return await self._spool_call(lambda: self._spool.bytes)
 
     async def _spool_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._spool_io, fn, *args)

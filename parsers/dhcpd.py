@@ -131,7 +131,8 @@ def _refusal(
         return LeaseNoFree(network=None, reason="peer holds all free leases")
     if m["exhausted"] is not None:
         return LeaseNoFree(network=m["network"], reason="no free leases")
-    return cls(ip=ip, mac=mac, client_name=name, via=via, server_id=server_id, refused=_reason(m["refused"]), detail=detail)
+    return cls(ip=ip, mac=mac, client_name=name, via=via, server_id=server_id, refused=_reason(m["refused"]),
+               detail=detail)
 
 
 def _lease(
@@ -242,18 +243,25 @@ _PEER_LINE = re.compile(r"failover peer (.+?): (.*)$", re.DOTALL)
 _MOVE = re.compile(r"(?:(I) move|peer moves) from (\S+) to (\S+)$")
 _PEER_DISCONNECTED = re.compile(r"peer (.+): disconnected$")
 _TIMEOUT_WAITING = re.compile(r"timeout waiting for failover peer (.+)$")
-_FAILOVER_COLON = re.compile(r"failover: (link startup timeout|disconnect: (.*)|connect: (no matching state)\.?|listener: (no matching state))$")
-_FAILOVER_CAP = re.compile(r"Failover (CONNECT from|CONNECT to|CONNECTACK from|DISCONNECT from) (.+?)(?: rejected)?: (.*)$")
+_FAILOVER_COLON = re.compile(
+    r"failover: (link startup timeout|disconnect: (.*)|connect: (no matching state)\.?|listener: (no matching state))$"
+)
+_FAILOVER_CAP = re.compile(
+    r"Failover (CONNECT from|CONNECT to|CONNECTACK from|DISCONNECT from) (.+?)(?: rejected)?: (.*)$"
+)
 _LINK_ERROR = re.compile(r"(dhcp_failover_send_connect|dhcp_failover_send_connectack|message length wait): (.*)$")
 _PUT_MESSAGE = re.compile(r"dhcp_failover_put_message: (something went wrong)\.$")
 _SENT = re.compile(r"Sent update (request|request all|done) message to (.+)$")
 _FAILED_SEND = re.compile(r"Failed to send update request all message to (.+?): .*$")
 _UPDATE_FROM = re.compile(r"Update request (all )?from (.+?): (sending update|nothing pending)$")
 _SENDING_UPDATES = re.compile(r"Sending updates to (.+)\.$")
-_RECEIVED = re.compile(r"Received (?:(update request while old update still flying!)|signal \d+, initiating shutdown\.)")
+_RECEIVED = re.compile(
+    r"Received (?:(update request while old update still flying!)|signal \d+, initiating shutdown\.)"
+)
 _BIND_REJECTED = re.compile(r"bind update on (\S+) from (.+?) rejected: (.*)$", re.DOTALL)
 _POOL = re.compile(
-    r"(?:(balancing|balanced|IMBALANCED) )?pool ([0-9a-fA-F]+) (.*?) +total (\d+) +free (\d+) +backup (\d+) +lts (-?\d+)"
+    r"(?:(balancing|balanced|IMBALANCED) )?pool ([0-9a-fA-F]+) (.*?) +total (\d+) +free (\d+) +backup (\d+)"
+    r" +lts (-?\d+)"
 )
 _BANNER = re.compile(r"Internet Systems Consortium DHCP Server V?(\S+)$")
 
@@ -304,7 +312,8 @@ def _failover_colon(m: re.Match[str], _: str) -> Payload:
 def _failover_cap(m: re.Match[str], _: str) -> Payload:
     what, name, reason = m.groups()
     status = "disconnected" if what == "DISCONNECT from" else "rejected"
-    return FailoverConnection(relationship=None if name == "unknown" else name, status=status, reason=reason.rstrip("."))
+    return FailoverConnection(relationship=None if name == "unknown" else name, status=status,
+                              reason=reason.rstrip("."))
 
 
 def _link_error(m: re.Match[str], _: str) -> Payload:
@@ -386,7 +395,9 @@ _DISPATCH: dict[str, tuple[tuple[re.Pattern[str], Builder], ...]] = {
     "dhcp_failover_send_connect:": ((_LINK_ERROR, _link_error),),
     "dhcp_failover_send_connectack:": ((_LINK_ERROR, _link_error),),
     "message": ((_LINK_ERROR, _link_error),),
-    "dhcp_failover_put_message:": ((_PUT_MESSAGE, lambda m, _: FailoverConnection(relationship=None, status="error", reason=m.group(1))),),
+    "dhcp_failover_put_message:": (
+        (_PUT_MESSAGE, lambda m, _: FailoverConnection(relationship=None, status="error", reason=m.group(1))),
+    ),
     "Sent": ((_SENT, _sent),),
     "Failed": ((_FAILED_SEND, _failed_send),),
     "Update": ((_UPDATE_FROM, _update_from),),

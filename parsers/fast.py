@@ -30,7 +30,8 @@ from parsers.events import (
     Record,
     SyslogOther,
 )
-from parsers.kea import LEASE_RULES as KEA_LEASES, is_event_id
+from parsers.kea import LEASE_RULES as KEA_LEASES
+from parsers.kea import is_event_id
 from parsers.syslog import DEFAULT_OPTIONS, MAX_PID, ParseOptions, rfc3164_instant
 
 __all__ = ["FIELDS", "FastLine", "FastPath", "LEASE_FIELDS", "event_of"]
@@ -76,6 +77,8 @@ _DHCPD: Final = {
     "DHCPRE": (re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from (\S+)" + _TAIL + r"()\Z"), "lease.request"),
     "DHCPRL": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
 }
+_NO_SHAPE: Final = (re.compile(r"(?!)"), "")
+"""What a dhcpd message of none of those first letters is matched with: nothing."""
 _DHCPD_NAMES: Final = frozenset({"dhcpd"})
 _DHCPD_RARER: Final = frozenset({"DHCPIN", "DHCPAC", "DHCPNA"})
 """First letters of dhcpd client lines without a shape here (DHCPINFORM, its DHCPACK to, DHCPNAK),
@@ -129,8 +132,9 @@ class FastPath:
         msgid = ip = mac = name = via = server_id = refused = detail = None
         if program in _DHCPD_NAMES:
             first = text[start:start + 6]
-            shape = _DHCPD.get("DHCPRL" if first == "DHCPRE" and text.startswith("L", start + 6) else first)
-            body = None if shape is None else shape[0].match(text, start)
+            pattern, kind = _DHCPD.get("DHCPRL" if first == "DHCPRE" and text.startswith("L", start + 6) else first,
+                                       _NO_SHAPE)
+            body = pattern.match(text, start)
             if body is None:  # an INFORM, its ACK, a NAK: their own rules, so the fields are the full parser's
                 if first not in _DHCPD_RARER or "repeated" in text:
                     return None
@@ -141,7 +145,6 @@ class FastPath:
                 kind, ip, mac, name, via = lease.kind, lease.ip, lease.mac, lease.client_name, lease.via  # type: ignore[union-attr]
                 server_id, refused, detail = lease.server_id, lease.refused, lease.detail  # type: ignore[union-attr]
             else:
-                kind = shape[1]
                 ip, server_id, mac, name, via, suffix, more = body.groups()
                 if suffix:
                     if more:
@@ -165,10 +168,10 @@ class FastPath:
             message = text[body.start(2):]
             rule = KEA_LEASES.get(msgid)
             if rule is not None:  # `parse_kea`'s own rule on what it matches, so the fields are exactly its
-                lease = rule[0].fullmatch(text[body.end(2) + 1:].rstrip())
-                if lease is None:
+                fields = rule[0].fullmatch(text[body.end(2) + 1:].rstrip())
+                if fields is None:
                     return None
-                ip, mac = lease.group("ip", "mac")
+                ip, mac = fields.group("ip", "mac")
                 kind, detail = rule[1], rule[2]
             elif is_event_id(msgid):
                 return None

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -184,7 +185,8 @@ def _service_started(match: re.Match[str]) -> FailoverHA:
     )
 
 
-class _LeaseBuilder(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class _LeaseBuilder:
     """A lease message's builder: its kind and fixed detail, and the `ip`/`mac` groups. A
     value rather than a closure, so the fast path can read the fields without the payload
     (`LEASE_RULES`)."""

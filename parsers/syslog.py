@@ -114,7 +114,8 @@ _SEVERITY_WORDS = {
     "Debug": 7,
 }
 _WORD_PROCESS = re.compile(
-    r"(Emergency|Alert|Critical|Error|Warning|Notice|Informational|Debug) ([^\s\[\]:]+) (?=(?:DEBUG|INFO|WARN|ERROR|FATAL) +\[)"
+    r"(Emergency|Alert|Critical|Error|Warning|Notice|Informational|Debug) ([^\s\[\]:]+)"
+    r" (?=(?:DEBUG|INFO|WARN|ERROR|FATAL) +\[)"
 )
 
 # Solaris: "[ID <msgid> <facility>.<level>] "
@@ -199,7 +200,8 @@ class HeaderDecoder:
             if code <= 191:
                 facility, severity = divmod(code, 8)
         program = _program(tag) if "/" in tag else tag
-        return _finish(text, m.end(), ts, host, program, int(pid) if pid else None, facility, severity, self.options)
+        return _finish(text, m.end(), ts, host, program, int(pid) if pid else None,  # type: ignore[arg-type]
+                       facility, severity, self.options)  # (`ts` is no longer the `_MISSING` sentinel)
 
 
 def decode(text: str, options: ParseOptions = DEFAULT_OPTIONS) -> Record:
@@ -247,7 +249,8 @@ def _decode_general(text: str, options: ParseOptions) -> Record:
                 return _from_tab_export(text, pos + 1, stamp, facility, severity, options)
             pos = _skip_spaces(text, pos)
             if stamp.tzinfo is None:
-                zoneless = (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second, stamp.microsecond, 1)
+                zoneless = (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second,
+                            stamp.microsecond, 1)
             else:
                 ts = _utc(stamp)
 
@@ -291,6 +294,7 @@ def _resolve(fields: tuple[int, ...], host: str | None, options: ParseOptions) -
     year, mon, day, hh, mm, ss, micro, has_year = fields
     zone = options.host_tz.get(host, options.tz) if host is not None and options.host_tz else options.tz
     try:
+        local: datetime | None
         if has_year:
             local = datetime(year, mon, day, hh, mm, ss, micro, tzinfo=zone)
         else:
@@ -305,7 +309,8 @@ def _resolve(fields: tuple[int, ...], host: str | None, options: ParseOptions) -
     return local if zone is UTC else local.astimezone(UTC)
 
 
-def _infer_year(ref: datetime, mon: int, day: int, hh: int, mm: int, ss: int, micro: int, zone: tzinfo) -> datetime | None:
+def _infer_year(ref: datetime, mon: int, day: int, hh: int, mm: int, ss: int, micro: int,
+                zone: tzinfo) -> datetime | None:
     """The latest year that does not put the date more than FUTURE_SLACK after `ref`."""
     for year in (ref.year + 1, ref.year, ref.year - 1, ref.year - 2, ref.year - 3, ref.year - 4):
         try:
@@ -357,7 +362,8 @@ def _headerless(text: str, pos: int, facility: int | None, severity: int | None,
     mt = _HEADERLESS_TAG.match(text, pos) if host is None else _TAG.match(text, pos)
     if mt:
         prog, pid = mt.groups()
-        return _finish(text, mt.end(), None, host, _program(prog), int(pid) if pid else None, facility, severity, options)
+        return _finish(text, mt.end(), None, host, _program(prog), int(pid) if pid else None, facility, severity,
+                       options)
     return _finish(text, pos, None, host, None, None, facility, severity, options)
 
 
@@ -369,7 +375,8 @@ def _from_rfc5424(m: re.Match[str], options: ParseOptions) -> Record:
         parsed = _isoformat(stamp)
         if parsed is not None:
             if parsed.tzinfo is None:
-                fields = (parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute, parsed.second, parsed.microsecond, 1)
+                fields = (parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute, parsed.second,
+                          parsed.microsecond, 1)
                 ts = _resolve(fields, None if host == "-" else host, options)
             else:
                 ts = _utc(parsed)
@@ -456,7 +463,8 @@ def _finish(
                 pid = int(kpid)
             if ts is None and year:
                 y = int(year)
-                fields = (y if y >= 1000 else 2000 + y % 100, int(mon), int(day), int(hh), int(mm), int(ss), int(frac.ljust(6, "0")[:6]), 1)
+                fields = (y if y >= 1000 else 2000 + y % 100, int(mon), int(day), int(hh), int(mm), int(ss),
+                          int(frac.ljust(6, "0")[:6]), 1)
                 ts = _resolve(fields, host, options)
             pos = m.end()
         if program is not None and msgid is None:
