@@ -30,7 +30,6 @@ from collector.client import (
 )
 from collector.config import (
     DEFAULT_HTTP_PORT,
-    TRANSPORTS,
     Config,
     ConfigError,
     Endpoint,
@@ -42,6 +41,7 @@ from collector.config import (
     render_config,
 )
 from collector.correlator import Correlator
+from collector.domain import LISTENER_TRANSPORTS
 from collector.replay import replay
 from collector.report import json_objects, render_table
 from parsers import LineParser, ParseOptions, event_to_dict
@@ -205,7 +205,8 @@ def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:
 def _open_store(opener: Callable[..., Any], url: str, hint: str, **kwargs: Any) -> Any:
     """`opener(target, **kwargs)` (Store.open, maybe through the store's thread), with the
     embedded store's one-process rule explained when it fails."""
-    from collector.store import StoreError, parse_store_url
+    from collector.store import StoreError
+    from collector.store_url import parse_store_url
 
     try:
         return opener(parse_store_url(url), **kwargs)
@@ -327,7 +328,7 @@ def _endpoint(text: str, flag: str) -> Endpoint:
 def _with_serve_flags(config: Config, args: argparse.Namespace) -> Config:
     """Flags override the file: any of --udp/--tcp/--tls replaces all its listeners."""
     serve = config.serve
-    flagged = tuple(Listener(t, _endpoint(text, f"--{t}")) for t in TRANSPORTS for text in getattr(args, t))
+    flagged = tuple(Listener(t, _endpoint(text, f"--{t}")) for t in LISTENER_TRANSPORTS for text in getattr(args, t))
     if flagged:
         serve = replace(serve, listeners=flagged)
     if args.http:
@@ -353,7 +354,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import logging
 
     from collector.service import run
-    from collector.store import parse_store_url
+    from collector.store_url import parse_store_url
 
     try:
         config = _with_serve_flags(load_config(args.config), args)

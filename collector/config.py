@@ -11,84 +11,8 @@ line that starts with the path of the offending key:
 `[[pair]]` tables are numbered from 0 in these paths, in file order (`pair[0]` is the first),
 the way jq and JSONPath count. Keys that are not bare TOML keys are shown quoted.
 
-Schema (every table and key is optional unless marked required):
-
-    [hosts]
-    strip_domain = false      # compare host names without their domain
-                              # ("dhcp1.example.net" == "dhcp1"); always case-insensitive
-
-    [limits]                  # defaults for every pair; a duration is a number of seconds
-                              # (integer or float) or a string "90s", "5m", "1.5h", "2d"
-    mclt = "1h"               # dhcpd MCLT when a pair does not say; recover-wait counts as
-                              # stuck after MCLT + recover_wait_grace
-    recover_wait_grace = "60s"
-    startup = "2m"
-    recover = "15m"           # recover without "peer update completed"
-    recover_done = "5m"
-    potential_conflict = "5m"
-    resolution_interrupted = "5m"
-    conflict_done = "5m"
-    kea_waiting = "5m"
-    kea_syncing = "5m"
-    kea_ready = "5m"
-    views_disagree = "60s"
-    server_silent = "10m"
-    not_serving_window = "60s"
-    sync_slow = "10m"
-    pool_exhausted_window = "5m"
-    split_brain_hold = "5s"   # one side partner-down while the other serves must last this
-                              # long before it counts (the two servers' clocks differ a little)
-    max_lateness = "1h"       # a line older than its pair's newest by more than this is stored
-                              # and shown, but no longer changes the pair's states or incidents
-
-    [[pair]]                  # repeat for every pair
-    name = "campus"           # required, unique, 1-64 of A-Z a-z 0-9 _ . : + -
-    hosts = ["dhcp1", "dhcp2"]    # required, two different host names as syslog reports them
-    relationship = "campus-failover"  # the dhcpd `failover peer` name (or a Kea HA name)
-    implementation = "dhcpd"  # "dhcpd" or "kea"
-    mclt = "30m"              # this pair's MCLT, instead of limits.mclt
-    [pair.limits]             # this pair's limits: any key of [limits] except mclt
-    server_silent = "5m"
-
-    [store]                   # where the timeline is kept (pairwatch serve, ingest)
-    url = "embedded:./pairwatch-data"   # or clickhouse://USER@HOST:8123/DB, clickhouses://...;
-                              # the password is better given in PAIRWATCH_CLICKHOUSE_PASSWORD
-    messages_ttl = "90d"      # whole days; messages and events older than this are dropped
-    states_ttl = "400d"       # whole days; states and incidents (both fixed when the tables
-                              # are created: changing them later needs ALTER TABLE ... MODIFY TTL)
-    memory_limit = "1GiB"     # the process's budget; the embedded engine is held to half of it
-                              # (caches included), the rest is for the queue and kept rows:
-                              # serve's queue_size and memory_rows default in proportion
-
-    [serve]                   # pairwatch serve; its flags replace these keys
-    udp = ["0.0.0.0:5514"]    # listeners, "HOST:PORT" or "[V6]:PORT", or a table
-    tcp = ["0.0.0.0:5514"]    #   { address = "HOST:PORT", allow = ["CIDR", ...] };
-    tls = []                  #   --udp/--tcp/--tls flags replace all three lists
-    http = "127.0.0.1:9874"   # /metrics and the API
-    allow = []                # sender CIDRs every listener accepts (empty: any sender);
-                              # a listener's own allow replaces it
-    max_message = 65536       # bytes; a longer message is dropped and counted
-    queue_size = 100000       # messages between the listeners and the pipeline (per GiB of
-                              # store.memory_limit when not set)
-    udp_receive_buffer = 4194304   # bytes of SO_RCVBUF asked (the kernel caps it at rmem_max)
-    batch_rows = 10000        # store batches are sent at this many rows ...
-    batch_interval = "1s"     # ... or when the oldest row is this old
-    memory_rows = 200000      # rows kept in memory (per GiB of store.memory_limit when not
-                              # set) behind a slow insert or, while the store is down, ...
-    spool_directory = "/var/lib/pairwatch/spool"  # ... batches go to this disk spool, replayed
-                              # in order when the store is back (default: beside an embedded
-                              # store, "PATH.spool"; for a server, "./pairwatch-spool")
-    spool_max_bytes = 1073741824   # the spool's bound; when full: backpressure
-    max_connections = 1000    # open TCP/TLS connections; more are closed at once and counted
-    max_connections_per_sender = 32   # per sender address, so one host cannot take them all
-    shutdown_timeout = "9s"   # SIGTERM to exit: read what senders sent, process, spill the rest
-    idle_timeout = "1h"       # close connections silent this long (default: never, because
-                              # rsyslog loses the line it writes into a connection the
-                              # collector closed)
-    tls_cert = "/etc/pairwatch/tls/server.pem"   # TLS listeners (RFC 5425): certificate chain, PEM
-    tls_key = "/etc/pairwatch/tls/server.key"    # and its private key, PEM (both required for TLS)
-    tls_client_ca = "/etc/pairwatch/tls/ca.pem"  # optional: clients must present a certificate
-                                                 # signed by this CA (mutual TLS)
+Every table and key, with its default and what it does: README "Configuration";
+`pairwatch check-config` prints the effective configuration in the same form (`render_config`).
 
 Rules beyond the types:
 - Durations are greater than 0 and finite; true/false is not a number. A string needs its
@@ -115,13 +39,15 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time
 from typing import Any, Final
 
-from collector.domain import host_key
+from collector.domain import LISTENER_TRANSPORTS, host_key
+from collector.errors import ConfigError
 from collector.framing import DEFAULT_MAX_MESSAGE
 from collector.schema import (
     DEFAULT_MESSAGES_TTL_DAYS,
     DEFAULT_STATES_TTL_DAYS,
     MAX_TTL_DAYS,
 )
+from collector.store_url import DEFAULT_STORE_URL, parse_store_url
 
 TOP_LEVEL_TABLES: tuple[str, ...] = ("hosts", "limits", "pair", "store", "serve")
 """Accepted top-level keys; a later feature adds its table here and parses it in `parse_config`."""
@@ -136,7 +62,6 @@ SERVE_KEYS: tuple[str, ...] = (
     "max_connections", "max_connections_per_sender", "idle_timeout", "shutdown_timeout",
     "tls_cert", "tls_key", "tls_client_ca",
 )
-TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
 LISTENER_KEYS: tuple[str, ...] = ("address", "allow")
 
 DEFAULT_STRIP_DOMAIN = False
@@ -159,7 +84,6 @@ DEFAULT_POOL_EXHAUSTED_WINDOW = 300.0
 DEFAULT_SPLIT_BRAIN_HOLD = 5.0
 DEFAULT_MAX_LATENESS = 3600.0
 
-DEFAULT_STORE_URL = "embedded:./pairwatch-data"
 DEFAULT_SYSLOG_PORT = 5514
 DEFAULT_HTTP_PORT = 9874
 # HTTP default port. The Prometheus project keeps default ports for exporters in the
@@ -194,22 +118,6 @@ _TOML_POSITION = re.compile(r"(?s)(.*) \(at (?:line (\d+), column (\d+)|end of d
 _DURATION_EXPECTED = 'expected a duration (seconds or "5m")'
 
 
-class ConfigError(Exception):
-    """The configuration is wrong; `str()` is one line, `key: message`.
-
-    `key` is the path of the offending key (`pair[1].limits.server_silent`), or the file name
-    when the file itself cannot be read or is not TOML. `source` names the document the
-    error was found in, for callers that report several files.
-    """
-
-    def __init__(self, key: str, message: str, source: str | None = None) -> None:
-        super().__init__(key, message)
-        self.key = key
-        self.message = message
-        self.source = source
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -435,7 +343,7 @@ def render_config(config: Config) -> str:
         "", "[serve]",
     ]
     serve = config.serve
-    for transport in TRANSPORTS:
+    for transport in LISTENER_TRANSPORTS:
         items = [_toml_listener(lis) for lis in serve.listeners if lis.transport == transport]
         lines.append(f"{transport} = [{', '.join(items)}]")
     lines += [
@@ -673,10 +581,6 @@ def _parse_store(table: dict[str, Any]) -> StoreConfig:
     url = table.get("url", DEFAULT_STORE_URL)
     if not isinstance(url, str):
         raise ConfigError("store.url", f"expected a store URL string, got {_describe(url)}")
-    from collector.store import (
-        parse_store_url,  # store.py needs this module: import at use
-    )
-
     try:
         parse_store_url(url, env={})
     except ConfigError as exc:
@@ -728,10 +632,10 @@ def _parse_serve(table: dict[str, Any], memory_limit: int = DEFAULT_MEMORY_LIMIT
     defaults = ServeConfig(queue_size=budget_share(DEFAULT_QUEUE_SIZE, memory_limit),
                            memory_rows=budget_share(DEFAULT_MEMORY_ROWS, memory_limit))
     allow = _cidrs(table["allow"], "serve.allow") if "allow" in table else ()
-    if any(t in table for t in TRANSPORTS):
+    if any(t in table for t in LISTENER_TRANSPORTS):
         listeners = tuple(
             _parse_listener(item, transport, f"serve.{transport}[{index}]")
-            for transport in TRANSPORTS
+            for transport in LISTENER_TRANSPORTS
             for index, item in enumerate(_array(table.get(transport, []), f"serve.{transport}"))
         )
     else:

@@ -40,13 +40,23 @@ from typing import Any
 
 from collector.config import Config, Limits, PairConfig, load_config
 from collector.domain import (
+    COMMUNICATIONS_INTERRUPTED,
     CONDITIONS,
+    NOT_SERVING,
+    PARTNER_DOWN,
+    POOL_EXHAUSTED,
+    SERVER_SILENT,
+    SPLIT_BRAIN,
+    STUCK,
+    SYNC_SLOW,
+    VIEWS_DISAGREE,
     Change,
     Incident,
     IncidentClosed,
     IncidentOpened,
     IncidentWidened,
     PairView,
+    PoolCounts,
     ServerView,
     StateChanged,
     host_key,
@@ -143,7 +153,7 @@ class _Activity:
     last_answer: float | None = None
     last_no_free: float | None = None
     no_free_line: str = ""
-    pools: dict[str, tuple[int, int, int, str]] = field(default_factory=dict)  # key -> free, backup, total, line
+    pools: dict[str, tuple[PoolCounts, str]] = field(default_factory=dict)  # network -> counts, their line
     pools_empty_since: float | None = None  # a pool with nothing left for anyone
     share_empty_since: float | None = None  # a pool with one side's share at zero
     ha_name: str | None = None
@@ -262,7 +272,7 @@ class Correlator:
         if isinstance(payload, LeaseNoFree):
             activity.last_no_free = now
             activity.no_free_line = line
-            self._reevaluate(host, now, line, ("pool_exhausted", "not_serving"), out)
+            self._reevaluate(host, now, line, (POOL_EXHAUSTED.name, NOT_SERVING.name), out)
         elif isinstance(payload, FailoverState):
             self._state(host, activity, payload, now, line, out)
         elif isinstance(payload, FailoverConnection):
@@ -297,7 +307,7 @@ class Correlator:
                 if refused.startswith(_REFUSALS):
                     activity.last_refusal = now
                     activity.refusal_line = line
-                    self._reevaluate(activity.host, now, line, ("not_serving",), out)
+                    self._reevaluate(activity.host, now, line, (NOT_SERVING.name,), out)
             elif code in _ANSWERS:
                 activity.last_answer = now
                 answered = True
@@ -724,17 +734,17 @@ class Correlator:
             self._set_state(pair, server, state, now, line, out)
 
     def _pool(self, host: str, activity: _Activity, p: FailoverPool, now: float, line: str, out: list[Change]) -> None:
-        activity.pools[p.network or p.pool] = (p.free, p.backup, p.total, line)
+        activity.pools[p.network or p.pool] = (PoolCounts(p.total, p.free, p.backup), line)
         pools = activity.pools.values()
-        if not any(total > 0 and free + backup == 0 for free, backup, total, _ in pools):
+        if not any(counts.empty for counts, _ in pools):
             activity.pools_empty_since = None
         elif activity.pools_empty_since is None:
             activity.pools_empty_since = now
-        if not any(total > 0 and 0 in (free, backup) for free, backup, total, _ in pools):
+        if not any(counts.one_share_empty for counts, _ in pools):
             activity.share_empty_since = None
         elif activity.share_empty_since is None:
             activity.share_empty_since = now
-        self._reevaluate(host, now, line, ("pool_exhausted",), out)
+        self._reevaluate(host, now, line, (POOL_EXHAUSTED.name,), out)
 
     def _after_line(
         self, pair: _Pair, activity: _Activity, answered: bool, now: float, line: str, out: list[Change]
@@ -758,12 +768,13 @@ class Correlator:
         if not (opened or pending or check_silent):
             return
         names = []
-        if check_silent or "server_silent" in opened:  # server_silent has no hold: never pending
-            names.append("server_silent")
-        if "views_disagree" in opened or "views_disagree" in pending:
-            names.append("views_disagree")
-        if answered and ("not_serving" in opened or "not_serving" in pending):
-            names.append("not_serving")
+        silent, views, serving = SERVER_SILENT.name, VIEWS_DISAGREE.name, NOT_SERVING.name
+        if check_silent or silent in opened:  # server_silent has no hold: never pending
+            names.append(silent)
+        if views in opened or views in pending:
+            names.append(views)
+        if answered and (serving in opened or serving in pending):
+            names.append(serving)
         if names:
             self._evaluate(pair, now, line, names, out)
 
@@ -1037,10 +1048,10 @@ def _pool_exhausted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
             hits.append((a.last_no_free, a.host, a.no_free_line, 0.0))
             upcoming = min(upcoming, a.last_no_free + window)
         if a.pools_empty_since is not None:
-            line = next(entry[3] for entry in a.pools.values() if entry[2] > 0 and entry[0] + entry[1] == 0)
+            line = next(seen for counts, seen in a.pools.values() if counts.empty)
             hits.append((a.pools_empty_since, a.host, line, COUNT_HOLD))
         elif a.share_empty_since is not None:
-            line = next(entry[3] for entry in a.pools.values() if entry[2] > 0 and 0 in (entry[0], entry[1]))
+            line = next(seen for counts, seen in a.pools.values() if counts.one_share_empty)
             hits.append((a.share_empty_since, a.host, line, SHARE_HOLD))
     if not hits:
         return None, upcoming
@@ -1050,13 +1061,17 @@ def _pool_exhausted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
 
 
 _CHECKS: dict[str, Check] = {
-    "partner_down": _partner_down,
-    "communications_interrupted": _communications_interrupted,
-    "stuck": _stuck,
-    "split_brain": _split_brain,
-    "views_disagree": _views_disagree,
-    "not_serving": _not_serving,
-    "server_silent": _server_silent,
-    "sync_slow": _sync_slow,
-    "pool_exhausted": _pool_exhausted,
+    condition.name: check for condition, check in (
+        (PARTNER_DOWN, _partner_down),
+        (COMMUNICATIONS_INTERRUPTED, _communications_interrupted),
+        (STUCK, _stuck),
+        (SPLIT_BRAIN, _split_brain),
+        (VIEWS_DISAGREE, _views_disagree),
+        (NOT_SERVING, _not_serving),
+        (SERVER_SILENT, _server_silent),
+        (SYNC_SLOW, _sync_slow),
+        (POOL_EXHAUSTED, _pool_exhausted),
+    )
 }
+if _CHECKS.keys() != set(CONDITIONS):  # (a condition added to the registry needs its check here)
+    raise ImportError(f"conditions without a check: {sorted(set(CONDITIONS) - _CHECKS.keys())}")

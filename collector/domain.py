@@ -9,21 +9,70 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from parsers.jsonl import epoch_iso
 
-CONDITIONS = (
-    "partner_down",
-    "communications_interrupted",
-    "stuck",
-    "split_brain",
-    "views_disagree",
-    "not_serving",
-    "server_silent",
-    "sync_slow",
-    "pool_exhausted",
-)
+LISTENER_TRANSPORTS = ("udp", "tcp", "tls")
+"""How lines reach `serve`: its listeners' kinds (the `[serve]` keys and the CLI flags)."""
+TRANSPORTS = (*LISTENER_TRANSPORTS, "file")
+"""A stored line's `transport`: a listener's kind, or `file` for what `ingest` read."""
+
+
+
+class PoolCounts(NamedTuple):
+    """A failover pool's leases as its last balancing line gave them (`dhcp_pool_leases`'s
+    `kind` label, in this order): all, free for the primary, free for the secondary."""
+
+    total: int
+    free: int
+    backup: int
+
+    @property
+    def empty(self) -> bool:
+        """Nothing left for either server."""
+        return self.total > 0 and self.free + self.backup == 0
+
+    @property
+    def one_share_empty(self) -> bool:
+        """Nothing left in one server's share."""
+        return self.total > 0 and 0 in (self.free, self.backup)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A condition pairwatch reports on a pair (DESIGN.md "Conditions"): the one place its name
+    is written. The correlator's checks and the report's diagnoses are keyed by these.
+
+    `name` labels `pairwatch_condition_active` and is an incident's `condition`; `limits`,
+    the `[limits]` keys (`collector.config.Limits`, whose defaults they take) that say how
+    long a pair may be in it before it counts; `advice`, what the report tells an operator to
+    do while it lasts (None: the diagnosis itself says it)."""
+
+    name: str
+    limits: tuple[str, ...] = ()
+    advice: str | None = None
+
+
+PARTNER_DOWN = Condition("partner_down")
+COMMUNICATIONS_INTERRUPTED = Condition("communications_interrupted")
+STUCK = Condition("stuck", ("mclt", "recover_wait_grace", "startup", "recover", "recover_done", "potential_conflict",
+                            "resolution_interrupted", "conflict_done", "kea_waiting", "kea_syncing", "kea_ready"))
+SPLIT_BRAIN = Condition("split_brain", ("split_brain_hold",))
+VIEWS_DISAGREE = Condition("views_disagree", ("views_disagree",),
+                           "check the failover link between them and both servers' log forwarding")
+NOT_SERVING = Condition("not_serving", ("not_serving_window", "server_silent"),
+                        "new clients get no address and renewals fail as leases run out")
+SERVER_SILENT = Condition("server_silent", ("server_silent",), "check dhcpd on {who} and its rsyslog forwarding")
+SYNC_SLOW = Condition("sync_slow", ("sync_slow",),
+                      "check the link between the servers and the partner: until the resync ends {who} serves nobody")
+POOL_EXHAUSTED = Condition("pool_exhausted", ("pool_exhausted_window",),
+                           "add addresses or shorten lease times; a server in communications-interrupted "
+                           "cannot use its partner's share until partner-down")
+REGISTRY = (PARTNER_DOWN, COMMUNICATIONS_INTERRUPTED, STUCK, SPLIT_BRAIN, VIEWS_DISAGREE, NOT_SERVING, SERVER_SILENT,
+            SYNC_SLOW, POOL_EXHAUSTED)
+"""Every condition, in the order DESIGN.md lists them (and metrics and reports show them)."""
+CONDITIONS = tuple(condition.name for condition in REGISTRY)
 
 
 def host_key(name: str, strip_domain: bool) -> str:

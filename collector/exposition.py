@@ -3,8 +3,8 @@
 A fleet's scrape has thousands of samples (one `dhcp_lease_messages_total` per server and
 message type), and prometheus_client's writers escape and validate every label name and
 metric name again on every sample (its OpenMetrics writer walks sample names character by
-character). Under load that cost came from the GIL the pipeline needs: a scrape of 100 pairs
-took about 140 ms at 10k msg/s, and so did the state-change-to-/metrics latency.
+character). Under load that cost comes out of the GIL the pipeline needs, and a state
+change waits for it on its way to /metrics.
 
 `render(registry, openmetrics)` writes exactly what `prometheus_client.exposition.generate_latest`
 (text format 0.0.4) or `prometheus_client.openmetrics.exposition.generate_latest` (OpenMetrics
@@ -12,9 +12,8 @@ took about 140 ms at 10k msg/s, and so did the state-change-to-/metrics latency.
 populated registry), but escapes each distinct name once, label values only when they hold a
 character that needs it, and keeps each series' rendered `name{labels}` for the next scrape.
 The `dhcp_*` families (`SeriesFamily`) are written from their rows, and not again while their
-rows stay the same (100 pairs, about 4,000 series: 46 ms -> 7 ms a scrape); of a family whose
-rows changed, each series' line is written again only when its value did (with lease counters
-moving between scrapes: 29.7M -> 25.4M instructions a scrape). What pairwatch
+rows stay the same; of a family whose rows changed, each series' line is written again only
+when its value did (the figures: README "Performance", bench/README.md). What pairwatch
 never exports (exemplars, native histograms) and Accept headers asking for another escaping
 or version are left to prometheus_client:
 `render` returns None and `collector.metrics.exposition` calls the library.

@@ -107,8 +107,8 @@ class FramingError:
     detail: str
 
 
-# Frames are built on the hot path (150k/s): the frozen dataclass __init__ goes through
-# object.__setattr__ by name, setting the slots directly costs half as much and builds
+# Frames are built on the hot path, once per line: the frozen dataclass __init__ goes through
+# object.__setattr__ by name; setting the slots directly costs less and builds
 # the very same object (h11's `_parsed=True` idea).
 _new_frame = object.__new__
 _set_data = Frame.__dict__["data"].__set__

@@ -71,10 +71,10 @@ def line_event(host: str | None, program: str | None, pid: int | None, code: int
 class _Journal:
     """The lines fed since the oldest checkpoint, one list per field.
 
-    By column, because the service keeps 100,000 of them: as objects (a tuple per line with
-    its parsed event), every line left tracked containers behind for the garbage collector,
-    and its young collections, walking them, stopped the service for 30-80 ms every few
-    seconds at 10k lines/s (a state change's way to /metrics waited behind them). Of a lease
+    By column, because the service keeps a great many of them: as objects (a tuple per line
+    with its parsed event), every line left tracked containers behind for the garbage
+    collector, and its young collections, walking them, stopped the service while a state
+    change waited on its way to /metrics. Of a lease
     or unrecognised line (nearly all of them) only what the correlator reads is kept: host,
     program, PID, kind, refusal; other events are kept whole (`events`, else None)."""
 

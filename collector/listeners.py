@@ -94,9 +94,8 @@ LISTENER_ERRORS: Final = (QUEUE_FULL, TLS_HANDSHAKE, CONNECTION_LIMIT, IDLE_TIME
 TLS_HANDSHAKE_TIMEOUT: Final = 10.0
 UDP_BURST: Final = 4096
 """Datagrams read per readiness callback (then the loop serves the others). The loop comes
-back to the socket once per pipeline chunk (1,000 lines, tens of ms under load), so this is
-what the receive buffer is emptied by meanwhile: 512 let an unpaced burst of 30k datagrams
-overflow a 4 MiB buffer (35 % stored), 4096 keeps 80 % (bench/ingest.py --transport udp)."""
+back to the socket once per pipeline chunk, so this is what empties the receive buffer
+meanwhile; a smaller number let unpaced bursts overflow it (bench/ingest.py --transport udp)."""
 _MAX_DATAGRAM: Final = 65_536  # larger than any UDP payload (65,507), so none is cut
 REFUSAL_LOG_INTERVAL: Final = 60.0
 MAX_DIVERTED: Final = 2_000_000
@@ -205,8 +204,8 @@ class Intake:
 
     def poll(self) -> None:
         """Read what the UDP sockets hold now. The pipeline calls this while it works through a
-        chunk: a burst of datagrams overflows the kernel's receive buffer (4 MiB: some 5,000
-        lines) in milliseconds, and the loop reads the sockets only between chunks."""
+        chunk: a burst of datagrams overflows the kernel's receive buffer in milliseconds,
+        and the loop reads the sockets only between chunks."""
         for read in self.pollers:
             read()
 

@@ -1,77 +1,22 @@
 """Prometheus metrics: the contract names, the fleet tally, the pair collector, the service's own.
 
-Three pieces, each fed from one side of the pipeline (DESIGN.md "Metrics"; the names and
-label sets are a contract, listed once in `CONTRACT` and checked against DESIGN.md by
-`tests/collector/test_metrics.py`):
+The names and label sets are a contract (DESIGN.md "Metrics"), listed once in `CONTRACT` and
+checked against DESIGN.md by tests/collector/test_metrics.py. Three pieces:
 
-* `FleetTally` is a plain accumulator owned by the pipeline. It keeps what counters need and
-  the correlator does not: lease messages, refusals, no-free lines, pool counts, bulk resyncs,
-  state transitions, last message time. `observe(event, changes, now)` is called once per
-  line, after the correlator consumed it; `snapshot()` returns an immutable `TallySnapshot`.
-* `PairCollector` is a custom collector (the `prometheus_client` way: fresh families per
-  scrape, no `Gauge.set()` bookkeeping), of `collector.exposition.SeriesFamily` families,
-  which the /metrics writer renders without a `Sample` object per series. Each scrape takes
-  one correlator snapshot (`tuple[PairView, ...]`) and one tally snapshot and yields every
-  `dhcp_*` family from them.
-  `describe()` yields the families without samples, so registering never calls a snapshot.
-* `ServiceMetrics` holds the service's own counters and gauges as ordinary
-  `prometheus_client` objects; listeners, store and pipeline update them directly.
+* `FleetTally`, owned by the pipeline, keeps what counters need and the correlator does not
+  (lease messages, refusals, no-free lines, pools, resyncs, transitions, last-seen times);
+  `snapshot()` gives an immutable copy to any thread.
+* `PairCollector` yields every `dhcp_*` family (`collector.exposition.SeriesFamily`) at scrape
+  time from one correlator snapshot and one tally snapshot, never from live state.
+* `ServiceMetrics` holds the service's own counters and gauges as `prometheus_client` objects.
 
-Nothing here registers at import time or touches `prometheus_client.REGISTRY`: every
-registry is passed in. Wiring (service.py / pipeline.py):
-
-    registry = CollectorRegistry()
-    service = ServiceMetrics(registry, __version__, error_reasons=framing.ERROR_REASONS)
-    tally = FleetTally(strip_domain=config.hosts.strip_domain)
-    registry.register(PairCollector(correlator.snapshot, tally.snapshot))
-    ...
-    with tally.lock:                                # per chunk of lines, in the pipeline
-        changes = correlator.feed(event, now, line)     # per line
-        tally.observe(event, changes, now)              # `tick()` changes need not be observed
-    body, content_type = exposition(registry, request.headers.get("accept"))
-
-If scrapes run off the pipeline's thread, pass a function returning the correlator snapshot
-the pipeline last published (one reference swap) instead of `correlator.snapshot`, which
-walks live state; `FleetTally.snapshot` is safe from any thread.
-
-Decisions worth knowing:
-
-* Pair labels are joined at scrape time. The tally keys what it counts by server and, where
-  the line names one, the dhcpd failover relationship (Kea lines: none). At scrape time every
-  (server, relationship) is mapped to the pair of the correlator snapshot that holds that
-  server (and, for dhcpd, that relationship). So `pair` is always the pair's current name,
-  the same in every family: a Kea pair learned as `kea-a` and renamed `kea-a+kea-b` when
-  the partner is named carries its history over instead of leaving stale series, and a
-  dhcpd host in two relationships counts each resync under the right pair. Per-host facts
-  (refusals, pool counts) are shown under every pair the host is in, as the correlator
-  shares them.
-* `from_state` of `dhcp_failover_transitions_total`: the correlator's previous state; for
-  the first state seen of a server (previous None) the line's own `from` state when the line
-  states one for that side (dhcpd `I move from X to Y`, Kea `server transitions from X`),
-  else `unknown` (`FROM_UNKNOWN`; no dhcpd or Kea state is called that: dhcpd's is
-  `unknown-state`). Kea's partner-state reports never carry a `from`.
-* Bulk resyncs, per (server, relationship): dhcpd from `Sent update request all message`
-  (`failover.update` phase `request_all_sent`) to `peer update completed.` (`completed`),
-  result `ok`; a `completed` with no resync running ends an ordinary update request (or one
-  whose start was not seen) and is not counted. A dhcpd resync running when the server moves
-  to `startup` or `shutdown` (it restarted or stopped before the partner finished) counts
-  `failed`; moving to `normal`, `partner-down` or `communications-interrupted` just ends it
-  uncounted, as in the correlator. Kea from `HA_SYNC_START` to `HA_SYNC_SUCCESSFUL` (`ok`;
-  the duration Kea states, e.g. `12.5 ms`, wins over the difference of the two lines'
-  times, and it is counted even when the start was not seen) or to a sync failure (`failed`,
-  counted only when it ends a running sync: one failed attempt can log two failure lines).
-  A retry while one runs keeps the first start. `dhcp_failover_sync_duration_seconds` is
-  the last successful one.
-* Repeats: `last message repeated N times` counts N in the line counters (lease messages,
-  refusals, no-free); transitions and resyncs count what happened, once.
-* `_created` series: none. DESIGN lists none; the `dhcp_*` families (`SeriesFamily`) have none,
-  and `ServiceMetrics` strips them from its own objects' output rather than
-  calling `prometheus_client.disable_created_metrics()`, which is process-global (it would
-  change every other registry in the process too).
-* No MAC or IP labels: `server` is the syslog host, `pool`/`network` the pool's network name
-  (dhcpd names an implicit shared network after its subnet, e.g. `192.0.2.0/24`: a pool
-  name, not a client address), `reason` the parser's normalised refusal text, scrubbed of
-  anything address-like. Every keyed table is capped (`MAX_SERIES`) against label floods.
+Nothing registers at import time or touches `prometheus_client.REGISTRY`. Choices a reader
+needs: the tally keys by server (and dhcpd relationship) and joins the `pair` label at scrape
+time, so a pair renamed when its partner is learned keeps its history; a repeat line counts N
+in the line counters and once in transitions and resyncs; no `_created` series (stripped
+per registry, since `disable_created_metrics()` is process-global); no MAC or IP labels, and
+every keyed table is capped (`MAX_SERIES`). How resyncs pair their start and end, and where
+a transition's `from_state` comes from: `FleetTally`'s methods.
 """
 
 from __future__ import annotations
@@ -96,7 +41,7 @@ from prometheus_client.openmetrics.exposition import (
     generate_latest as openmetrics_latest,
 )
 
-from collector.domain import CONDITIONS, Change, PairView, StateChanged, host_key
+from collector.domain import CONDITIONS, TRANSPORTS, Change, PairView, PoolCounts, StateChanged, host_key
 from collector.exposition import SeriesFamily, render
 from parsers.events import (
     DHCPD_STATES,
@@ -199,11 +144,10 @@ CONTRACT: tuple[MetricSpec, ...] = (
 FROM_UNKNOWN = "unknown"
 """`from_state` when neither the correlator nor the line knows the previous state."""
 SYNC_RESULTS = ("ok", "failed")
-POOL_KINDS = ("total", "free", "backup")
+POOL_KINDS = PoolCounts._fields  # ("total", "free", "backup"): the `kind` label of dhcp_pool_leases
 LEASE_TYPES = ("discover", "offer", "request", "ack", "nak", "release", "decline", "inform")
 """The `type` label: the suffix of the eight `lease.*` message kinds (`lease.no_free` lines are
 counted in `dhcp_no_free_leases_total`, not here)."""
-TRANSPORTS = ("udp", "tcp", "tls", "file")
 STORE_TABLES = ("messages", "events", "states", "incidents", "hosts")
 STORE_INSERT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 MAX_SERIES = 10_000
@@ -245,7 +189,7 @@ class TallySnapshot:
     lease_messages: tuple[tuple[tuple[str, str], int], ...] = ()  # (server, type)
     refused: tuple[tuple[tuple[str, str], int], ...] = ()  # (server, reason)
     no_free: tuple[tuple[tuple[str, str], int], ...] = ()  # (server, network)
-    pools: tuple[tuple[tuple[str, str], tuple[int, int, int]], ...] = ()  # (server, network) -> total, free, backup
+    pools: tuple[tuple[tuple[str, str], PoolCounts], ...] = ()  # (server, network) -> counts
     transitions: tuple[tuple[tuple[str, str, str, str, str], int], ...] = ()  # (server, rel, side, from, to)
     sync_durations: tuple[tuple[ServerKey, float], ...] = ()  # (server, rel) -> seconds
     syncs: tuple[tuple[tuple[str, str, str], int], ...] = ()  # (server, rel, result)
@@ -271,7 +215,7 @@ class FleetTally:
         self._leases: dict[tuple[str, str], int] = {}
         self._refused: dict[tuple[str, str], int] = {}
         self._no_free: dict[tuple[str, str], int] = {}
-        self._pools: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self._pools: dict[tuple[str, str], PoolCounts] = {}
         self._transitions: dict[tuple[str, str, str, str, str], int] = {}
         self._sync_running: dict[ServerKey, float] = {}
         self._sync_last: dict[ServerKey, float] = {}
@@ -295,7 +239,7 @@ class FleetTally:
         if isinstance(payload, LeaseNoFree):
             self._add(self._no_free, (host, payload.network or ""), n)
         elif isinstance(payload, FailoverPool):
-            self._set(self._pools, (host, payload.network), (payload.total, payload.free, payload.backup))
+            self._set(self._pools, (host, payload.network), PoolCounts(payload.total, payload.free, payload.backup))
         elif isinstance(payload, FailoverUpdate):
             self._dhcpd_update(host, payload, now)
         elif isinstance(payload, FailoverHA):
@@ -345,7 +289,7 @@ class FleetTally:
 
         These tables only ever gain keys, so each one's sorted keys are kept from one
         snapshot to the next and sorted again only when the table grew (sorting them on every
-        scrape was a third of a scrape's instructions for 100 pairs: 25.0M -> 17.2M). Each call
+        scrape was a large part of a scrape's work). Each call
         orders its own copy by keys it holds itself, so scrapes on two threads cannot mix them."""
         with self.lock:
             tables: tuple[dict[Any, Any], ...] = (
@@ -395,6 +339,10 @@ class FleetTally:
             table[key] = value
 
     def _dhcpd_update(self, host: str, p: FailoverUpdate, now: float) -> None:
+        """A dhcpd bulk resync runs from `Sent update request all message` (`request_all_sent`)
+        to `peer update completed.` (`completed`, result `ok`); a `completed` with none running
+        ends an ordinary update request (or one whose start was not seen) and is not counted.
+        How a state change ends one: `_transition`."""
         if p.relationship is None:
             return
         key = (host, p.relationship)
@@ -407,6 +355,10 @@ class FleetTally:
                 self._sync_done(key, "ok", now - start)
 
     def _kea_ha(self, host: str, p: FailoverHA, now: float) -> None:
+        """A Kea sync runs from `HA_SYNC_START` to `HA_SYNC_SUCCESSFUL` (`ok`; the duration Kea
+        states wins over the two lines' times, and it counts even when the start was not seen)
+        or to a failure (`failed`, only when it ends a running sync: one failed attempt can log
+        two failure lines). A retry while one runs keeps the first start."""
         key = (host, _NO_RELATIONSHIP)
         if p.event == "sync_started":
             if key not in self._sync_running:
@@ -425,6 +377,12 @@ class FleetTally:
             self._set(self._sync_last, key, max(duration, 0.0))
 
     def _transition(self, change: StateChanged, payload: object, relationship: str) -> None:
+        """Count a state change. `from_state` is the correlator's previous state; for a server's
+        first state, the line's own `from` when it states one for that side (dhcpd `I move from
+        X to Y`, Kea `server transitions from X`), else `FROM_UNKNOWN` (no state of either is
+        called that). A dhcpd resync running when the server moves to `startup` or `shutdown`
+        failed; one running into `normal`, `partner-down` or `communications-interrupted` ends
+        uncounted, as in the correlator; a Kea sync ends when the server leaves `syncing`."""
         previous = change.previous
         if previous is None:
             if isinstance(payload, FailoverState) and payload.side == change.side and payload.to_state == change.state:

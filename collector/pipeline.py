@@ -65,8 +65,8 @@ as a wrong clock, and a clock that is wrong by hours shows within minutes."""
 CHUNK: Final = 1_000
 """Lines taken from the queue before the snapshot is published and the clock checked."""
 POLL_EVERY: Final = 100
-"""Lines between two reads of the UDP sockets within a chunk (`Intake.poll`): at 30k lines/s
-some 3 ms, in which a line-rate burst fills a tenth of a 4 MiB receive buffer."""
+"""Lines between two reads of the UDP sockets within a chunk (`Intake.poll`): few enough that a
+line-rate burst fills only a small part of the receive buffer meanwhile."""
 TICK_INTERVAL: Final = 1.0
 PUBLISH_INTERVAL: Final = 0.25
 """The snapshot for /metrics and the API is published after every chunk that changed a state

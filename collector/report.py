@@ -32,10 +32,24 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from collector.correlator import DHCPD_SERVING, KEA_SERVING
-from collector.domain import Incident, StateChanged
+from collector.domain import (
+    COMMUNICATIONS_INTERRUPTED,
+    CONDITIONS,
+    NOT_SERVING,
+    PARTNER_DOWN,
+    POOL_EXHAUSTED,
+    SERVER_SILENT,
+    SPLIT_BRAIN,
+    STUCK,
+    SYNC_SLOW,
+    VIEWS_DISAGREE,
+    Condition,
+    Incident,
+    StateChanged,
+)
 from collector.replay import Replay
 from parsers import ParseOptions, parse_line
-from parsers.events import FailoverPool, Lease, LeaseNoFree
+from parsers.events import DHCPD_STATES, KEA_STATES, FailoverPool, Lease, LeaseNoFree
 from parsers.jsonl import epoch_iso
 
 
@@ -65,8 +79,8 @@ SERVING = DHCPD_SERVING | KEA_SERVING
 """States in which a server answers clients (dhcpd or Kea; the names do not clash)."""
 _REACTION = 60.0
 """Seconds within which a partner's state change counts as a reaction to the trouble at hand."""
-_KEA_ONLY = frozenset({"load-balancing", "hot-standby", "communication-recovery", "waiting", "syncing", "ready",
-                       "terminated", "in-maintenance", "partner-in-maintenance", "passive-backup", "backup"})
+_KEA_ONLY = KEA_STATES - DHCPD_STATES
+"""States only Kea HA has: a pair with a band in one of them is a Kea pair."""
 _RECOVERY_CHAIN = frozenset({"startup", "recover", "recover-wait", "recover-done"})
 _DURATION = re.compile(r"\b(\d+[dhm]) (\d+[hms]\+?)")
 _CONTROL = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]")
@@ -306,16 +320,6 @@ _SPLIT_BRAIN: dict[str, tuple[str, str]] = {
         "restore the failover link now, or stop one of them"),
 }
 
-_ADVICE = {
-    "views_disagree": "check the failover link between them and both servers' log forwarding",
-    "not_serving": "new clients get no address and renewals fail as leases run out",
-    "server_silent": "check dhcpd on {who} and its rsyslog forwarding",
-    "sync_slow": "check the link between the servers and the partner: until the resync ends {who} serves nobody",
-    "pool_exhausted": "add addresses or shorten lease times; a server in communications-interrupted "
-                      "cannot use its partner's share until partner-down",
-}
-
-
 def diagnose(incident: Incident, bands: Sequence[Band], end: float | None = None,
              incidents: Sequence[Incident] = ()) -> str:
     """One or two sentences for the operator: what happened, and what to do while it lasts.
@@ -404,7 +408,7 @@ class _Context:
         """
         parts = []
         for other in self.others(hosts):
-            silent = next((i for i in self.incidents if i.condition == "server_silent" and other in i.servers
+            silent = next((i for i in self.incidents if i.condition == SERVER_SILENT.name and other in i.servers
                            and i.start <= self.stop and (i.end is None or i.end > since)), None)
             if silent is not None:
                 parts.append(f"{other} fell silent (server_silent from {self.clock(silent.start)})")
@@ -538,7 +542,7 @@ def _views_disagree(ctx: _Context) -> tuple[str, str]:
                              f"{words['is']} in {own.state} (since {ctx.clock(since)}, {ctx.dur(since)})")
     text = "; ".join(found) or f"the servers' views of each other disagree{_for(ctx)}"
     return text + ": a change did not reach the partner (half-open failover link, or lost log lines)", \
-        _ADVICE["views_disagree"]
+        _advice(VIEWS_DISAGREE)
 
 
 def _not_serving(ctx: _Context) -> tuple[str, str]:
@@ -555,7 +559,7 @@ def _not_serving(ctx: _Context) -> tuple[str, str]:
             if state and state not in SERVING}
     if idle:
         text += "; " + ", ".join(f"{_join(hosts)} {ctx.words(hosts)['is']} in {state}" for state, hosts in idle.items())
-    return text, _ADVICE["not_serving"]
+    return text, _advice(NOT_SERVING)
 
 
 def _server_silent(ctx: _Context) -> tuple[str, str]:
@@ -564,7 +568,7 @@ def _server_silent(ctx: _Context) -> tuple[str, str]:
     text = (f"{words['who']} {words['was']} silent past the limit since {words['since']} ({words['dur']}; "
             f"{words['its']} last line is below) while {words['other']} kept logging: {words['who']} "
             f"{words['is']} down, or {words['its']} syslog forwarding {words['is']}")
-    return text, _ADVICE["server_silent"].format(**words)
+    return text, _advice(SERVER_SILENT).format(**words)
 
 
 def _sync_slow(ctx: _Context) -> tuple[str, str]:
@@ -574,7 +578,7 @@ def _sync_slow(ctx: _Context) -> tuple[str, str]:
             f"running past the limit from {words['since']} on ({words['dur']}), and {words['who']} answers no "
             f"client until it completes")
     meanwhile = ctx.meanwhile(hosts, ctx.incident.start, serving=False) if len(hosts) == 1 else ""
-    return text + ("; " + meanwhile if meanwhile else ""), _ADVICE["sync_slow"].format(**words)
+    return text + ("; " + meanwhile if meanwhile else ""), _advice(SYNC_SLOW).format(**words)
 
 
 def _pool_exhausted(ctx: _Context) -> tuple[str, str]:
@@ -598,7 +602,7 @@ def _pool_exhausted(ctx: _Context) -> tuple[str, str]:
             found.append(f"{host} reports {payload.network or payload.pool}: no free lease left for the {side} "
                          f"({other} {left} of {payload.total})")
     text = "; ".join(dict.fromkeys(found)) or f"a pool ran out of free leases{_for(ctx)}"
-    return text, _ADVICE["pool_exhausted"]
+    return text, _advice(POOL_EXHAUSTED)
 
 
 def _generic(ctx: _Context) -> tuple[str, str]:
@@ -606,16 +610,26 @@ def _generic(ctx: _Context) -> tuple[str, str]:
 
 
 _DIAGNOSES = {
-    "stuck": _stuck,
-    "communications_interrupted": _interrupted,
-    "partner_down": _partner_down,
-    "split_brain": _split_brain,
-    "views_disagree": _views_disagree,
-    "not_serving": _not_serving,
-    "server_silent": _server_silent,
-    "sync_slow": _sync_slow,
-    "pool_exhausted": _pool_exhausted,
+    condition.name: diagnose for condition, diagnose in (
+        (STUCK, _stuck),
+        (COMMUNICATIONS_INTERRUPTED, _interrupted),
+        (PARTNER_DOWN, _partner_down),
+        (SPLIT_BRAIN, _split_brain),
+        (VIEWS_DISAGREE, _views_disagree),
+        (NOT_SERVING, _not_serving),
+        (SERVER_SILENT, _server_silent),
+        (SYNC_SLOW, _sync_slow),
+        (POOL_EXHAUSTED, _pool_exhausted),
+    )
 }
+if _DIAGNOSES.keys() != set(CONDITIONS):  # (a condition added to the registry needs its words here)
+    raise ImportError(f"conditions without a diagnosis: {sorted(set(CONDITIONS) - _DIAGNOSES.keys())}")
+
+
+def _advice(condition: Condition) -> str:
+    """The advice of a condition that has one (the diagnoses that end with it)."""
+    assert condition.advice is not None
+    return condition.advice
 
 
 def _for(ctx: _Context) -> str:
@@ -685,7 +699,7 @@ def _render_pair(report: PairReport, end: float, options: ParseOptions) -> list[
             shown = date if date != day else " " * len(date)
             day = date
             out.append(f"    {shown} {_time(b.start)}  {b.state:<{width}}  {duration(b.end - b.start, b.open)}")
-        silent = next((i for i in report.incidents if i.condition == "server_silent" and host in i.servers
+        silent = next((i for i in report.incidents if i.condition == SERVER_SILENT.name and host in i.servers
                        and i.end is None), None)
         if silent is not None and mine:
             out += _wrap(f"silent (server_silent from {_clock(silent.start, mine[-1].start)}): the state above "

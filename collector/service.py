@@ -56,7 +56,8 @@ from collector.metrics import (
 )
 from collector.pipeline import PIPELINE_ERRORS, Pipeline
 from collector.spool import Spool, SpoolError
-from collector.store import COLUMNS, Store, StoreError, StoreTarget, StoreThread
+from collector.store import COLUMNS, Store, StoreError, StoreThread
+from collector.store_url import StoreTarget
 from collector.writer import StoreWriter
 
 __all__ = ["Lifecycle", "Service", "run"]
@@ -318,12 +319,8 @@ GC_THRESHOLDS: Final = (50_000, 20, 100)
 """Young-generation collections every 50,000 net allocations instead of 700. Every line
 allocates a dozen container objects and store batches keep them alive for a second, so
 with the defaults the collector ran every few dozen lines and kept promoting batches
-into the old generation, whose full passes walk everything. Measured: about 15 % more
-messages per second end to end (median of four runs each way, 100k TCP lines); with the
-collector off, an insert benchmark's store thread used a quarter less CPU. (Since the writer
-keeps rows by column, a line's objects die with its chunk, and at 10k msg/s no collection
-ran in 20 s; before, one young collection every ~20 s walked some 50,000 pending rows and
-stopped the service for 110-210 ms.)"""
+into the old generation, whose full passes walk everything, and the service stood still
+while they did (the figures: bench/README.md)."""
 
 
 def settle_garbage_collector() -> None:

@@ -19,6 +19,7 @@ from collector.domain import Change, host_key
 from collector.history import History
 from collector.metrics import FleetTally
 from collector.rows import FUTURE_SKEW_US, MessageIds, host_row, line_rows, value_rows
+from collector.schema import MESSAGE_COLUMNS
 from parsers import Event
 from parsers.events import LINE_CODES, DhcpdOther, KeaOther
 from parsers.fast import FastLine
@@ -28,6 +29,9 @@ __all__ = ["EventClock", "LineStage", "MAX_HOSTS_SEEN"]
 FUTURE_SKEW: Final = FUTURE_SKEW_US / 1e6
 _UNRECOGNIZED: Final = frozenset({DhcpdOther.kind, KeaOther.kind})
 """Kinds counted in `pairwatch_parse_unrecognized_total`: dhcpd's or Kea's, of no known event."""
+_NAMES: Final = [name for name, _ in MESSAGE_COLUMNS]
+_RECEIVED_AT, _TS = _NAMES.index("received_at"), _NAMES.index("ts")
+"""Where a messages row holds its receive and header times."""
 MAX_HOSTS_SEEN: Final = 100_000
 """Host spellings (and event clock sources) remembered; forgotten all at once beyond this,
 so forged host names cannot grow memory (a `hosts` row written again is harmless)."""
@@ -133,8 +137,8 @@ class LineStage:
             assert event is not None
             mrow, erow = line_rows(event, id=self._ids.next(), received_at=arrived, raw=text, transport=transport,
                                    sender=sender, at=at)
-        ts_us = mrow[2]  # (the row's times, converted once: received_at, id, ts, ...)
-        if ts_us is not None and abs(ts_us - mrow[0]) > FUTURE_SKEW_US:
+        ts_us = mrow[_TS]  # (the row's times, converted once)
+        if ts_us is not None and abs(ts_us - mrow[_RECEIVED_AT]) > FUTURE_SKEW_US:
             self.skewed += 1
         return mrow, erow, changes
 

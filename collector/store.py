@@ -23,8 +23,9 @@ Exceptions: clickhouse-connect and chdb errors never leave this module as they a
                                connection refused or reset, timeouts, a store directory
                                that cannot be created or written
 
-    collector.config.ConfigError
-     +-- StoreConfigError      a `--store` URL that cannot be used (CLI exit 2)
+    collector.errors.ConfigError
+     +-- collector.store_url.StoreConfigError
+                               a `--store` URL or database name that cannot be used (CLI exit 2)
 
 Each mapped exception is chained (`raise ... from exc`) to the original. Errors in the
 caller's own data (a row of the wrong shape) are programming errors and are not mapped.
@@ -40,19 +41,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Final, Literal, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Any, Final, TypeVar
 
 from collector import schema
-from collector.config import ConfigError
 from collector.rows import FUTURE_SKEW_US, event_time_us, iso_micros, micros
+from collector.store_url import IDENTIFIER, StoreConfigError, StoreTarget, parse_store_url
 from parsers.events import LEASE_LINES, LINE_KINDS
 
 __all__ = [
-    "DEFAULT_DATABASE",
-    "DEFAULT_STORE_URL",
     "EVENTS",
     "COLUMNS",
     "EVENT_COLUMNS",
@@ -62,28 +60,19 @@ __all__ = [
     "INCIDENT_COLUMNS",
     "MESSAGES",
     "MESSAGE_COLUMNS",
-    "PASSWORD_ENV",
     "STATES",
     "STATE_COLUMNS",
     "Store",
-    "StoreConfigError",
     "StoreError",
-    "StoreTarget",
     "StoreThread",
     "StoreUnavailable",
     "TimelineCursor",
     "map_store_errors",
-    "parse_store_url",
 ]
 
-DEFAULT_STORE_URL: Final = "embedded:./pairwatch-data"
-DEFAULT_DATABASE: Final = "pairwatch"
-DEFAULT_HTTP_PORT: Final = 8123
-DEFAULT_HTTPS_PORT: Final = 8443
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_QUERY_TIMEOUT: Final = 300.0
 DEFAULT_TIMELINE_LIMIT: Final = 1000
-PASSWORD_ENV: Final = "PAIRWATCH_CLICKHOUSE_PASSWORD"
 
 MESSAGES: Final = "messages"
 EVENTS: Final = "events"
@@ -102,16 +91,13 @@ COLUMNS: Final = {MESSAGES: MESSAGE_COLUMNS, EVENTS: EVENT_COLUMNS, STATES: STAT
 
 INSERT_BLOCK_ROWS: Final = 1024
 """Rows per Native block of an insert. clickhouse-connect writes each block's string column
-in one C call that holds the GIL; its own choice (2 MiB blocks: 8,192-10,000 rows of
-`messages`) held it 9-15 ms at a time, and the event loop's thread waited that long
-(bench/latency.py at 10k msg/s). The engine squashes the blocks into one part again."""
+in one C call that holds the GIL; with its own, larger blocks the event loop's thread waited
+that long (bench/latency.py). The engine squashes the blocks into one part again."""
 ENGINE_NICE: Final = 10
 """How much lower (Linux nice steps) the embedded engine's own threads run than the process.
 On two cores its insert and merge threads took the CPU from the event loop's thread, which
-then waited 30-40 ms on the run queue with lines and scrapes behind it; the merges only need
-to keep up on average."""
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+then waited on the run queue with lines and scrapes behind it; the merges only need to keep
+up on average."""
 
 _ENGINE_MEMORY: Final = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
 _LEASE_KINDS: Final = frozenset(cls.kind for cls in LINE_KINDS[:LEASE_LINES])
@@ -139,8 +125,8 @@ def _without_pandas() -> None:
     """Tell clickhouse-connect that pandas is not to be used.
 
     Every insert asks its options module whether the rows are a pandas DataFrame, and that
-    question imports pandas (installed with chdb-core): 43 MiB of resident memory, 29 MiB of
-    it the process's own, for a library the store never uses. The module takes a `pd` it
+    question imports pandas (installed with chdb-core): tens of MiB of resident memory, for a
+    library the store never uses. The module takes a `pd` it
     already holds as the answer; None means "no pandas". Private to clickhouse-connect:
     tests/collector/test_store.py::test_the_store_never_imports_pandas fails when it moves."""
     from clickhouse_connect.driver import options
@@ -166,11 +152,6 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached or written now; retrying later may succeed."""
 
 
-class StoreConfigError(ConfigError):
-    """A store URL that cannot be used; `str()` is `--store: what is wrong`."""
-
-    def __init__(self, message: str, key: str = "--store") -> None:
-        super().__init__(key, message)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -199,98 +180,6 @@ def map_store_errors(action: str) -> Iterator[None]:
         if _ENGINE_OPEN_FAILED in text and _SECOND_ENGINE not in text:
             raise StoreUnavailable(f"{action}: {text}") from exc
         raise StoreError(f"{action}: {text}") from exc
-
-
-# --- where the store is --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoreTarget:
-    """Where the store lives: an embedded chdb directory or a ClickHouse server."""
-
-    kind: Literal["embedded", "clickhouse"]
-    path: str | None = None
-    host: str | None = None
-    port: int | None = None
-    username: str = "default"
-    password: str = field(default="", repr=False)
-    secure: bool = False
-    database: str = DEFAULT_DATABASE
-
-    def __str__(self) -> str:
-        """The URL without its password (for logs and messages)."""
-        if self.kind == "embedded":
-            return f"embedded:{self.path}"
-        scheme = "clickhouses" if self.secure else "clickhouse"
-        return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
-
-
-def parse_store_url(url: str, env: Mapping[str, str] | None = None) -> StoreTarget:
-    """`embedded:PATH` or `clickhouse[s]://USER:PASS@HOST:PORT/DB` -> `StoreTarget`.
-
-    The embedded path is made absolute (against the current directory). A server URL
-    without a password takes it from `PAIRWATCH_CLICKHOUSE_PASSWORD` in `env` (default
-    `os.environ`); the user defaults to `default`, the port to 8123 (8443 for TLS), the
-    database to `pairwatch`. Raises `StoreConfigError` naming the problem; the message never
-    repeats the password.
-    """
-    env = os.environ if env is None else env
-    url = url.strip()
-    if not url:
-        raise StoreConfigError("empty store URL (expected embedded:PATH or clickhouse://HOST:PORT/DB)")
-    scheme, sep, rest = url.partition(":")
-    scheme = scheme.lower()
-    if not sep or scheme not in ("embedded", "clickhouse", "clickhouses"):
-        shown = scheme if sep else url
-        raise StoreConfigError(
-            f"unsupported store URL {shown!r}: expected embedded:PATH, clickhouse://... or clickhouses://..."
-        )
-    if scheme == "embedded":
-        if not rest:
-            raise StoreConfigError("embedded: needs a directory path, e.g. embedded:./pairwatch-data")
-        if rest.startswith("//"):
-            raise StoreConfigError("embedded: takes a path, not //HOST (write embedded:/abs/dir or embedded:./dir)")
-        if "\0" in rest:
-            raise StoreConfigError("embedded: path contains a NUL character")
-        return StoreTarget(kind="embedded", path=os.path.abspath(os.path.expanduser(rest)))
-    return _parse_server_url(url, scheme == "clickhouses", env)
-
-
-def _parse_server_url(url: str, secure: bool, env: Mapping[str, str]) -> StoreTarget:
-    parts = urlsplit(url)
-    if not url.split(":", 1)[1].startswith("//"):
-        raise StoreConfigError(f"{parts.scheme}: URL must look like {parts.scheme}://USER:PASS@HOST:PORT/DB")
-    if parts.query or parts.fragment:
-        raise StoreConfigError("store URL takes no query string or fragment")
-    host = parts.hostname
-    if not host:
-        raise StoreConfigError(f"{parts.scheme}: URL has no host")
-    try:
-        port = parts.port
-    except ValueError:
-        raise StoreConfigError(f"{parts.scheme}: URL port is not a number between 1 and 65535") from None
-    if port == 0:
-        raise StoreConfigError(f"{parts.scheme}: URL port is not a number between 1 and 65535")
-    path = parts.path.strip("/")
-    if "/" in path:
-        raise StoreConfigError(f"{parts.scheme}: URL path must be one database name, got {path!r}")
-    database = unquote(path) or DEFAULT_DATABASE
-    if not _IDENTIFIER.fullmatch(database):
-        raise StoreConfigError(f"database name {database!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
-    username = unquote(parts.username) if parts.username else "default"
-    if parts.password is not None:
-        password = unquote(parts.password)
-    else:
-        password = env.get(PASSWORD_ENV, "")
-    return StoreTarget(
-        kind="clickhouse",
-        host=host,
-        port=port or (DEFAULT_HTTPS_PORT if secure else DEFAULT_HTTP_PORT),
-        username=username,
-        password=password,
-        secure=secure,
-        database=database,
-    )
 
 
 def _check_unlocked(target: StoreTarget) -> None:
@@ -446,7 +335,7 @@ class Store:
         if isinstance(target, str):
             target = parse_store_url(target)
         database = target.database if database is None else database
-        if not _IDENTIFIER.fullmatch(database):
+        if not IDENTIFIER.fullmatch(database):
             raise StoreConfigError(f"database name {database!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
         for name, days in (("messages_ttl_days", messages_ttl_days), ("states_ttl_days", states_ttl_days)):
             try:
@@ -630,7 +519,7 @@ class Store:
             finally:
                 # The context keeps one of its own bound methods: a reference cycle that holds
                 # the whole batch until a full garbage collection, which the service runs
-                # rarely. Emptying it frees the batch now (issue 20: RSS grew ~300 MiB a minute).
+                # rarely. Emptying it frees the batch now (issue 20: without it RSS grew by the minute).
                 vars(context).clear()
         if self._engine_threads is not None:
             self._engine_threads.lower()

@@ -3,9 +3,8 @@
 The pipeline adds rows per table (`add_rows`, once per chunk of lines) and calls `flush_due`
 after each chunk. Rows are kept by column: each call's rows become one segment, a tuple of
 column values, and a batch joins its segments' columns. The row tuples thus live no longer
-than a chunk: kept for a second until their batch went, they were most of what Python's
-young-generation garbage collections had to examine, tens of thousands at a time, which
-stopped the service for 110-210 ms at 10k msg/s.
+than a chunk: kept until their batch went, they were most of what Python's young-generation
+garbage collections had to examine, and the service stood still while they did.
 A table's batch is sent when it has `batch_rows` rows or its oldest row is `flush_interval`
 old, on the store's thread, with a fresh deduplication token; at most one batch per table
 is in flight.
@@ -96,7 +95,7 @@ class _Batch:
 
 def _insert(store: Store, batch: _Batch, columns: Sequence[str]) -> int:
     """One batch into the store, on the store's thread: joining the segments' columns there
-    keeps that work (about 6 ms per 10,000 rows) off the event loop."""
+    keeps that work off the event loop."""
     if not batch.by_column:
         return store.insert(batch.table, batch.data, columns, batch.token)
     joined = [list(chain.from_iterable(values)) for values in zip(*batch.data, strict=True)]

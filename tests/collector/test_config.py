@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import tomllib
 
-import collector.config as config_module
 from collector.cli import main
 from collector.config import (
     DEFAULT_CONFIG,
@@ -98,12 +97,14 @@ def test_empty_documents_give_defaults(tmp_path, text):
     assert load_text(tmp_path, text) == DEFAULT_CONFIG
 
 
-def test_docstring_schema_example_is_valid_and_repeats_the_defaults():
-    """The module docstring is the schema reference; it must stay loadable and truthful."""
-    doc = config_module.__doc__
-    assert doc is not None
-    example = textwrap.dedent(doc.split("Schema", 1)[1].split(":\n", 1)[1].split("\nRules", 1)[0])
-    config = parse_config(tomllib.loads(example))
+def test_the_readmes_configuration_reference_is_valid_and_repeats_the_defaults():
+    """README "Configuration" is the schema reference (the module docstring points there); its
+    TOML blocks must stay loadable and truthful."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```toml\n")[1:]]
+    assert len(blocks) == 2
+    config = parse_config(tomllib.loads("\n".join(blocks)))
     assert config.limits == DEFAULT_LIMITS
     (pair,) = config.pairs
     assert (pair.name, pair.hosts, pair.relationship, pair.implementation) == (

@@ -31,24 +31,20 @@ from collector.rows import (
     state_row,
 )
 from collector.store import (
-    DEFAULT_STORE_URL,
     ENGINE_NICE,
     EVENT_COLUMNS,
     INCIDENT_COLUMNS,
     INSERT_BLOCK_ROWS,
     MESSAGE_COLUMNS,
-    PASSWORD_ENV,
     STATE_COLUMNS,
     Store,
-    StoreConfigError,
     StoreError,
-    StoreTarget,
     StoreThread,
     StoreUnavailable,
     TimelineCursor,
     map_store_errors,
-    parse_store_url,
 )
+from collector.store_url import DEFAULT_STORE_URL, PASSWORD_ENV, StoreConfigError, StoreTarget, parse_store_url
 from parsers import Event, ParseOptions, parse_line
 from parsers.jsonl import payload_fields
 from tests.conftest import KEEP_DAYS, OnThread
@@ -198,6 +194,7 @@ def test_render_rejects_bad_ttls(days: Any) -> None:
         schema.render(schema.MIGRATIONS[0][2][0], "db", messages_ttl_days=days, states_ttl_days=400)
 
 
+@pytest.mark.integration
 def test_migrate_is_idempotent_and_records_versions(store: Any, store_admin: Any, store_database: str) -> None:
     latest = [version for version, _, _ in schema.MIGRATIONS]
     assert store.migrate() == latest  # the fixture migrated once already
@@ -208,6 +205,7 @@ def test_migrate_is_idempotent_and_records_versions(store: Any, store_admin: Any
     assert sorted(t for (t,) in tables) == sorted([*schema.TABLE_COLUMNS, "schema_migrations"])
 
 
+@pytest.mark.integration
 def test_column_constants_match_the_created_tables(store: Any, store_admin: Any, store_database: str) -> None:
     for table, columns in schema.TABLE_COLUMNS.items():
         described = store_admin.query(f"DESCRIBE TABLE {store_database}.{table}").result_rows
@@ -217,6 +215,7 @@ def test_column_constants_match_the_created_tables(store: Any, store_admin: Any,
     )
 
 
+@pytest.mark.integration
 def test_ttl_days_are_applied(
     store_target: StoreTarget, store_thread: StoreThread, store_database: str, store_admin: Any
 ) -> None:
@@ -344,6 +343,7 @@ def check_migrated(store: Any, admin: Any, db: str, rows: list[tuple[tuple[Any, 
     assert [r.get("ip") for r in store.timeline(since=T0 + timedelta(seconds=21))] == [None, "192.0.2.9", "192.0.2.4"]
 
 
+@pytest.mark.integration
 def test_a_version_2_store_is_migrated_to_event_time_order(
     store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str
 ) -> None:
@@ -362,6 +362,7 @@ def test_a_version_2_store_is_migrated_to_event_time_order(
         store.close()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("done", [2, 3, 4, 5], ids=["dropped", "created", "copied", "exchanged"])
 def test_an_interrupted_migration_3_runs_again(
     store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str, done: int
@@ -384,6 +385,7 @@ def test_an_interrupted_migration_3_runs_again(
         store.close()
 
 
+@pytest.mark.integration
 def test_migration_3_leaves_a_shared_table_to_the_operator(
     store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str
 ) -> None:
@@ -403,6 +405,7 @@ def test_migration_3_leaves_a_shared_table_to_the_operator(
         store.close()
 
 
+@pytest.mark.integration
 def test_migration_4_leaves_a_shared_incidents_table_to_the_operator(
     store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str
 ) -> None:
@@ -490,6 +493,7 @@ def test_message_ids_increase() -> None:
 # --- timeline ----------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_timeline_is_oldest_first_with_event_fields(store: Any) -> None:
     at = received(len(LINES))
     ingest(store, LINES[::-1], at[::-1], MessageIds(start=1))  # stored newest first
@@ -517,6 +521,7 @@ def test_timeline_is_oldest_first_with_event_fields(store: Any) -> None:
     json.dumps(rows)  # what `timeline --json` prints
 
 
+@pytest.mark.integration
 def test_timeline_filters_by_host_and_time(store: Any) -> None:
     at = received(len(LINES))
     ingest(store, LINES, at, MessageIds(start=1))
@@ -536,6 +541,7 @@ def test_timeline_filters_by_host_and_time(store: Any) -> None:
     assert [r["received_at"] for r in store.timeline(hosts=["dhcp-a"], since=at[1])] == [iso(at[5])]
 
 
+@pytest.mark.integration
 def test_timeline_pages_with_a_cursor(store: Any) -> None:
     ids = MessageIds(start=1000)
     lines = [syslog(f"dhcp-{'ab'[i % 2]}", i, f"DHCPACK on 192.0.2.{i} to 00:00:5e:00:53:01 via eth0") for i in range(23)]
@@ -560,6 +566,7 @@ def test_timeline_pages_with_a_cursor(store: Any) -> None:
     assert [r["ip"] for r in only_b] == ["192.0.2.9", "192.0.2.11", "192.0.2.13", "192.0.2.15"]
 
 
+@pytest.mark.integration
 def test_the_cursor_pages_through_ties_of_event_time_and_receive_time(store: Any) -> None:
     """Lines of two hosts with the same header time (a burst logged in one second), some also
     received in the same microsecond: the order is (at, received_at, id), and every page size
@@ -601,6 +608,7 @@ def test_cursor_text() -> None:
             TimelineCursor.parse(bad)
 
 
+@pytest.mark.integration
 def test_rows_of_the_previous_shape_get_their_event_time(store: Any) -> None:
     """A batch spooled by an earlier version is stored on replay: message rows without `at`
     (version 2; `at` computed by the same rule) or without the lease columns (version 4: null)."""
@@ -622,6 +630,7 @@ def test_rows_of_the_previous_shape_get_their_event_time(store: Any) -> None:
     assert leases and all(r["ip"] is None and r["mac"] is None for r in leases)
 
 
+@pytest.mark.integration
 def test_a_lease_line_is_one_message_row_with_its_fields(store: Any) -> None:
     """A lease line (migration 5) has no events row: its fields are the message's columns, and
     the timeline shows them as it showed the events row's."""
@@ -636,6 +645,7 @@ def test_a_lease_line_is_one_message_row_with_its_fields(store: Any) -> None:
         "refused": None, "detail": None}
 
 
+@pytest.mark.integration
 def test_timeline_keeps_messages_without_an_event_row(store: Any) -> None:
     event = parse_line(LINES[0], OPTIONS)
     store.insert("messages", [line_rows(event, id=1, received_at=T0, raw=LINES[0], transport="udp")[0]], MESSAGE_COLUMNS, "m")
@@ -643,6 +653,7 @@ def test_timeline_keeps_messages_without_an_event_row(store: Any) -> None:
     assert row["kind"] == "failover.state" and "relationship" not in row and "mac" not in row
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("limit", [0, -5, True, 2.5])
 def test_timeline_rejects_bad_limits(store: Any, limit: Any) -> None:
     with pytest.raises(ValueError, match="limit"):
@@ -652,6 +663,7 @@ def test_timeline_rejects_bad_limits(store: Any, limit: Any) -> None:
 # --- deduplication ---------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_retried_batch_is_stored_once(store: Any, store_admin: Any, store_database: str) -> None:
     events = [parse_line(text, OPTIONS) for text in LINES]
     ids = MessageIds(start=1)
@@ -664,6 +676,7 @@ def test_a_retried_batch_is_stored_once(store: Any, store_admin: Any, store_data
     assert store.insert("messages", [], MESSAGE_COLUMNS, "batch-3") == 0
 
 
+@pytest.mark.integration
 def test_a_batch_by_column_stores_the_same_rows(store: Any) -> None:
     """`column_oriented`: one sequence of values per column (the service's writer keeps its
     batches so) stores the rows; columns of different lengths are refused."""
@@ -681,6 +694,7 @@ def test_a_batch_by_column_stores_the_same_rows(store: Any) -> None:
         store.insert("states", [(T0, T0), ("p",)], ("ts", "pair"), "t", column_oriented=True)
 
 
+@pytest.mark.integration
 def test_a_batch_goes_in_blocks_and_a_retry_of_it_is_stored_once(
     store: Any, store_admin: Any, store_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -711,6 +725,7 @@ def test_a_batch_goes_in_blocks_and_a_retry_of_it_is_stored_once(
     assert count(store_admin, store_database, "messages") == 2 * n
 
 
+@pytest.mark.integration
 def test_the_embedded_engine_threads_run_below_the_python_ones(store: Any) -> None:
     """After an insert, every thread the embedded engine started runs `ENGINE_NICE` steps below
     the process (so its merges cannot keep the event loop's thread off a core), and the Python
@@ -737,6 +752,7 @@ def test_the_embedded_engine_threads_run_below_the_python_ones(store: Any) -> No
                                                                   for tid in engine if tid in nice}
 
 
+@pytest.mark.integration
 def test_insert_refuses_unknown_tables_columns_and_tokens(store: Any) -> None:
     with pytest.raises(ValueError, match="unknown table"):
         store.insert("schema_migrations", [(1,)], ("version",), "t")
@@ -772,6 +788,7 @@ PAIR_LINES = [
 ]
 
 
+@pytest.mark.integration
 def test_last_states_are_the_latest_per_pair_server_side(store: Any) -> None:
     changes = [c for c, _ in correlate(PAIR_LINES) if isinstance(c, StateChanged)]
     assert len(changes) >= 5
@@ -792,6 +809,7 @@ def test_last_states_are_the_latest_per_pair_server_side(store: Any) -> None:
     assert store.pair_hosts("other") == []
 
 
+@pytest.mark.integration
 def test_a_windows_states_start_with_the_state_in_force_at_its_start(store: Any) -> None:
     """What the page's bands are drawn from: each (server, side)'s state at `since`, then the
     changes inside [since, until), none after."""
@@ -812,6 +830,7 @@ def test_a_windows_states_start_with_the_state_in_force_at_its_start(store: Any)
     assert store.states("other", since, until) == []
 
 
+@pytest.mark.integration
 def test_an_incident_written_open_then_closed_reads_back_once_closed(store: Any) -> None:
     written = 0
     for change, now in correlate(PAIR_LINES):
@@ -834,6 +853,7 @@ def test_an_incident_written_open_then_closed_reads_back_once_closed(store: Any)
     assert store.incidents(pair=REL) == incidents
 
 
+@pytest.mark.integration
 def test_a_later_closed_row_wins_whatever_the_insert_order(store: Any) -> None:
     incident = Incident(condition="partner_down", pair=REL, servers=("dhcp-a",), start=T0.timestamp(), evidence=["opened"])
     opened = incident_row(incident, updated_at=T0)
@@ -850,6 +870,7 @@ def test_a_later_closed_row_wins_whatever_the_insert_order(store: Any) -> None:
 # --- threads ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_store_thread_runs_everything_on_one_named_thread(store_thread: StoreThread, store: Any) -> None:
     def where() -> str:
         return threading.current_thread().name
@@ -879,11 +900,13 @@ def test_a_closed_store_thread_refuses_work() -> None:
         asyncio.run(late())
 
 
+@pytest.mark.integration
 def test_the_store_refuses_calls_from_another_thread(store: Any) -> None:
     with pytest.raises(StoreError, match="thread"):
         store.obj.timeline()  # called here, not on the store thread
 
 
+@pytest.mark.integration
 def test_ping_close_and_use_after_close(store_target: StoreTarget, store_thread: StoreThread, store_database: str) -> None:
     store = OnThread(store_thread.submit(Store.open, store_target, store_database).result(), store_thread)
     assert store.ping() is True
@@ -897,6 +920,7 @@ def test_ping_close_and_use_after_close(store_target: StoreTarget, store_thread:
 # --- errors ----------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_query_on_a_dropped_database_raises_store_error(store: Any, store_admin: Any, store_database: str) -> None:
     store_admin.command(f"DROP DATABASE {store_database} SYNC")
     with pytest.raises(StoreError) as info:
@@ -982,6 +1006,7 @@ def test_open_refuses_bad_database_names_and_ttls(store_target: StoreTarget) -> 
         Store.open(store_target, "ok", messages_ttl_days=0)
 
 
+@pytest.mark.integration
 def test_a_retracted_incident_reads_back_marked_and_is_not_open(store: Any) -> None:
     """Late lines showed an open incident never happened: its retracted row replaces it; it
     is listed with `retracted` true and no longer counts as open (a restart must not take it back)."""
@@ -996,6 +1021,7 @@ def test_a_retracted_incident_reads_back_marked_and_is_not_open(store: Any) -> N
     assert store.open_incidents() == []
 
 
+@pytest.mark.integration
 def test_an_insert_frees_its_batch_when_it_returns(store: Any) -> None:
     """No reference cycle outlives an insert. The service runs the cyclic garbage collector
     rarely, so a cycle that holds a batch keeps it for minutes: one per insert made the
@@ -1009,6 +1035,7 @@ def test_an_insert_frees_its_batch_when_it_returns(store: Any) -> None:
         gc.enable()
 
 
+@pytest.mark.integration
 def test_the_store_never_imports_pandas(tmp_path: Any) -> None:
     """Writing and reading the embedded store leaves pandas unimported (43 MiB of resident
     memory the collector's budget would pay for nothing; `store._without_pandas`). A fresh

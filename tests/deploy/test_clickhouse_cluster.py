@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from collector import schema
-from collector.store import Store, StoreTarget, StoreThread
+from collector.store import Store, StoreThread
+from collector.store_url import StoreTarget
 from tests.deploy.files import CLUSTER_SQL
 
 UPGRADE_3_SQL = CLUSTER_SQL.with_name("upgrade-3.sql")
@@ -58,6 +59,7 @@ def databases(store_admin: Any) -> Iterator[tuple[str, str, str]]:
             store_admin.command(f"DROP DATABASE IF EXISTS {name} SYNC")
 
 
+@pytest.mark.integration
 def test_every_statement_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
     found = statements()
     assert len(found) == 2 + len(TABLES) + len(schema.TABLE_COLUMNS)
@@ -109,6 +111,7 @@ def assert_same_schema(admin: Any, real: str, local: str, local_all: str) -> Non
     assert {t for (t,) in admin.query(f"SHOW TABLES FROM {local_all}").result_rows} == set(schema.TABLE_COLUMNS)
 
 
+@pytest.mark.integration
 def test_single_node_equivalent_is_the_migrated_schema(
     store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
 ) -> None:
@@ -154,6 +157,7 @@ def v2_cluster_statements() -> list[str]:
     return out
 
 
+@pytest.mark.integration
 def test_upgrade_3_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
     found = statements(UPGRADE_3_SQL)
     assert any(s.startswith("EXCHANGE TABLES pairwatch.messages AND pairwatch.messages_v3") for s in found)
@@ -163,6 +167,7 @@ def test_upgrade_3_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -
         store_admin.query(f"EXPLAIN AST {statement}")
 
 
+@pytest.mark.integration
 def test_upgrade_3_brings_a_version_2_cluster_to_the_migrated_schema(
     store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
 ) -> None:
@@ -197,6 +202,7 @@ def test_upgrade_3_brings_a_version_2_cluster_to_the_migrated_schema(
 UPGRADE_4_SQL = CLUSTER_SQL.with_name("upgrade-4.sql")
 
 
+@pytest.mark.integration
 def test_upgrade_4_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
     found = statements(UPGRADE_4_SQL)
     assert [s.split(" ON CLUSTER")[0] for s in found] == ["ALTER TABLE pairwatch.incidents",
@@ -205,6 +211,7 @@ def test_upgrade_4_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -
         store_admin.query(f"EXPLAIN AST {statement}")
 
 
+@pytest.mark.integration
 def test_upgrade_4_brings_a_version_3_cluster_to_the_migrated_schema(
     store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
 ) -> None:
@@ -228,6 +235,7 @@ def test_upgrade_4_brings_a_version_3_cluster_to_the_migrated_schema(
     assert store_admin.query(f"SELECT id, retracted FROM {local_all}.incidents").result_rows == [("a", False)]
 
 
+@pytest.mark.integration
 def test_upgrade_5_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
     found = statements(UPGRADE_5_SQL)
     assert [s.split(" ON CLUSTER")[0] for s in found] == ["ALTER TABLE pairwatch.messages",
@@ -237,6 +245,7 @@ def test_upgrade_5_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -
         store_admin.query(f"EXPLAIN AST {statement}")
 
 
+@pytest.mark.integration
 def test_upgrade_5_brings_a_version_4_cluster_to_the_migrated_schema(
     store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
 ) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from collector.cli import build_parser
-from collector.store import PASSWORD_ENV, parse_store_url
+from collector.store_url import PASSWORD_ENV, parse_store_url
 from tests.deploy.files import (
     COMPOSE,
     DEPLOY,

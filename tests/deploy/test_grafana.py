@@ -317,18 +317,21 @@ def test_every_clickhouse_panel_has_a_check() -> None:
     assert set(_clickhouse_targets()) == set(CHECKS)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("title", list(CHECKS))
 def test_panel_sql_returns_the_pairs_rows_from_the_store(title: str, filled: str, store_admin: Any) -> None:
     sql = grafana_sql(_clickhouse_targets()[title], filled, PAIR)
     CHECKS[title](_rows(store_admin, sql))
 
 
+@pytest.mark.integration
 def test_pair_variable_lists_every_pair(filled: str, store_admin: Any) -> None:
     (variable,) = [v for v in load_json(TIMELINE)["templating"]["list"] if v["name"] == "pair"]
     sql = grafana_sql(variable["query"]["rawSql"], filled, PAIR)
     assert [r["pair"] for r in _rows(store_admin, sql)] == [PAIR, "lab", QUOTED]
 
 
+@pytest.mark.integration
 def test_a_pair_name_with_a_quote_is_escaped_not_injected(filled: str, store_admin: Any) -> None:
     sqls = _clickhouse_targets()
     states = _rows(store_admin, grafana_sql(sqls["State changes"], filled, QUOTED))
@@ -338,7 +341,7 @@ def test_a_pair_name_with_a_quote_is_escaped_not_injected(filled: str, store_adm
 
 
 def test_database_variable_defaults_to_pairwatchs_default_database() -> None:
-    from collector.store import DEFAULT_DATABASE
+    from collector.store_url import DEFAULT_DATABASE
 
     (variable,) = [v for v in load_json(TIMELINE)["templating"]["list"] if v["name"] == "database"]
     assert variable["type"] == "textbox" and variable["query"] == DEFAULT_DATABASE

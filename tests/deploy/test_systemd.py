@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from collector.cli import build_parser
-from collector.store import parse_store_url
+from collector.store_url import parse_store_url
 from tests.conftest import need
 from tests.deploy.files import UNIT
 
@@ -40,6 +40,7 @@ def directives() -> dict[str, list[str]]:
     return out
 
 
+@pytest.mark.integration
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     need(shutil.which("systemd-analyze") is not None, "needs systemd-analyze (Debian package systemd)")
     program = Path(sys.executable).parent / "pairwatch"
@@ -54,6 +55,7 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_verify_would_notice_a_bad_directive(tmp_path: Path) -> None:
     """The check above can fail: the same verify, one value broken, prints it."""
     need(shutil.which("systemd-analyze") is not None, "needs systemd-analyze (Debian package systemd)")
