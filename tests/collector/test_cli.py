@@ -69,6 +69,7 @@ def test_parse_zone_option(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["ts"] == "2025-07-03T06:15:02Z"
 
 
+@pytest.mark.integration
 def test_parse_reads_stdin_through_the_console_script(tmp_path):
     script = Path(sys.executable).with_name("pairwatch")
     need(script.exists(), "needs the installed console script (make install)")
@@ -82,6 +83,7 @@ def test_parse_reads_stdin_through_the_console_script(tmp_path):
     assert (obj["kind"], obj["side"], obj["to_state"], obj["ts"]) == ("failover.state", "peer", "partner-down", None)
 
 
+@pytest.mark.integration
 def test_parse_real_logger_output(tmp_path, capsys):
     """Lines as util-linux `logger` formats them (RFC 3164 and RFC 5424, with structured data)."""
     need(shutil.which("logger") is not None, "needs util-linux logger (bsdutils)")

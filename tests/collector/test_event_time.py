@@ -22,6 +22,8 @@ from collector.replay import replay
 from parsers import ParseOptions
 from tests.serving import Serve, rfc5424_frame, serving
 
+pytestmark = pytest.mark.integration
+
 A, B = "et-a", "et-b"
 DAY = (time.time() // 86400 - 2) * 86400  # midnight two days ago: old lines, inside the store's TTL
 PACE = 20.0  # paced delivery: the logs' time, 20 times faster

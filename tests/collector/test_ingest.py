@@ -51,6 +51,7 @@ def stored(store: OnThread, store_admin: Any, column: str) -> list[Any]:
     return [r[0] for r in store_admin.query(f"SELECT {column} FROM {store.database}.messages ORDER BY received_at, id").result_rows]
 
 
+@pytest.mark.integration
 def test_two_files_merge_by_time_and_keep_what_the_replay_finds(store: OnThread, store_thread: Any, store_admin: Any) -> None:
     done = run_ingest(store, store_thread, sources(("/var/log/dhcp1.log", DHCP1), ("/var/log/dhcp2.log", DHCP2)),
                       batch_rows=2)
@@ -79,6 +80,7 @@ def test_two_files_merge_by_time_and_keep_what_the_replay_finds(store: OnThread,
     assert last[("dhcp1", "self")] == "normal" and last[("dhcp2", "self")] == "normal"
 
 
+@pytest.mark.integration
 def test_ingesting_the_same_input_again_stores_nothing_twice(store: OnThread, store_thread: Any) -> None:
     files = (("dhcp1.log", DHCP1), ("dhcp2.log", DHCP2))
     run_ingest(store, store_thread, sources(*files), batch_rows=4)
@@ -87,6 +89,7 @@ def test_ingesting_the_same_input_again_stores_nothing_twice(store: OnThread, st
     assert len(store.incidents()) == len(replay([(DHCP1, OPTIONS), (DHCP2, OPTIONS)], Correlator(CONFIG)).incidents)
 
 
+@pytest.mark.integration
 def test_lines_older_than_the_retention_are_counted_not_stored(store: OnThread, store_thread: Any) -> None:
     now = at("+40d 08:05:00")  # DHCP1 is 40 days old, the +5d line 35
     done = run_ingest(store, store_thread, sources(("dhcp1.log", DHCP1 + [ack("+5d 00:00:00", "dhcp1", 3)])),
@@ -96,6 +99,7 @@ def test_lines_older_than_the_retention_are_counted_not_stored(store: OnThread, 
     assert done.incidents >= 1  # states and incidents have their own (longer) retention
 
 
+@pytest.mark.integration
 def test_lines_without_time_or_host_are_stored_too(store: OnThread, store_thread: Any) -> None:
     lines = ["Internet Systems Consortium DHCP Server 4.4.3-P1", DHCP1[0], "    continued text"]
     done = run_ingest(store, store_thread, sources(("dhcpd.out", lines)))
@@ -120,6 +124,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
+@pytest.mark.integration
 def test_ingest_command_then_timeline_from_the_store(tmp_path: Path) -> None:
     one, two = tmp_path / "dhcp1.log", tmp_path / "dhcp2.log"
     one.write_text("\n".join(DHCP1) + "\n")
@@ -138,6 +143,7 @@ def test_ingest_command_then_timeline_from_the_store(tmp_path: Path) -> None:
     assert len(shown.stdout.splitlines()) == 6
 
 
+@pytest.mark.integration
 def test_ingest_into_a_store_a_service_holds_says_so(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     log = tmp_path / "dhcp1.log"
     log.write_text(DHCP1[0] + "\n")
@@ -148,12 +154,14 @@ def test_ingest_into_a_store_a_service_holds_says_so(tmp_path_factory: pytest.Te
     assert err.startswith("pairwatch ingest: ") and "is `pairwatch serve` using it? stop it first" in err
 
 
+@pytest.mark.integration
 def test_ingest_missing_file_exits_1_naming_it(tmp_path: Path) -> None:
     done = _cli("ingest", str(tmp_path / "absent.log"), "--store", f"embedded:{tmp_path / 'store'}")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [f"pairwatch ingest: [Errno 2] No such file or directory: '{tmp_path / 'absent.log'}'"]
 
 
+@pytest.mark.integration
 def test_a_pairs_hosts_are_found_under_every_spelling(store: OnThread, store_thread: Any) -> None:
     """Servers are compared as `host_key` ("dhcp1"), lines keep the name as logged
     ("DHCP1.example.net"): the hosts table joins the two, so the pair's timeline has every line."""

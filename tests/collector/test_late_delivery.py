@@ -320,6 +320,7 @@ def delivered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         yield Delivered(copies, rows)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 @pytest.mark.parametrize("delivery", DELIVERIES, ids=lambda d: d.name)
 def test_serve_stores_what_analyze_finds(delivered: Delivered, delivery: Delivery, scenario: Scenario) -> None:
@@ -346,6 +347,7 @@ def test_the_fixtures_end_settled() -> None:
         assert not later, f"{scenario.name}: after its last line: {later}"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("late", [None, 0, 1], ids=["host-files", "central-primary-late", "central-secondary-late"])
 def test_ingest_then_serve_shows_what_analyze_finds(tmp_path: Path, late: int | None) -> None:
     """`ingest` of the files, then `serve` on the same store: the stored incidents and the

@@ -84,6 +84,7 @@ async def _wait_for(condition: Callable[[], bool], deadline: float = 10.0) -> No
 # --- TLS ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_tls_listener_takes_octet_counted_and_lf_frames(pki: Pki) -> None:
     async def scenario(h: Harness) -> list[Received]:
         server = await start_tcp(h.intake, "127.0.0.1", 0, tls=tls_context(TlsConfig(cert=str(pki.server_cert),
@@ -105,6 +106,7 @@ def test_tls_listener_takes_octet_counted_and_lf_frames(pki: Pki) -> None:
     assert got[0].sender.startswith("127.0.0.1:")
 
 
+@pytest.mark.integration
 def test_tls_1_1_is_refused(pki: Pki) -> None:
     async def scenario(h: Harness) -> float:
         """The server must see the hello and refuse it: its handshake failure is counted."""
@@ -129,6 +131,7 @@ def test_tls_1_1_is_refused(pki: Pki) -> None:
     assert run(scenario) == 1
 
 
+@pytest.mark.integration
 def test_mutual_tls_admits_our_ca_and_refuses_no_or_foreign_certificates(pki: Pki) -> None:
     config = TlsConfig(cert=str(pki.server_cert), key=str(pki.server_key), client_ca=str(pki.ca))
 
@@ -166,6 +169,7 @@ def test_mutual_tls_admits_our_ca_and_refuses_no_or_foreign_certificates(pki: Pk
     assert counted == 1
 
 
+@pytest.mark.integration
 def test_plain_text_on_the_tls_port_is_a_failed_handshake_and_neighbours_survive(pki: Pki) -> None:
     async def scenario(h: Harness) -> list[Received]:
         server = await start_tcp(h.intake, "127.0.0.1", 0, tls=tls_context(TlsConfig(cert=str(pki.server_cert),
@@ -209,6 +213,7 @@ def test_gate_matches_cidrs_v4_v6_and_v4_mapped() -> None:
     assert Gate((), refused, "any").admits("203.0.113.9")
 
 
+@pytest.mark.integration
 def test_tcp_from_outside_the_allowlist_is_closed_unread_and_counted() -> None:
     async def scenario(h: Harness) -> tuple[float, int]:
         refused = h.metrics.senders_refused.labels("tcp:0")
@@ -239,6 +244,7 @@ def test_tcp_from_outside_the_allowlist_is_closed_unread_and_counted() -> None:
     assert run(scenario) == (1.0, 1)
 
 
+@pytest.mark.integration
 def test_udp_from_outside_the_allowlist_is_dropped_and_counted() -> None:
     async def scenario(h: Harness) -> tuple[float, float, str]:
         refused = h.metrics.senders_refused.labels("tcp:0")

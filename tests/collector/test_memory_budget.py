@@ -58,6 +58,7 @@ def test_check_config_exits_2_on_a_bad_size(tmp_path: Path, capsys: pytest.Captu
     assert "store.memory_limit" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.integration
 def test_the_budget_reaches_the_embedded_engine(tmp_path: Path) -> None:
     limit = 512 * MIB
     wanted = engine_options(limit)
@@ -70,6 +71,7 @@ def test_the_budget_reaches_the_embedded_engine(tmp_path: Path) -> None:
     assert isinstance(found["tracked"], int) and 0 <= found["tracked"] < limit
 
 
+@pytest.mark.integration
 def test_metrics_show_process_and_engine_memory(tmp_path_factory: pytest.TempPathFactory) -> None:
     config = tmp_path_factory.mktemp("budget") / "pairwatch.toml"
     config.write_text('[store]\nmemory_limit = "256MiB"\n')

@@ -29,6 +29,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
+pytestmark = pytest.mark.integration
+
 DOCUMENT = Path(__file__).resolve().parents[2] / "collector" / "web" / "openapi.json"
 EXAMPLES = 100
 """Generated requests per operation: enough to reach the 400 paths, bounded for `make test`."""

@@ -20,6 +20,8 @@ import pytest
 
 from tests.serving import Serve, serving
 
+pytestmark = pytest.mark.integration
+
 BEFORE, AFTER = 500, 1500
 OVERSIZE = 300_037
 

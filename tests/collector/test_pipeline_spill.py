@@ -15,6 +15,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.config import Config
@@ -28,6 +29,8 @@ from collector.store import COLUMNS, StoreError
 from collector.writer import StoreWriter
 from parsers import LineParser, ParseOptions
 from tests.conftest import OnThread
+
+pytestmark = pytest.mark.integration
 
 
 def _line(i: int) -> Received:

@@ -40,6 +40,8 @@ from tests.conftest import need
 from tests.pki import make_pki
 from tests.serving import ROOT, Serve, free_port, logger, serving, start_serve, stop
 
+pytestmark = pytest.mark.integration
+
 RSYSLOGD = shutil.which("rsyslogd") or next(
     (p for p in ("/usr/sbin/rsyslogd", "/sbin/rsyslogd") if os.access(p, os.X_OK)), None
 )

@@ -54,6 +54,7 @@ def _interrupted(rel: str) -> str:
 # --- tests against the running service --------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_healthz_and_readyz(serve: Serve) -> None:
     assert serve.get("/healthz") == (200, b"ok\n")
     assert serve.get("/readyz")[0] == 200
@@ -67,6 +68,7 @@ def test_healthz_and_readyz(serve: Serve) -> None:
     assert status == 400 and b"limit" in body
 
 
+@pytest.mark.integration
 def test_logger_lines_over_udp_and_tcp_reach_metrics_api_and_store(serve: Serve) -> None:
     tag = uuid.uuid4().hex[:6]
     rel_udp, rel_tcp = f"u{tag}", f"t{tag}"
@@ -119,6 +121,7 @@ def test_logger_lines_over_udp_and_tcp_reach_metrics_api_and_store(serve: Serve)
     assert serve.json("/api/v1/incidents?all=1")["incidents"]  # type: ignore[index]
 
 
+@pytest.mark.integration
 def test_bad_frame_keeps_the_connection_and_its_neighbours(serve: Serve) -> None:
     rel = f"b{uuid.uuid4().hex[:6]}"
     oversize0 = serve.value("pairwatch_syslog_errors_total", reason="oversize") or 0.0
@@ -139,6 +142,7 @@ def test_bad_frame_keeps_the_connection_and_its_neighbours(serve: Serve) -> None
     assert "framing error" in serve.logs()
 
 
+@pytest.mark.integration
 def test_status_and_timeline_read_the_running_service(serve: Serve, capsys: pytest.CaptureFixture[str]) -> None:
     rel = f"c{uuid.uuid4().hex[:6]}"
     logger("-n", "127.0.0.1", "-P", str(serve.tcp), "-T", "--octet-count", "-t", "dhcpd", _interrupted(rel))
@@ -167,6 +171,7 @@ def test_status_and_timeline_read_the_running_service(serve: Serve, capsys: pyte
     assert any(row.endswith(_interrupted(rel)) for row in capsys.readouterr().out.splitlines())
 
 
+@pytest.mark.integration
 def test_a_pairs_timeline_finds_its_hosts_whatever_their_case(serve: Serve) -> None:
     """The correlator knows server "dhcp-up1"; the line says "DHCP-UP1": the pair's timeline
     still has it (the hosts table records each spelling)."""
@@ -189,6 +194,7 @@ def test_status_without_a_service_is_one_line_and_exit_1(capsys: pytest.CaptureF
     assert main(["timeline", "--since", "soon", "--api", f"http://127.0.0.1:{port}"]) == 2
 
 
+@pytest.mark.integration
 def test_sigterm_drains_flushes_and_exits_0(serve: Serve) -> None:
     rel = f"s{uuid.uuid4().hex[:6]}"
     for _ in range(3):
@@ -223,6 +229,7 @@ def test_sigterm_drains_flushes_and_exits_0(serve: Serve) -> None:
     assert len(cli.stdout.splitlines()) == received
 
 
+@pytest.mark.integration
 def test_restart_on_the_same_store_keeps_the_timeline(serve: Serve, tmp_path: Path) -> None:
     stop(serve.proc)  # one process per embedded store directory
     rel = f"r{uuid.uuid4().hex[:6]}"
@@ -272,6 +279,7 @@ def test_bad_serve_flags_exit_2_naming_the_flag(argv: list[str], flag: str, caps
     assert len(err) == 1 and err[0].startswith(f"pairwatch serve: {flag}")
 
 
+@pytest.mark.integration
 def test_tcp_pauses_reading_when_the_queue_is_full_and_loses_nothing() -> None:
     async def scenario() -> list[str]:
         queue: asyncio.Queue = asyncio.Queue(maxsize=4)  # type: ignore[type-arg]
@@ -301,6 +309,7 @@ def test_tcp_pauses_reading_when_the_queue_is_full_and_loses_nothing() -> None:
     assert got == [f"<30>Mar  3 08:15:02 h dhcpd: line {i}" for i in range(50)]
 
 
+@pytest.mark.integration
 def test_udp_counts_drops_when_the_queue_is_full() -> None:
     registry = CollectorRegistry()
 
@@ -329,6 +338,7 @@ def test_udp_counts_drops_when_the_queue_is_full() -> None:
     assert value("pairwatch_syslog_errors_total", reason=QUEUE_FULL) == 7
 
 
+@pytest.mark.integration
 def test_store_down_spools_then_a_restart_replays_everything_once(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A ClickHouse server URL that refuses: the service serves anyway (/readyz 503), keeps
     correlating, and spools the batches; SIGTERM keeps what is in memory in the spool too.
@@ -370,6 +380,7 @@ def test_store_down_spools_then_a_restart_replays_everything_once(tmp_path_facto
         assert "caught up" in up.logs()
 
 
+@pytest.mark.integration
 def test_an_unusable_embedded_store_exits_1_with_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -383,6 +394,7 @@ def test_an_unusable_embedded_store_exits_1_with_one_line(tmp_path: Path) -> Non
     assert len(lines) == 1 and "store" in lines[0], proc.stderr
 
 
+@pytest.mark.integration
 def test_tcp_listener_on_ipv6_loopback() -> None:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
@@ -410,6 +422,7 @@ def test_tcp_listener_on_ipv6_loopback() -> None:
 
 
 
+@pytest.mark.integration
 def test_serve_with_tls_and_an_allowlist_from_the_config(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A TLS listener (--tls) with the certificate from the config file, and serve.allow: a
     sender outside it is refused and counted by listener, one inside it is stored."""
@@ -456,6 +469,7 @@ def _count_stored(store: Path) -> tuple[int, int]:
     return int(total), int(distinct)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("shutdown", ["9s", "3s"], ids=["default", "too-short-to-process"])
 def test_sigterm_right_after_a_burst_of_100k_loses_nothing(tmp_path_factory: pytest.TempPathFactory,
                                                           shutdown: str) -> None:
@@ -488,6 +502,7 @@ def test_sigterm_right_after_a_burst_of_100k_loses_nothing(tmp_path_factory: pyt
     assert _count_stored(first.store) == (count, count), (first.logs(), again.logs())
 
 
+@pytest.mark.integration
 def test_sigkill_mid_stream_then_a_clean_start_with_state_and_spool(tmp_path_factory: pytest.TempPathFactory) -> None:
     """SIGKILL while lines stream in: the next start opens the embedded store as it was (no
     repair needed), takes back the pair state it had stored (partner-down), writes the batches
@@ -547,6 +562,7 @@ def test_sigkill_mid_stream_then_a_clean_start_with_state_and_spool(tmp_path_fac
     assert third.proc.returncode == 0, third.logs()
 
 
+@pytest.mark.integration
 def test_an_embedded_store_that_becomes_unwritable_spools_then_catches_up(tmp_path: Path) -> None:
     """The service runs in a mount namespace of its own; its embedded store directory is
     bind-mounted read-only there while it runs (even root gets EROFS): inserts fail, batches
@@ -601,6 +617,7 @@ def test_an_embedded_store_that_becomes_unwritable_spools_then_catches_up(tmp_pa
     assert "inserts succeed again" in serve.logs()
 
 
+@pytest.mark.integration
 def test_a_store_that_never_answers_does_not_stop_receiving(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A ClickHouse URL whose server accepts connections and never answers (the slowest store
     there is): the service still starts listening, receives, correlates and answers /metrics

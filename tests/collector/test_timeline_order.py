@@ -24,6 +24,8 @@ import pytest
 
 from tests.serving import ROOT, STOP_DEADLINE, Serve, serving
 
+pytestmark = pytest.mark.integration
+
 
 def frame(at: datetime, host: str, n: int) -> bytes:
     """An octet-counted RFC 5424 frame of a DHCPACK logged by `host` at `at`; `n` names it."""

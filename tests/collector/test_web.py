@@ -132,6 +132,7 @@ def epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.integration
 def test_fleet_pair_bands_incidents_and_log(fed: Fed, browser: Any, shots: Path, capsys: pytest.CaptureFixture[str],
                                             record_property: Any) -> None:
     serve, pair = fed.serve, fed.copy.pair
@@ -214,6 +215,7 @@ def test_fleet_pair_bands_incidents_and_log(fed: Fed, browser: Any, shots: Path,
     assert errors == [], errors
 
 
+@pytest.mark.integration
 def test_history_says_what_analyze_says(fed: Fed, browser: Any) -> None:
     page = browser.new_page()
     page.goto(fed.serve.url(f"/incidents?pair={fed.copy.pair}"))
@@ -224,6 +226,7 @@ def test_history_says_what_analyze_says(fed: Fed, browser: Any) -> None:
     assert page.locator("#history tbody tr td").nth(5).inner_text() == rows[0]["diagnosis"]
 
 
+@pytest.mark.integration
 def test_with_a_token_the_page_shows_nothing_until_it_is_entered(tmp_path_factory: pytest.TempPathFactory,
                                                                  monkeypatch: pytest.MonkeyPatch, browser: Any) -> None:
     monkeypatch.setenv("PAIRWATCH_API_TOKEN", TOKEN)  # the subprocess inherits it
@@ -251,6 +254,7 @@ def test_with_a_token_the_page_shows_nothing_until_it_is_entered(tmp_path_factor
         fed.close()
 
 
+@pytest.mark.integration
 def test_page_headers_forbid_inline_script(fed: Fed) -> None:
     import urllib.request
 
@@ -263,6 +267,7 @@ def test_page_headers_forbid_inline_script(fed: Fed) -> None:
         assert response.read().decode() == body  # a pair's URL is the same page, routed by its script
 
 
+@pytest.mark.integration
 def test_pair_link_survives_a_reload(fed: Fed, browser: Any) -> None:
     page = browser.new_page()
     page.goto(fed.serve.url(f"/pair/{fed.copy.pair}?window=7d"))
@@ -273,6 +278,7 @@ def test_pair_link_survives_a_reload(fed: Fed, browser: Any) -> None:
 
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("query", [
     "/api/v1/states",  # no pair
     "/api/v1/states?pair=p&since=soon",
@@ -306,6 +312,7 @@ def test_fleet_lists_problems_first_and_classes_states_by_meaning() -> None:
         ("recover-wait", "warn", "unknown"), ("partner-down", "bad", "unknown")]
 
 
+@pytest.mark.integration
 def test_the_fleet_refreshes_itself(fed: Fed, browser: Any) -> None:
     """A new state shows in the open fleet without a reload (runs last: it changes the pair)."""
     host = next(iter(fed.copy.logs))

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.metrics import ServiceMetrics
@@ -17,6 +18,8 @@ from collector.store import COLUMNS, MESSAGES, StoreError
 from collector.writer import StoreWriter
 from parsers import parse_line
 from tests.conftest import OnThread
+
+pytestmark = pytest.mark.integration
 
 
 def _no_reopen() -> Any:

@@ -285,6 +285,7 @@ def _check_selector(where: str, selector: Selector, exported: dict[str, set[str]
     return labels
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("where", "expr"), expressions())
 def test_expression_uses_only_exported_metrics_and_labels(
     where: str, expr: str, exported: dict[str, set[str]]
@@ -297,6 +298,7 @@ def test_expression_uses_only_exported_metrics_and_labels(
     assert parsed.grouping <= labels, f"{where}: groups by {sorted(parsed.grouping - labels)}, which no metric has"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("where", "series"), unit_test_series())
 def test_unit_test_series_are_series_pairwatch_exports(
     where: str, series: str, exported: dict[str, set[str]]
@@ -308,6 +310,7 @@ def test_unit_test_series_are_series_pairwatch_exports(
     )
 
 
+@pytest.mark.integration
 def test_every_exported_dhcp_family_is_on_the_dashboard(exported: dict[str, set[str]]) -> None:
     """The overview shows every per-pair and per-server family pairwatch has."""
     used = {s.metric for where, expr in expressions() if where.startswith("panel") for s in parse_promql(expr).selectors}
@@ -316,6 +319,7 @@ def test_every_exported_dhcp_family_is_on_the_dashboard(exported: dict[str, set[
     assert dhcp - shown == set(), sorted(dhcp - shown)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "expr",
     [

@@ -55,18 +55,21 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 # --- promtool ------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_rules_pass_promtool_check() -> None:
     result = promtool("check", "rules", RULES.name, cwd=RULES.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(alerts())} rules found" in result.stdout
 
 
+@pytest.mark.integration
 def test_promtool_unit_tests_pass() -> None:
     result = promtool("test", "rules", RULE_TESTS.name, cwd=RULE_TESTS.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
+@pytest.mark.integration
 def test_example_config_passes_promtool_check_with_the_rules() -> None:
     """prometheus.yml loads pairwatch-alerts.yml by a path relative to itself, from any cwd."""
     result = promtool("check", "config", str(PROMETHEUS_CONFIG), cwd=Path("/"))
@@ -76,6 +79,7 @@ def test_example_config_passes_promtool_check_with_the_rules() -> None:
     assert [job["job_name"] for job in config["scrape_configs"]] == ["pairwatch"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("alert", "old", "new"),
     [

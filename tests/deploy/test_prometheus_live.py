@@ -25,6 +25,8 @@ from tests.conftest import need
 from tests.deploy.files import RULES
 from tests.serving import Serve, free_port, serving, stop
 
+pytestmark = pytest.mark.integration
+
 PROMETHEUS = shutil.which("prometheus")
 FIRE_DEADLINE = 150.0  # the rule's `for: 1m`, plus scrapes, evaluations and a slow machine
 

@@ -11,8 +11,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from parsers import LineParser, ParseOptions
 from tests.conftest import Namespace, need
+
+pytestmark = pytest.mark.integration
 
 REL = "pw-lab"
 PAIR_CONF = f"""
