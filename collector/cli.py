@@ -205,7 +205,7 @@ def _timeline_from_store(args: argparse.Namespace) -> Iterator[dict]:
 def _open_store(opener: Callable[..., Any], url: str, hint: str, **kwargs: Any) -> Any:
     """`opener(target, **kwargs)` (Store.open, maybe through the store's thread), with the
     embedded store's one-process rule explained when it fails."""
-    from collector.store import StoreError
+    from collector.store_errors import StoreError
     from collector.store_url import parse_store_url
 
     try:
@@ -218,7 +218,9 @@ def _open_store(opener: Callable[..., Any], url: str, hint: str, **kwargs: Any) 
 def run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Backfill files into the store: the same parse, correlate and store steps as `serve`."""
     from collector.ingest import Source, ingest, progress_line
-    from collector.store import Store, StoreError, StoreThread
+    from collector.store import Store
+    from collector.store_errors import StoreError
+    from collector.store_thread import StoreThread
 
     config = load_config(args.config)
     url = args.store or config.store.url

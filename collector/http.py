@@ -59,13 +59,9 @@ from collector.correlator import DHCPD_SERVING, KEA_SERVING, NORMAL_SERVING
 from collector.domain import Incident, PairView, StateChanged
 from collector.metrics import exposition
 from collector.report import bands_of, diagnose, duration
-from collector.store import (
-    DEFAULT_TIMELINE_LIMIT,
-    Store,
-    StoreError,
-    StoreThread,
-    TimelineCursor,
-)
+from collector.store import DEFAULT_TIMELINE_LIMIT, Store, TimelineCursor
+from collector.store_errors import StoreError
+from collector.store_thread import StoreThread
 from parsers.jsonl import epoch_iso
 
 __all__ = ["ApiContext", "HttpServer", "build_app", "pairs_json", "start_http", "state_class"]

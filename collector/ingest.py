@@ -34,7 +34,8 @@ from collector.correlator import Correlator
 from collector.replay import Observed, Source, observed, run
 from collector.rows import incident_row, state_row
 from collector.stage import LineStage
-from collector.store import COLUMNS, EVENTS, HOSTS, INCIDENTS, MESSAGES, STATES, Store, StoreThread
+from collector.store import COLUMNS, EVENTS, HOSTS, INCIDENTS, MESSAGES, STATES, Store
+from collector.store_thread import StoreThread
 
 __all__ = ["Ingested", "Source", "ingest", "progress_line"]
 

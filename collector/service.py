@@ -56,7 +56,9 @@ from collector.metrics import (
 )
 from collector.pipeline import PIPELINE_ERRORS, Pipeline
 from collector.spool import Spool, SpoolError
-from collector.store import COLUMNS, Store, StoreError, StoreThread
+from collector.store import COLUMNS, Store
+from collector.store_errors import StoreError
+from collector.store_thread import StoreThread
 from collector.store_url import StoreTarget
 from collector.writer import StoreWriter
 

@@ -2,51 +2,38 @@
 
 Everything goes through clickhouse-connect: `interface="chdb"` for the embedded store
 (`embedded:PATH`, the default) or HTTP(S) to a ClickHouse server (`clickhouse://`,
-`clickhouses://`); same SQL (`collector.schema`), same code path.
+`clickhouses://`); same SQL (`collector.schema`), same code path. Where the store is:
+`collector.store_url`; the embedded engine's settings, threads and lock: `collector.store_engine`.
 
-Threading: chdb is synchronous and allows one store directory per process, so a `Store`
-is used from the one thread that opened it (it refuses calls from any other) and the
-asyncio service reaches it only through `StoreThread`, a single named worker thread;
-nothing calls the store on the event loop.
+Threading: a `Store` is used from the one thread that opened it (it refuses calls from any
+other); the asyncio service reaches it only through `collector.store_thread.StoreThread`.
 
 Rows are built by the pure functions of `collector.rows` in the column order of the
 `*_COLUMNS` tuples, times as integer microseconds since the epoch; `Store.insert` sends one
 batch with an `insert_deduplication_token`, so a batch retried (from memory or the spool)
 with the same token is stored once.
 
-Exceptions: clickhouse-connect and chdb errors never leave this module as they are;
-`map_store_errors()` turns them into::
-
-    StoreError                 anything the store could not do (bad SQL, missing database,
-     |                         a second chdb directory in one process, a closed store, ...)
-     +-- StoreUnavailable      the store cannot be reached now and a retry may succeed:
-                               connection refused or reset, timeouts, a store directory
-                               that cannot be created or written
-
-    collector.errors.ConfigError
-     +-- collector.store_url.StoreConfigError
-                               a `--store` URL or database name that cannot be used (CLI exit 2)
-
-Each mapped exception is chained (`raise ... from exc`) to the original. Errors in the
+Exceptions: clickhouse-connect and chdb errors never leave this module as they are: they
+become `collector.store_errors`' `StoreError` or `StoreUnavailable`, and a URL or database name
+that cannot be used a `collector.store_url.StoreConfigError` (CLI exit 2). Errors in the
 caller's own data (a row of the wrong shape) are programming errors and are not mapped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, TypeVar
 
 from collector import schema
 from collector.rows import FUTURE_SKEW_US, event_time_us, iso_micros, micros
+from collector.store_engine import EngineThreads, check_unlocked, engine_options, without_pandas
+from collector.store_errors import StoreError, StoreUnavailable, map_store_errors
 from collector.store_url import IDENTIFIER, StoreConfigError, StoreTarget, parse_store_url
 from parsers.events import LEASE_LINES, LINE_KINDS
 
@@ -63,11 +50,7 @@ __all__ = [
     "STATES",
     "STATE_COLUMNS",
     "Store",
-    "StoreError",
-    "StoreThread",
-    "StoreUnavailable",
     "TimelineCursor",
-    "map_store_errors",
 ]
 
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -93,129 +76,12 @@ INSERT_BLOCK_ROWS: Final = 1024
 """Rows per Native block of an insert. clickhouse-connect writes each block's string column
 in one C call that holds the GIL; with its own, larger blocks the event loop's thread waited
 that long (bench/latency.py). The engine squashes the blocks into one part again."""
-ENGINE_NICE: Final = 10
-"""How much lower (Linux nice steps) the embedded engine's own threads run than the process.
-On two cores its insert and merge threads took the CPU from the event loop's thread, which
-then waited on the run queue with lines and scrapes behind it; the merges only need to keep
-up on average."""
-
 _ENGINE_MEMORY: Final = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
 _LEASE_KINDS: Final = frozenset(cls.kind for cls in LINE_KINDS[:LEASE_LINES])
 """Kinds whose fields are the message's lease columns (`schema.LEASE_COLUMNS`)."""
 
 
-def engine_options(memory_limit: int) -> dict[str, int]:
-    """The embedded engine's server settings for a process budget of `memory_limit` bytes.
-
-    Left alone, the engine takes server defaults: a memory limit of 90 % of the machine's RAM
-    and caches of 5 GiB each, which a collector that shares its box for months cannot have.
-    It gets half the budget (the rest is the Python side's: the queue, the rows kept while the
-    store is down, the history's journal), and its mark, uncompressed and index caches share
-    a quarter of that half."""
-    return {
-        "max_server_memory_usage": memory_limit // 2,
-        "mark_cache_size": memory_limit // 16,
-        "uncompressed_cache_size": memory_limit // 32,
-        "index_mark_cache_size": memory_limit // 64,
-        "primary_index_cache_size": memory_limit // 64,
-    }
-
-
-def _without_pandas() -> None:
-    """Tell clickhouse-connect that pandas is not to be used.
-
-    Every insert asks its options module whether the rows are a pandas DataFrame, and that
-    question imports pandas (installed with chdb-core): tens of MiB of resident memory, for a
-    library the store never uses. The module takes a `pd` it
-    already holds as the answer; None means "no pandas". Private to clickhouse-connect:
-    tests/collector/test_store.py::test_the_store_never_imports_pandas fails when it moves."""
-    from clickhouse_connect.driver import options
-
-    options.pd = None
-
-
-# chdb's refusal to open a second directory: a misuse, not an outage
-_SECOND_ENGINE = "already initialized with path"
-_ENGINE_OPEN_FAILED = "Unable to open the chdb engine"
-
 T = TypeVar("T")
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-class StoreError(Exception):
-    """The store could not do what was asked; `str()` is one line."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached or written now; retrying later may succeed."""
-
-
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-@contextmanager
-def map_store_errors(action: str) -> Iterator[None]:
-    """Turn clickhouse-connect / chdb / socket errors raised inside into `StoreError` classes.
-
-    `action` names what was being done ("insert into messages"); it starts the message.
-    """
-    from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
-
-    try:
-        yield
-    except StoreError:
-        raise
-    except OperationalError as exc:  # HTTP: refused, reset, timed out; chdb: engine gone
-        raise StoreUnavailable(f"{action}: {_one_line(exc)}") from exc
-    except OSError as exc:  # ConnectionError, TimeoutError, PermissionError, disk full
-        raise StoreUnavailable(f"{action}: {_one_line(exc)}") from exc
-    except ClickHouseError as exc:
-        text = _one_line(exc)
-        if _ENGINE_OPEN_FAILED in text and _SECOND_ENGINE not in text:
-            raise StoreUnavailable(f"{action}: {text}") from exc
-        raise StoreError(f"{action}: {text}") from exc
-
-
-def _check_unlocked(target: StoreTarget) -> None:
-    """Refuse, in one line, an embedded directory another process's engine holds.
-
-    The engine locks `DIR/status` (flock) while it runs; opening it anyway fails deep inside
-    chdb after it printed its own error to stderr. Trying the lock first says it plainly. When
-    the holder is this very process (its engine is already up), opening again is fine."""
-    import fcntl
-
-    try:
-        fd = os.open(os.path.join(str(target.path), "status"), os.O_RDONLY)
-    except FileNotFoundError:
-        return  # never opened: nobody holds it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        if _lock_holders(os.fstat(fd).st_ino) != {os.getpid()}:
-            raise StoreUnavailable(f"open {target}: another process is using this store") from None
-    finally:
-        os.close(fd)  # closing releases the lock, if we took it
-
-
-def _lock_holders(inode: int) -> set[int]:
-    """Pids holding a lock on a file with this inode, from /proc/locks (empty when unknown)."""
-    holders = set()
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            for line in f:
-                fields = line.split()
-                # "1: FLOCK  ADVISORY  WRITE 16024 fe:00:2540929 0 EOF" (a "->" marks a waiter)
-                if len(fields) >= 6 and fields[1] != "->" and fields[5].rsplit(":", 1)[-1] == str(inode):
-                    holders.add(int(fields[4]))
-    except (OSError, ValueError):
-        pass
-    return holders
 
 
 # --- timeline cursor -----------------------------------------------------------------------
@@ -254,37 +120,6 @@ class TimelineCursor:
         return f"{self.at_us}-{self.received_at_us}-{self.id}"
 
 
-class _EngineThreads:
-    """Lowers the CPU priority of the threads the embedded engine starts (`ENGINE_NICE`).
-
-    chdb starts its pools when it needs them, so `lower` is called after every insert; it
-    reads the process's thread ids (one directory listing) and touches only threads it has not
-    seen, leaving every Python thread (the event loop's, the store thread that holds the GIL
-    while it serialises a batch) at the process's own priority. Linux only; elsewhere, and
-    where the kernel refuses, threads keep their priority."""
-
-    def __init__(self) -> None:
-        self._seen: set[int] = set()
-
-    def lower(self) -> None:
-        try:
-            tids = {int(name) for name in os.listdir("/proc/self/task")}
-        except OSError:
-            return
-        new = tids - self._seen
-        self._seen = tids  # (threads that ended are forgotten: the set stays the size of the process)
-        if not new:
-            return
-        new -= {t.native_id for t in threading.enumerate()}
-        target = min(19, os.getpriority(os.PRIO_PROCESS, threading.main_thread().native_id or 0) + ENGINE_NICE)
-        for tid in new:
-            try:
-                if os.getpriority(os.PRIO_PROCESS, tid) < target:
-                    os.setpriority(os.PRIO_PROCESS, tid, target)
-            except OSError:  # it ended meanwhile, or the kernel says no: it keeps its priority
-                pass
-
-
 # --- the store -----------------------------------------------------------------------------
 
 
@@ -309,7 +144,7 @@ class Store:
         self._states_ttl_days = states_ttl_days
         self._owner = threading.get_ident()
         self._closed = False
-        self._engine_threads = _EngineThreads() if target.kind == "embedded" else None
+        self._engine_threads = EngineThreads() if target.kind == "embedded" else None
 
     @classmethod
     def open(
@@ -344,14 +179,14 @@ class Store:
                 raise StoreConfigError(str(exc), key=name) from None
         import clickhouse_connect
 
-        _without_pandas()
+        without_pandas()
         with map_store_errors(f"open {target}"):
             if target.kind == "embedded":
                 assert target.path is not None
                 os.makedirs(target.path, exist_ok=True)
                 if not os.access(target.path, os.W_OK | os.X_OK):
                     raise StoreUnavailable(f"open {target}: directory is not writable")
-                _check_unlocked(target)
+                check_unlocked(target)
                 client = clickhouse_connect.get_client(
                     interface="chdb", path=target.path,
                     chdb_options=None if memory_limit is None else engine_options(memory_limit))
@@ -691,51 +526,3 @@ class Store:
             raise StoreError(
                 f"store used from thread {threading.current_thread().name!r}; it belongs to the thread that opened it"
             )
-
-
-# --- the store's thread --------------------------------------------------------------------
-
-
-class StoreThread:
-    """The one worker thread every store call runs on (`pairwatch-store`).
-
-    `submit` for threads, `await call(...)` for the asyncio service: the event loop never
-    blocks on the store. Open the `Store` through it too, so the store belongs to it.
-    """
-
-    def __init__(self, name: str = "pairwatch-store") -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._pending = 0  # calls submitted and not finished (a store that does not answer holds them)
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
-        try:
-            future = self._executor.submit(fn, *args, **kwargs)
-        except RuntimeError as exc:  # shut down
-            raise StoreError("store thread is closed") from exc
-        with self._lock:
-            self._pending += 1
-        future.add_done_callback(self._done)
-        return future
-
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
-
-    def busy(self) -> bool:
-        """A call is still running or waiting (after `close(wait=False)`: the thread is stuck)."""
-        with self._lock:
-            return self._pending > 0
-
-    def close(self, wait: bool = True) -> None:
-        """Finish the calls already submitted (when `wait`) and stop the thread."""
-        self._executor.shutdown(wait=wait)
-
-    def _done(self, _future: Future[Any]) -> None:
-        with self._lock:
-            self._pending -= 1
-
-    def __enter__(self) -> StoreThread:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

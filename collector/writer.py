@@ -50,7 +50,9 @@ from typing import Any, Final
 
 from collector.metrics import ServiceMetrics
 from collector.spool import Spool, SpoolError
-from collector.store import Store, StoreError, StoreThread
+from collector.store import Store
+from collector.store_errors import StoreError
+from collector.store_thread import StoreThread
 
 __all__ = ["StoreWriter"]
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from collector.store import Store, StoreThread
+from collector.store import Store
+from collector.store_thread import StoreThread
 from collector.store_url import StoreTarget, parse_store_url
 
 IN_CI = bool(os.environ.get("CI"))

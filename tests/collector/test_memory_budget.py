@@ -14,7 +14,7 @@ import pytest
 
 from collector.cli import main
 from collector.config import DEFAULT_MEMORY_LIMIT, ConfigError, parse_config
-from collector.store import engine_options
+from collector.store_engine import engine_options
 from tests.serving import ROOT, serving
 
 MIB = 1 << 20

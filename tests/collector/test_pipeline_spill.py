@@ -25,7 +25,8 @@ from collector.metrics import FleetTally, ServiceMetrics
 from collector.pipeline import Pipeline
 from collector.service import RECEIVED, spilled_records
 from collector.spool import Spool
-from collector.store import COLUMNS, StoreError
+from collector.store import COLUMNS
+from collector.store_errors import StoreError
 from collector.writer import StoreWriter
 from parsers import LineParser, ParseOptions
 from tests.conftest import OnThread

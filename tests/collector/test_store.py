@@ -31,19 +31,17 @@ from collector.rows import (
     state_row,
 )
 from collector.store import (
-    ENGINE_NICE,
     EVENT_COLUMNS,
     INCIDENT_COLUMNS,
     INSERT_BLOCK_ROWS,
     MESSAGE_COLUMNS,
     STATE_COLUMNS,
     Store,
-    StoreError,
-    StoreThread,
-    StoreUnavailable,
     TimelineCursor,
-    map_store_errors,
 )
+from collector.store_engine import ENGINE_NICE
+from collector.store_errors import StoreError, StoreUnavailable, map_store_errors
+from collector.store_thread import StoreThread
 from collector.store_url import DEFAULT_STORE_URL, PASSWORD_ENV, StoreConfigError, StoreTarget, parse_store_url
 from parsers import Event, ParseOptions, parse_line
 from parsers.jsonl import payload_fields
@@ -1038,8 +1036,8 @@ def test_an_insert_frees_its_batch_when_it_returns(store: Any) -> None:
 @pytest.mark.integration
 def test_the_store_never_imports_pandas(tmp_path: Any) -> None:
     """Writing and reading the embedded store leaves pandas unimported (43 MiB of resident
-    memory the collector's budget would pay for nothing; `store._without_pandas`). A fresh
-    interpreter, since other tests may import it."""
+    memory the collector's budget would pay for nothing; `collector.store_engine.without_pandas`).
+    A fresh interpreter, since other tests may import it."""
     script = f"""
 import sys
 from datetime import UTC, datetime

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 from collector.metrics import ServiceMetrics
 from collector.rows import line_rows
 from collector.spool import Spool
-from collector.store import COLUMNS, MESSAGES, StoreError
+from collector.store import COLUMNS, MESSAGES
+from collector.store_errors import StoreError
 from collector.writer import StoreWriter
 from parsers import parse_line
 from tests.conftest import OnThread

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from collector import schema
-from collector.store import Store, StoreThread
+from collector.store import Store
+from collector.store_thread import StoreThread
 from collector.store_url import StoreTarget
 from tests.deploy.files import CLUSTER_SQL
 

@@ -1,0 +1,116 @@
+"""The embedded engine (chdb) inside this process: its memory settings, its threads' priority,
+pandas kept out of clickhouse-connect, and the lock that says another process holds a store."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Final
+
+from collector.store_errors import StoreUnavailable
+from collector.store_url import StoreTarget
+
+__all__ = ["ENGINE_NICE", "EngineThreads", "check_unlocked", "engine_options", "without_pandas"]
+
+ENGINE_NICE: Final = 10
+"""How much lower (Linux nice steps) the embedded engine's own threads run than the process.
+On two cores its insert and merge threads took the CPU from the event loop's thread, which
+then waited on the run queue with lines and scrapes behind it; the merges only need to keep
+up on average."""
+
+
+def engine_options(memory_limit: int) -> dict[str, int]:
+    """The embedded engine's server settings for a process budget of `memory_limit` bytes.
+
+    Left alone, the engine takes server defaults: a memory limit of 90 % of the machine's RAM
+    and caches of 5 GiB each, which a collector that shares its box for months cannot have.
+    It gets half the budget (the rest is the Python side's: the queue, the rows kept while the
+    store is down, the history's journal), and its mark, uncompressed and index caches share
+    a quarter of that half."""
+    return {
+        "max_server_memory_usage": memory_limit // 2,
+        "mark_cache_size": memory_limit // 16,
+        "uncompressed_cache_size": memory_limit // 32,
+        "index_mark_cache_size": memory_limit // 64,
+        "primary_index_cache_size": memory_limit // 64,
+    }
+
+
+def without_pandas() -> None:
+    """Tell clickhouse-connect that pandas is not to be used.
+
+    Every insert asks its options module whether the rows are a pandas DataFrame, and that
+    question imports pandas (installed with chdb-core): tens of MiB of resident memory, for a
+    library the store never uses. The module takes a `pd` it
+    already holds as the answer; None means "no pandas". Private to clickhouse-connect:
+    tests/collector/test_store.py::test_the_store_never_imports_pandas fails when it moves."""
+    from clickhouse_connect.driver import options
+
+    options.pd = None
+
+
+def check_unlocked(target: StoreTarget) -> None:
+    """Refuse, in one line, an embedded directory another process's engine holds.
+
+    The engine locks `DIR/status` (flock) while it runs; opening it anyway fails deep inside
+    chdb after it printed its own error to stderr. Trying the lock first says it plainly. When
+    the holder is this very process (its engine is already up), opening again is fine."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(str(target.path), "status"), os.O_RDONLY)
+    except FileNotFoundError:
+        return  # never opened: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if _lock_holders(os.fstat(fd).st_ino) != {os.getpid()}:
+            raise StoreUnavailable(f"open {target}: another process is using this store") from None
+    finally:
+        os.close(fd)  # closing releases the lock, if we took it
+
+
+def _lock_holders(inode: int) -> set[int]:
+    """Pids holding a lock on a file with this inode, from /proc/locks (empty when unknown)."""
+    holders = set()
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 16024 fe:00:2540929 0 EOF" (a "->" marks a waiter)
+                if len(fields) >= 6 and fields[1] != "->" and fields[5].rsplit(":", 1)[-1] == str(inode):
+                    holders.add(int(fields[4]))
+    except (OSError, ValueError):
+        pass
+    return holders
+
+
+class EngineThreads:
+    """Lowers the CPU priority of the threads the embedded engine starts (`ENGINE_NICE`).
+
+    chdb starts its pools when it needs them, so `lower` is called after every insert; it
+    reads the process's thread ids (one directory listing) and touches only threads it has not
+    seen, leaving every Python thread (the event loop's, the store thread that holds the GIL
+    while it serialises a batch) at the process's own priority. Linux only; elsewhere, and
+    where the kernel refuses, threads keep their priority."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+
+    def lower(self) -> None:
+        try:
+            tids = {int(name) for name in os.listdir("/proc/self/task")}
+        except OSError:
+            return
+        new = tids - self._seen
+        self._seen = tids  # (threads that ended are forgotten: the set stays the size of the process)
+        if not new:
+            return
+        new -= {t.native_id for t in threading.enumerate()}
+        target = min(19, os.getpriority(os.PRIO_PROCESS, threading.main_thread().native_id or 0) + ENGINE_NICE)
+        for tid in new:
+            try:
+                if os.getpriority(os.PRIO_PROCESS, tid) < target:
+                    os.setpriority(os.PRIO_PROCESS, tid, target)
+            except OSError:  # it ended meanwhile, or the kernel says no: it keeps its priority
+                pass
