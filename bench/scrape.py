@@ -32,7 +32,9 @@ from corpus import make_corpus, report
 
 from collector.config import Config
 from collector.correlator import Correlator
-from collector.metrics import FleetTally, PairCollector, ServiceMetrics, exposition
+from collector.tally import FleetTally
+from collector.metrics import PairCollector, ServiceMetrics
+from collector.exposition import exposition
 from collector.service import GC_THRESHOLDS
 from parsers import LineParser, ParseOptions
 

@@ -16,16 +16,18 @@ rows stay the same; of a family whose rows changed, each series' line is written
 when its value did (the figures: README "Performance", bench/README.md). What pairwatch
 never exports (exemplars, native histograms) and Accept headers asking for another escaping
 or version are left to prometheus_client:
-`render` returns None and `collector.metrics.exposition` calls the library.
+`render` returns None and `exposition` calls the library.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Final, Literal, TypeVar
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.samples import Sample
@@ -261,3 +263,17 @@ def render(registry: CollectorRegistry, openmetrics_format: bool) -> bytes | Non
         return (_openmetrics(registry) if openmetrics_format else _text(registry)).encode("utf-8")
     except _Unsupported:
         return None
+
+
+def exposition(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:
+    """The /metrics body and its Content-Type for a request's Accept header (text format
+    0.0.4 unless the scraper asks for OpenMetrics), written by `render`
+    when it can, else by prometheus_client."""
+    encoder, content_type = choose_encoder(accept_header or "")
+    body = None
+    if encoder is generate_latest:
+        body = render(registry, openmetrics_format=False)
+    elif (isinstance(encoder, partial) and encoder.func is openmetrics.generate_latest
+          and encoder.keywords == {"escaping": openmetrics.UNDERSCORES, "version": "1.0.0"}):
+        body = render(registry, openmetrics_format=True)
+    return encoder(registry) if body is None else body, content_type

@@ -12,7 +12,7 @@ state or blocks the loop on the store.
 
 Endpoints:
 
-* ``/metrics``: `collector.metrics.exposition` for the request's Accept header.
+* ``/metrics``: `collector.exposition.exposition` for the request's Accept header.
 * ``/healthz``: 200 ``ok`` while the process runs.
 * ``/readyz``: 200 when the store took the last batch and migrations are done (and the service is
   serving), else 503.
@@ -57,7 +57,7 @@ from prometheus_client import CollectorRegistry
 from collector.config import parse_duration
 from collector.correlator import DHCPD_SERVING, KEA_SERVING, NORMAL_SERVING
 from collector.domain import Incident, PairView, StateChanged
-from collector.metrics import exposition
+from collector.exposition import exposition
 from collector.report import bands_of, diagnose, duration
 from collector.store import DEFAULT_TIMELINE_LIMIT, Store, TimelineCursor
 from collector.store_errors import StoreError

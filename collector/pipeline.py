@@ -35,10 +35,12 @@ from collector.correlator import Correlator
 from collector.domain import INCIDENT_CHANGES, Change, PairView, StateChanged, host_key
 from collector.history import Rewound
 from collector.listeners import Intake, Received
-from collector.metrics import FleetTally, ServiceMetrics, program_label
+from collector.metric_names import program_label
+from collector.metrics import ServiceMetrics
 from collector.rows import incident_row, state_row
 from collector.stage import MAX_HOSTS_SEEN, EventClock, LineStage
 from collector.store import EVENTS, HOSTS, INCIDENTS, MESSAGES, STATES
+from collector.tally import FleetTally
 from collector.writer import StoreWriter
 from parsers import Event, LineParser, ParseOptions
 from parsers.fast import FastLine

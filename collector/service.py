@@ -48,18 +48,15 @@ from collector.listeners import (
     start_tcp,
     start_udp,
 )
-from collector.metrics import (
-    FleetTally,
-    PairCollector,
-    ServiceMetrics,
-    UdpDropsCollector,
-)
+from collector.metrics import PairCollector, ServiceMetrics
 from collector.pipeline import PIPELINE_ERRORS, Pipeline
 from collector.spool import Spool, SpoolError
 from collector.store import COLUMNS, Store
 from collector.store_errors import StoreError
 from collector.store_thread import StoreThread
 from collector.store_url import StoreTarget
+from collector.tally import FleetTally
+from collector.udp_drops import UdpDropsCollector
 from collector.writer import StoreWriter
 
 __all__ = ["Lifecycle", "Service", "run"]

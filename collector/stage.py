@@ -17,9 +17,9 @@ from typing import Any, Final
 from collector.correlator import Correlator
 from collector.domain import Change, host_key
 from collector.history import History
-from collector.metrics import FleetTally
 from collector.rows import FUTURE_SKEW_US, MessageIds, host_row, line_rows, value_rows
 from collector.schema import MESSAGE_COLUMNS
+from collector.tally import FleetTally
 from parsers import Event
 from parsers.events import LINE_CODES, DhcpdOther, KeaOther
 from parsers.fast import FastLine

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from collector.config import parse_config
 from collector.correlator import Correlator
-from collector.metrics import FleetTally
+from collector.tally import FleetTally
 from collector.stage import EventClock, LineStage
 from parsers import Event, LineParser, ParseOptions
 from parsers.events import LEASE_LINES, LINE_CODES, LINE_KINDS, Lease

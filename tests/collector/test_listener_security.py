@@ -27,12 +27,8 @@ from collector.listeners import (
     start_udp,
     tls_context,
 )
-from collector.metrics import (
-    ServiceMetrics,
-    UdpDropsCollector,
-    read_proc_net_udp,
-    udp_drops,
-)
+from collector.metrics import ServiceMetrics
+from collector.udp_drops import UdpDropsCollector, read_proc_net_udp, udp_drops
 from tests.conftest import need
 from tests.pki import Pki, make_pki
 

@@ -35,18 +35,11 @@ import collector.exposition as exposition_module
 from collector.correlator import Correlator
 from collector.domain import CONDITIONS
 from collector.exposition import SeriesFamily, render
-from collector.metrics import (
-    CONTRACT,
-    FROM_UNKNOWN,
-    LEASE_TYPES,
-    FleetTally,
-    PairCollector,
-    ServiceMetrics,
-    TallySnapshot,
-    UdpDropsCollector,
-    exposition,
-    program_label,
-)
+from collector.metric_names import CONTRACT, FROM_UNKNOWN, LEASE_TYPES, program_label
+from collector.tally import FleetTally, TallySnapshot
+from collector.metrics import PairCollector, ServiceMetrics
+from collector.udp_drops import UdpDropsCollector
+from collector.exposition import exposition
 from parsers import Event, LineParser, Record
 from parsers.events import DHCPD_STATES, KEA_STATES, LeaseDiscover
 from tests.collector.scenario import OPTIONS, REL, ack, at, kea, line

@@ -21,7 +21,8 @@ from prometheus_client import CollectorRegistry
 from collector.config import Config
 from collector.correlator import Correlator
 from collector.listeners import Intake, Received
-from collector.metrics import FleetTally, ServiceMetrics
+from collector.tally import FleetTally
+from collector.metrics import ServiceMetrics
 from collector.pipeline import Pipeline
 from collector.service import RECEIVED, spilled_records
 from collector.spool import Spool

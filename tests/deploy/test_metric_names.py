@@ -25,7 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.domain import CONDITIONS
-from collector.metrics import POOL_KINDS, SYNC_RESULTS
+from collector.metric_names import POOL_KINDS, SYNC_RESULTS
 from parsers.events import DHCPD_STATES, KEA_STATES
 from tests.conftest import need
 from tests.deploy.files import OVERVIEW, RULE_TESTS, alerts, load_json, panels
