@@ -38,8 +38,8 @@ from collector.config import (
     load_config,
     parse_duration,
     parse_endpoint,
-    render_config,
 )
+from collector.config_render import render_config
 from collector.correlator import Correlator
 from collector.domain import LISTENER_TRANSPORTS
 from collector.replay import replay

@@ -34,7 +34,7 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 
 from collector import __version__
-from collector.config import Config, Listener, spool_directory
+from collector.config import Config, Listener
 from collector.correlator import Correlator
 from collector.framing import ERROR_REASONS
 from collector.http import ApiContext, start_http
@@ -50,7 +50,7 @@ from collector.listeners import (
 )
 from collector.metrics import PairCollector, ServiceMetrics
 from collector.pipeline import PIPELINE_ERRORS, Pipeline
-from collector.spool import Spool, SpoolError
+from collector.spool import Spool, SpoolError, spool_directory
 from collector.store import COLUMNS, Store
 from collector.store_errors import StoreError
 from collector.store_thread import StoreThread
@@ -116,7 +116,7 @@ class Service:
         self.thread = thread = StoreThread()
         try:
             try:
-                directory = spool_directory(self.config.serve, self.config.store.url)
+                directory = spool_directory(self.config.serve.spool_directory, self.config.store.url)
                 spool = Spool(directory, self.config.serve.spool_max_bytes)
                 received = Spool(os.path.join(directory, RECEIVED), self.config.serve.spool_max_bytes)
             except SpoolError as exc:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["DEFAULT_SEGMENT_BYTES", "Spool", "SpoolError", "SpoolFull", "SpoolRecord"]
+__all__ = ["DEFAULT_SEGMENT_BYTES", "Spool", "SpoolError", "SpoolFull", "SpoolRecord", "spool_directory"]
 
 MAGIC: Final = b"PWS1"
 _HEADER = struct.Struct(">4sII")
@@ -208,3 +208,15 @@ class Spool:
             with open(self._path(last), "r+b") as f:
                 f.truncate(offset)
                 os.fsync(f.fileno())
+
+
+def spool_directory(configured: str | None, store_url: str) -> str:
+    """Where the spool lives: `configured` (`[serve] spool_directory`), else beside an embedded
+    store (`embedded:/var/lib/pairwatch/data` -> `/var/lib/pairwatch/data.spool`), else
+    `./pairwatch-spool`."""
+    if configured is not None:
+        return configured
+    scheme, _, rest = store_url.strip().partition(":")
+    if scheme.lower() == "embedded" and rest:
+        return rest.rstrip("/") + ".spool"
+    return "./pairwatch-spool"

@@ -20,8 +20,8 @@ from collector.config import (
     TlsConfig,
     load_config,
     parse_config,
-    render_config,
 )
+from collector.config_render import render_config
 
 FULL = """
 [store]
