@@ -38,18 +38,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from collector import conditions
+from collector.conditions import CONDITIONS
 from collector.config import Config, Limits, PairConfig, load_config
 from collector.domain import (
-    COMMUNICATIONS_INTERRUPTED,
-    CONDITIONS,
-    NOT_SERVING,
-    PARTNER_DOWN,
-    POOL_EXHAUSTED,
-    SERVER_SILENT,
-    SPLIT_BRAIN,
-    STUCK,
-    SYNC_SLOW,
-    VIEWS_DISAGREE,
     Change,
     Incident,
     IncidentClosed,
@@ -272,7 +264,7 @@ class Correlator:
         if isinstance(payload, LeaseNoFree):
             activity.last_no_free = now
             activity.no_free_line = line
-            self._reevaluate(host, now, line, (POOL_EXHAUSTED.name, NOT_SERVING.name), out)
+            self._reevaluate(host, now, line, (conditions.POOL_EXHAUSTED.name, conditions.NOT_SERVING.name), out)
         elif isinstance(payload, FailoverState):
             self._state(host, activity, payload, now, line, out)
         elif isinstance(payload, FailoverConnection):
@@ -307,7 +299,7 @@ class Correlator:
                 if refused.startswith(_REFUSALS):
                     activity.last_refusal = now
                     activity.refusal_line = line
-                    self._reevaluate(activity.host, now, line, (NOT_SERVING.name,), out)
+                    self._reevaluate(activity.host, now, line, (conditions.NOT_SERVING.name,), out)
             elif code in _ANSWERS:
                 activity.last_answer = now
                 answered = True
@@ -744,7 +736,7 @@ class Correlator:
             activity.share_empty_since = None
         elif activity.share_empty_since is None:
             activity.share_empty_since = now
-        self._reevaluate(host, now, line, (POOL_EXHAUSTED.name,), out)
+        self._reevaluate(host, now, line, (conditions.POOL_EXHAUSTED.name,), out)
 
     def _after_line(
         self, pair: _Pair, activity: _Activity, answered: bool, now: float, line: str, out: list[Change]
@@ -768,7 +760,8 @@ class Correlator:
         if not (opened or pending or check_silent):
             return
         names = []
-        silent, views, serving = SERVER_SILENT.name, VIEWS_DISAGREE.name, NOT_SERVING.name
+        silent, views = conditions.SERVER_SILENT.name, conditions.VIEWS_DISAGREE.name
+        serving = conditions.NOT_SERVING.name
         if check_silent or silent in opened:  # server_silent has no hold: never pending
             names.append(silent)
         if views in opened or views in pending:
@@ -824,6 +817,15 @@ class Correlator:
 # --- conditions: (pair, now) -> (truth or None, next instant this could change) -------------
 
 Check = Callable[[_Pair, float], tuple[_Truth | None, float]]
+_CHECKS: dict[str, Check] = {}
+
+
+def _check(condition: conditions.Condition) -> Callable[[Check], Check]:
+    """Register the decorated function as `condition`'s check."""
+    def register(check: Check) -> Check:
+        _CHECKS[condition.name] = check
+        return check
+    return register
 
 
 def _serving(pair: _Pair, s: _Server) -> bool | None:
@@ -844,10 +846,12 @@ def _in_states(pair: _Pair, states: frozenset[str]) -> _Truth | None:
                   tuple(s.state_line for s in hit))
 
 
+@_check(conditions.PARTNER_DOWN)
 def _partner_down(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     return _in_states(pair, frozenset({"partner-down"})), math.inf
 
 
+@_check(conditions.COMMUNICATIONS_INTERRUPTED)
 def _communications_interrupted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     hit = [s for s in pair.servers.values() if s.state in INTERRUPTED or s.ha_interrupted is not None]
     if not hit:
@@ -871,6 +875,7 @@ def _stuck_limit(pair: _Pair, state: str | None) -> float | None:
     return None if attr is None else float(getattr(pair.limits, attr))
 
 
+@_check(conditions.STUCK)
 def _stuck(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     hit, upcoming, starts = [], math.inf, []
     for s in pair.servers.values():
@@ -888,6 +893,7 @@ def _stuck(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     return _Truth(max(starts), tuple(sorted(s.host for s in hit)), tuple(s.state_line for s in hit)), upcoming
 
 
+@_check(conditions.SPLIT_BRAIN)
 def _split_brain(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     """Both partner-down, or one partner-down while the other still serves normally.
 
@@ -915,6 +921,7 @@ def _split_brain(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
                   tuple(s.state_line for s in both), hold=hold), math.inf
 
 
+@_check(conditions.VIEWS_DISAGREE)
 def _views_disagree(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     """A's view of B differs from B's own state for longer than the grace.
 
@@ -952,6 +959,7 @@ def _views_disagree(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     return _Truth(start, hosts, evidence, hold=0.0 if confirmed else math.inf), upcoming
 
 
+@_check(conditions.NOT_SERVING)
 def _not_serving(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     """No server of the pair answers clients: each one refused a client within the
     window, or sits in a state that answers nobody for the whole window, or has
@@ -990,6 +998,7 @@ def _not_serving(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     return _Truth(max(starts), tuple(sorted(pair.servers)), tuple(evidence)), upcoming
 
 
+@_check(conditions.SERVER_SILENT)
 def _server_silent(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     """A server said nothing while its partner kept talking.
 
@@ -1021,6 +1030,7 @@ def _server_silent(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     )
 
 
+@_check(conditions.SYNC_SLOW)
 def _sync_slow(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     limit = pair.limits.sync_slow
     hits, upcoming = [], math.inf
@@ -1038,6 +1048,7 @@ def _sync_slow(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     return truth, upcoming
 
 
+@_check(conditions.POOL_EXHAUSTED)
 def _pool_exhausted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     window = pair.limits.pool_exhausted_window
     hits: list[tuple[float, str, str, float]] = []  # since, host, line, hold
@@ -1060,18 +1071,5 @@ def _pool_exhausted(pair: _Pair, now: float) -> tuple[_Truth | None, float]:
     return _Truth(since, tuple(sorted({h[1] for h in hits})), tuple(h[2] for h in hits), hold), upcoming
 
 
-_CHECKS: dict[str, Check] = {
-    condition.name: check for condition, check in (
-        (PARTNER_DOWN, _partner_down),
-        (COMMUNICATIONS_INTERRUPTED, _communications_interrupted),
-        (STUCK, _stuck),
-        (SPLIT_BRAIN, _split_brain),
-        (VIEWS_DISAGREE, _views_disagree),
-        (NOT_SERVING, _not_serving),
-        (SERVER_SILENT, _server_silent),
-        (SYNC_SLOW, _sync_slow),
-        (POOL_EXHAUSTED, _pool_exhausted),
-    )
-}
 if _CHECKS.keys() != set(CONDITIONS):  # (a condition added to the registry needs its check here)
     raise ImportError(f"conditions without a check: {sorted(set(CONDITIONS) - _CHECKS.keys())}")

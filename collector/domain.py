@@ -39,41 +39,6 @@ class PoolCounts(NamedTuple):
         return self.total > 0 and 0 in (self.free, self.backup)
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """A condition pairwatch reports on a pair (DESIGN.md "Conditions"): the one place its name
-    is written. The correlator's checks and the report's diagnoses are keyed by these.
-
-    `name` labels `pairwatch_condition_active` and is an incident's `condition`; `limits`,
-    the `[limits]` keys (`collector.config.Limits`, whose defaults they take) that say how
-    long a pair may be in it before it counts; `advice`, what the report tells an operator to
-    do while it lasts (None: the diagnosis itself says it)."""
-
-    name: str
-    limits: tuple[str, ...] = ()
-    advice: str | None = None
-
-
-PARTNER_DOWN = Condition("partner_down")
-COMMUNICATIONS_INTERRUPTED = Condition("communications_interrupted")
-STUCK = Condition("stuck", ("mclt", "recover_wait_grace", "startup", "recover", "recover_done", "potential_conflict",
-                            "resolution_interrupted", "conflict_done", "kea_waiting", "kea_syncing", "kea_ready"))
-SPLIT_BRAIN = Condition("split_brain", ("split_brain_hold",))
-VIEWS_DISAGREE = Condition("views_disagree", ("views_disagree",),
-                           "check the failover link between them and both servers' log forwarding")
-NOT_SERVING = Condition("not_serving", ("not_serving_window", "server_silent"),
-                        "new clients get no address and renewals fail as leases run out")
-SERVER_SILENT = Condition("server_silent", ("server_silent",), "check dhcpd on {who} and its rsyslog forwarding")
-SYNC_SLOW = Condition("sync_slow", ("sync_slow",),
-                      "check the link between the servers and the partner: until the resync ends {who} serves nobody")
-POOL_EXHAUSTED = Condition("pool_exhausted", ("pool_exhausted_window",),
-                           "add addresses or shorten lease times; a server in communications-interrupted "
-                           "cannot use its partner's share until partner-down")
-REGISTRY = (PARTNER_DOWN, COMMUNICATIONS_INTERRUPTED, STUCK, SPLIT_BRAIN, VIEWS_DISAGREE, NOT_SERVING, SERVER_SILENT,
-            SYNC_SLOW, POOL_EXHAUSTED)
-"""Every condition, in the order DESIGN.md lists them (and metrics and reports show them)."""
-CONDITIONS = tuple(condition.name for condition in REGISTRY)
-
 
 def host_key(name: str, strip_domain: bool) -> str:
     """The form in which two host names are compared: lowercase, and with `strip_domain`

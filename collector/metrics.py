@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from collector.domain import CONDITIONS, TRANSPORTS, PairView
+from collector.conditions import CONDITIONS
+from collector.domain import TRANSPORTS, PairView
 from collector.exposition import SeriesFamily
 from collector.metric_names import (
     CONTRACT,

@@ -26,24 +26,15 @@ from __future__ import annotations
 import re
 import textwrap
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from collector import conditions
+from collector.conditions import CONDITIONS, Condition
 from collector.correlator import DHCPD_SERVING, KEA_SERVING
 from collector.domain import (
-    COMMUNICATIONS_INTERRUPTED,
-    CONDITIONS,
-    NOT_SERVING,
-    PARTNER_DOWN,
-    POOL_EXHAUSTED,
-    SERVER_SILENT,
-    SPLIT_BRAIN,
-    STUCK,
-    SYNC_SLOW,
-    VIEWS_DISAGREE,
-    Condition,
     Incident,
     StateChanged,
 )
@@ -408,7 +399,8 @@ class _Context:
         """
         parts = []
         for other in self.others(hosts):
-            silent = next((i for i in self.incidents if i.condition == SERVER_SILENT.name and other in i.servers
+            silent = next((i for i in self.incidents
+                           if i.condition == conditions.SERVER_SILENT.name and other in i.servers
                            and i.start <= self.stop and (i.end is None or i.end > since)), None)
             if silent is not None:
                 parts.append(f"{other} fell silent (server_silent from {self.clock(silent.start)})")
@@ -433,6 +425,19 @@ class _Context:
         return "; ".join(parts)
 
 
+Diagnosis = Callable[["_Context"], tuple[str, str]]
+_DIAGNOSES: dict[str, Diagnosis] = {}
+
+
+def _diagnosis(condition: Condition) -> Callable[[Diagnosis], Diagnosis]:
+    """Register the decorated function as `condition`'s diagnosis: (what happened, advice)."""
+    def register(diagnose: Diagnosis) -> Diagnosis:
+        _DIAGNOSES[condition.name] = diagnose
+        return diagnose
+    return register
+
+
+@_diagnosis(conditions.STUCK)
 def _stuck(ctx: _Context) -> tuple[str, str]:
     sentences, advice = [], ""
     prefer = frozenset(_STUCK)
@@ -483,6 +488,7 @@ def _by_state(ctx: _Context, hosts: Sequence[str], prefer: frozenset[str] | None
     return groups
 
 
+@_diagnosis(conditions.COMMUNICATIONS_INTERRUPTED)
 def _interrupted(ctx: _Context) -> tuple[str, str]:
     sentences, advice = [], ""
     everyone = len(ctx.incident.servers) > 1 and not ctx.others(ctx.incident.servers)
@@ -502,6 +508,7 @@ def _interrupted(ctx: _Context) -> tuple[str, str]:
     return ". ".join(sentences), advice
 
 
+@_diagnosis(conditions.PARTNER_DOWN)
 def _partner_down(ctx: _Context) -> tuple[str, str]:
     hosts = list(ctx.incident.servers)
     band = ctx.band_at(hosts[0], ctx.incident.start, prefer=frozenset({"partner-down"}))
@@ -517,6 +524,7 @@ def _partner_down(ctx: _Context) -> tuple[str, str]:
     return text + ("; " + meanwhile if meanwhile else ""), advice
 
 
+@_diagnosis(conditions.SPLIT_BRAIN)
 def _split_brain(ctx: _Context) -> tuple[str, str]:
     prefer = frozenset({"partner-down"})
     groups = _by_state(ctx, ctx.incident.servers, prefer)
@@ -528,6 +536,7 @@ def _split_brain(ctx: _Context) -> tuple[str, str]:
     return text.format(**words), advice.format(**words)
 
 
+@_diagnosis(conditions.VIEWS_DISAGREE)
 def _views_disagree(ctx: _Context) -> tuple[str, str]:
     start, found = ctx.incident.start, []
     hosts = ctx.servers()
@@ -542,9 +551,10 @@ def _views_disagree(ctx: _Context) -> tuple[str, str]:
                              f"{words['is']} in {own.state} (since {ctx.clock(since)}, {ctx.dur(since)})")
     text = "; ".join(found) or f"the servers' views of each other disagree{_for(ctx)}"
     return text + ": a change did not reach the partner (half-open failover link, or lost log lines)", \
-        _advice(VIEWS_DISAGREE)
+        _advice(conditions.VIEWS_DISAGREE)
 
 
+@_diagnosis(conditions.NOT_SERVING)
 def _not_serving(ctx: _Context) -> tuple[str, str]:
     reasons: list[str] = []
     for line in ctx.incident.evidence:
@@ -559,18 +569,20 @@ def _not_serving(ctx: _Context) -> tuple[str, str]:
             if state and state not in SERVING}
     if idle:
         text += "; " + ", ".join(f"{_join(hosts)} {ctx.words(hosts)['is']} in {state}" for state, hosts in idle.items())
-    return text, _advice(NOT_SERVING)
+    return text, _advice(conditions.NOT_SERVING)
 
 
+@_diagnosis(conditions.SERVER_SILENT)
 def _server_silent(ctx: _Context) -> tuple[str, str]:
     hosts = list(ctx.incident.servers)
     words = ctx.words(hosts)
     text = (f"{words['who']} {words['was']} silent past the limit since {words['since']} ({words['dur']}; "
             f"{words['its']} last line is below) while {words['other']} kept logging: {words['who']} "
             f"{words['is']} down, or {words['its']} syslog forwarding {words['is']}")
-    return text, _advice(SERVER_SILENT).format(**words)
+    return text, _advice(conditions.SERVER_SILENT).format(**words)
 
 
+@_diagnosis(conditions.SYNC_SLOW)
 def _sync_slow(ctx: _Context) -> tuple[str, str]:
     hosts = list(ctx.incident.servers)
     words = ctx.words(hosts)
@@ -578,9 +590,10 @@ def _sync_slow(ctx: _Context) -> tuple[str, str]:
             f"running past the limit from {words['since']} on ({words['dur']}), and {words['who']} answers no "
             f"client until it completes")
     meanwhile = ctx.meanwhile(hosts, ctx.incident.start, serving=False) if len(hosts) == 1 else ""
-    return text + ("; " + meanwhile if meanwhile else ""), _advice(SYNC_SLOW).format(**words)
+    return text + ("; " + meanwhile if meanwhile else ""), _advice(conditions.SYNC_SLOW).format(**words)
 
 
+@_diagnosis(conditions.POOL_EXHAUSTED)
 def _pool_exhausted(ctx: _Context) -> tuple[str, str]:
     found: list[str] = []
     for line in ctx.incident.evidence:
@@ -602,26 +615,13 @@ def _pool_exhausted(ctx: _Context) -> tuple[str, str]:
             found.append(f"{host} reports {payload.network or payload.pool}: no free lease left for the {side} "
                          f"({other} {left} of {payload.total})")
     text = "; ".join(dict.fromkeys(found)) or f"a pool ran out of free leases{_for(ctx)}"
-    return text, _advice(POOL_EXHAUSTED)
+    return text, _advice(conditions.POOL_EXHAUSTED)
 
 
 def _generic(ctx: _Context) -> tuple[str, str]:
     return f"{ctx.incident.condition} held for {_join(list(ctx.incident.servers))}{_for(ctx)}", ""
 
 
-_DIAGNOSES = {
-    condition.name: diagnose for condition, diagnose in (
-        (STUCK, _stuck),
-        (COMMUNICATIONS_INTERRUPTED, _interrupted),
-        (PARTNER_DOWN, _partner_down),
-        (SPLIT_BRAIN, _split_brain),
-        (VIEWS_DISAGREE, _views_disagree),
-        (NOT_SERVING, _not_serving),
-        (SERVER_SILENT, _server_silent),
-        (SYNC_SLOW, _sync_slow),
-        (POOL_EXHAUSTED, _pool_exhausted),
-    )
-}
 if _DIAGNOSES.keys() != set(CONDITIONS):  # (a condition added to the registry needs its words here)
     raise ImportError(f"conditions without a diagnosis: {sorted(set(CONDITIONS) - _DIAGNOSES.keys())}")
 
@@ -699,7 +699,7 @@ def _render_pair(report: PairReport, end: float, options: ParseOptions) -> list[
             shown = date if date != day else " " * len(date)
             day = date
             out.append(f"    {shown} {_time(b.start)}  {b.state:<{width}}  {duration(b.end - b.start, b.open)}")
-        silent = next((i for i in report.incidents if i.condition == SERVER_SILENT.name and host in i.servers
+        silent = next((i for i in report.incidents if i.condition == conditions.SERVER_SILENT.name and host in i.servers
                        and i.end is None), None)
         if silent is not None and mine:
             out += _wrap(f"silent (server_silent from {_clock(silent.start, mine[-1].start)}): the state above "

@@ -33,7 +33,7 @@ from prometheus_client.utils import floatToGoString
 
 import collector.exposition as exposition_module
 from collector.correlator import Correlator
-from collector.domain import CONDITIONS
+from collector.conditions import CONDITIONS
 from collector.exposition import SeriesFamily, render
 from collector.metric_names import CONTRACT, FROM_UNKNOWN, LEASE_TYPES, program_label
 from collector.tally import FleetTally, TallySnapshot

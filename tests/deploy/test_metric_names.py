@@ -24,7 +24,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.domain import CONDITIONS
+from collector.conditions import CONDITIONS
 from collector.metric_names import POOL_KINDS, SYNC_RESULTS
 from parsers.events import DHCPD_STATES, KEA_STATES
 from tests.conftest import need

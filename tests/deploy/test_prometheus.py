@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from collector.domain import CONDITIONS
+from collector.conditions import CONDITIONS
 from tests.conftest import need
 from tests.deploy.files import (
     PROMETHEUS_CONFIG,

@@ -241,7 +241,7 @@ _ZONES = st.sampled_from([ParseOptions(reference=REFERENCE), ParseOptions(refere
                           ParseOptions(reference=REFERENCE, host_tz={"dhcp1": timezone(timedelta(hours=2))})])
 
 
-@settings(max_examples=6000, deadline=None)
+@settings(max_examples=3000, deadline=None)
 @given(lines(), _ZONES)
 @example("<30>Mar  3 08:00:00 dhcp1 dhcpd: DHCPDISCOVER from 00:00:5e:00:53:2c via ens3: load balance to peer f",
          OPTIONS)
