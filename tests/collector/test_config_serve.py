@@ -4,12 +4,12 @@ printout (it must load back to the same config), and how `serve` flags override 
 from __future__ import annotations
 
 import ipaddress
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
-from collector.cli import _with_serve_flags, build_parser, main
+from collector.cli import main
 from collector.config import (
     Config,
     ConfigError,
@@ -149,18 +149,30 @@ def test_check_config_loads_the_tls_files(tmp_path: Path, capsys: pytest.Capture
     assert len(err) == 1 and err[0].startswith("pairwatch check-config: serve.tls_cert: cannot load the certificate")
 
 
-def _flags(config: Config, *argv: str) -> Config:
-    return _with_serve_flags(config, build_parser().parse_args(["serve", *argv]))
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
+    """The configurations `pairwatch serve` hands to the service, in order: `collector.service.run`
+    is replaced by a recorder, so the command returns 0 instead of starting a service."""
+    ran: list[Config] = []
+
+    def record(config: Config, store: object, tls: object = None, api_token: object = None) -> int:
+        ran.append(config)
+        return 0
+
+    monkeypatch.setattr("collector.service.run", record)
+    return ran
 
 
-def test_serve_flags_replace_the_files_listeners_http_and_store(tmp_path: Path) -> None:
+def test_serve_flags_replace_the_files_listeners_http_and_store(tmp_path: Path, served: list[Config]) -> None:
     path = tmp_path / "pairwatch.toml"
     path.write_text('[serve]\nudp = ["0.0.0.0:514"]\ntcp = ["0.0.0.0:5514"]\nallow = ["10.0.0.0/8"]\n'
                     '[store]\nurl = "embedded:/var/lib/pairwatch"\n')
     config = load_config(str(path))
-    assert _flags(config) == config
-    flagged = _flags(config, "--tcp", "127.0.0.1:6000", "--tcp", "[::1]:6000", "--http", "127.0.0.1:9999",
-                     "--store", "embedded:/tmp/x")
+    assert main(["serve", "--config", str(path)]) == 0
+    assert served == [config]
+    assert main(["serve", "--config", str(path), "--tcp", "127.0.0.1:6000", "--tcp", "[::1]:6000",
+                 "--http", "127.0.0.1:9999", "--store", "embedded:/tmp/x"]) == 0
+    flagged = served[-1]
     assert flagged.serve.listeners == (Listener("tcp", Endpoint("127.0.0.1", 6000)), Listener("tcp", Endpoint("::1", 6000)))
     assert flagged.serve.http == Endpoint("127.0.0.1", 9999)
     assert flagged.serve.allow == config.serve.allow  # what flags do not name stays

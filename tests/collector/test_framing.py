@@ -243,14 +243,24 @@ def test_bad_max_message():
     assert FrameDecoder(MAX_OCTET_COUNT).max_message == MAX_OCTET_COUNT
 
 
-def test_frames_are_frozen_values():
-    built = framing._frame(b"x", "lf")
-    assert built == Frame(b"x", "lf") and hash(built) == hash(Frame(b"x", "lf"))
-    assert repr(built) == "Frame(data=b'x', framing='lf')"
-    with pytest.raises(AttributeError):
-        built.data = b"y"  # type: ignore[misc]
-    with pytest.raises(AttributeError):
-        FramingError("oversize", "x").reason = "truncated"  # type: ignore[misc]
+def test_decoded_frames_are_frozen_values():
+    """The frames `feed` returns (octet and LF mode, from one feed, from a small feed onto a
+    partial frame, flushed at EOF) are the values `Frame(data=..., framing=...)` builds: equal,
+    with the same hash and repr, immutable and without a `__dict__`."""
+    decoder = FrameDecoder()
+    frames = decoder.feed(counted(HELLO) + P23 + b"\n")
+    frames += decoder.feed(RFC3339[:-1]) + decoder.feed(RFC3339[-1:] + b"\n")
+    frames += decoder.feed(HELLO) + decoder.feed(b"")
+    built = [Frame(data=HELLO, framing="octet"), Frame(data=P23, framing="lf"), Frame(data=RFC3339, framing="lf"),
+             Frame(data=HELLO, framing="lf")]
+    assert frames == built
+    assert len(set(frames)) == 4 and set(frames) == set(built)
+    for frame, value in zip(frames, built):
+        assert type(frame) is Frame and type(frame.data) is bytes
+        assert hash(frame) == hash(value) and repr(frame) == repr(value)
+        assert not hasattr(frame, "__dict__")
+        with pytest.raises(AttributeError):
+            frame.data = b"y"  # type: ignore[misc,union-attr]
 
 
 def test_error_reasons_closed_set():

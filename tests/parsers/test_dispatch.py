@@ -107,11 +107,29 @@ def test_rsyslog_repeat_reduction_carries_the_message():
     assert event.payload == LeaseDiscover(mac="00:00:5e:00:53:01", via="eth0")
 
 
-def test_sender_memory_is_bounded():
-    parser = LineParser(OPTS, max_senders=8)
-    for i in range(100):
-        parser.parse(f"Mar  3 08:16:00 host{i} dhcpd: exiting.")
-    assert len(parser._last) <= 8 and len(parser._last_of_host) <= 8
+@pytest.mark.parametrize("method", ["parse", "read"])
+def test_sender_memory_is_bounded(method: str):
+    """`max_senders` bounds what the parser remembers: within it, a repeat of the first sender
+    takes that sender's previous payload; after more distinct senders than that it no longer
+    does (by host and program, nor by host alone), while the newest sender's still does. The
+    lines are fed through `parse` or through `read` (the fast path takes them)."""
+
+    def repeats_after(senders: int, host: str = "host0") -> list[tuple[object, int | None]]:
+        parser = LineParser(OPTS, max_senders=8)
+        feed = getattr(parser, method)
+        for i in range(senders):
+            feed(f"<30>Mar  3 08:16:00 host{i} dhcpd: DHCPDISCOVER from 00:00:5e:00:53:{i:02x} via eth0")
+        repeats = [parser.parse(f"<30>Mar  3 08:16:10 {host} dhcpd: last message repeated 2 times"),  # (host, program)
+                   parser.parse(f"<30>Mar  3 08:16:10 {host} last message repeated 2 times")]  # no tag: by host
+        return [(event.payload, event.repeated) for event in repeats]
+
+    first = LeaseDiscover(mac="00:00:5e:00:53:00", via="eth0")
+    assert repeats_after(1) == repeats_after(8) == [(first, 2), (first, 2)]
+    forgotten = [(DhcpdOther(message="last message repeated 2 times"), 2),
+                 (SyslogOther(message="last message repeated 2 times"), 2)]
+    assert repeats_after(9) == repeats_after(100) == forgotten
+    newest = LeaseDiscover(mac="00:00:5e:00:53:63", via="eth0")
+    assert repeats_after(100, host="host99") == [(newest, 2), (newest, 2)]
 
 
 def test_expand_kea_transition_into_self_and_peer():
