@@ -235,7 +235,9 @@ class Correlator:
         self._seq = 0
         self.reached = -math.inf
         """The latest instant anything was decided at (a line's time, or a deadline a tick ran
-        to): a copy of this correlator holds only what happened up to it (`collector.history`)."""
+        a pair that has logged to): a copy of this correlator holds only what happened up to it
+        (`collector.history`). A pair that has logged nothing runs on the wall clock and does not
+        move it."""
         for pc in self.config.pairs:
             self._declare(pc)
 
@@ -369,7 +371,10 @@ class Correlator:
         return out
 
     def _advance(self, pair: _Pair, until: float, out: list[Change]) -> None:
-        if until > self.reached:
+        if until > self.reached and pair.newest > -math.inf:
+            # (a pair that has logged nothing runs on the wall clock: its time says nothing of
+            # where the lines are, and a checkpoint dated by it would come after every late
+            # line of a queue flushed days later, which then could not be replayed)
             self.reached = until
         while pair.deadline <= until:
             due, pair.deadline = pair.deadline, math.inf

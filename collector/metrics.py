@@ -5,7 +5,7 @@
   live state.
 * `ServiceMetrics` holds the service's own counters and gauges as `prometheus_client` objects.
 
-The names are `collector.metric_names`'. Nothing registers at import time or touches
+The names come from `collector.metric_names`. Nothing registers at import time or touches
 `prometheus_client.REGISTRY`. No `_created` series: stripped per registry, since
 `disable_created_metrics()` is process-global.
 """

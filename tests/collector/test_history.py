@@ -16,7 +16,7 @@ from collector.domain import INCIDENT_CHANGES, Incident
 from collector.history import REWIND_INTERVAL, History
 from collector.replay import replay
 from parsers import LineParser, ParseOptions
-from tests.collector.test_event_time import frame, servers, split_brain
+from tests.collector.test_event_time import DAY, frame, servers, split_brain
 
 Stored = dict[tuple[str, str, float], tuple[tuple[str, ...], float | None, bool]]
 
@@ -108,3 +108,33 @@ def test_a_line_older_than_the_journal_reaches_is_applied_at_its_own_time() -> N
     assert history.late_applied == 0  # (B was in no pair yet: its first line is not late)
     deliver(history, store, [(1101.0, late[1])])
     assert history.replays == 0 and history.late_applied == 1
+
+
+def test_a_queue_flushed_days_later_is_replayed_while_another_pair_is_idle() -> None:
+    """A pair that has logged nothing runs on the wall clock. When old lines (a forwarder's
+    queue, days late) reach a live service, one server's on time and the other's later, the
+    idle pair's clock must not date the checkpoints past every old line, else the late lines
+    cannot be replayed and are applied out of order (two incidents of one server each, no split
+    brain). Found under load in CI: the tick that runs the idle pair came between chunks."""
+    lines = texts("hist4")
+    a, b = servers("hist4")
+    wall = DAY + 36000 + 2 * 86400  # two days after the lines were logged
+    correlator = Correlator(parse_config({"pair": [{"name": "idle", "hosts": ["idle-1", "idle-2"]}]}))
+    correlator.restore([], [], wall)  # as `serve` does at its start: every pair is evaluated at the first tick
+    history, store = History(correlator), Store()
+    parser = LineParser(ParseOptions(tz=UTC))
+    for text in [text for host, text in lines if host == a]:  # one chunk of on-time lines, settled as the pipeline does
+        event = parser.parse(text)
+        assert event.record.ts is not None
+        for change in history.feed(event, event.record.ts.timestamp(), text, wall):
+            if isinstance(change, INCIDENT_CHANGES):
+                store.write(change.incident)
+        settle(history, store, wall)
+    for change in history.tick(wall):  # the pipeline's clock: the idle pair runs to the wall clock
+        if isinstance(change, INCIDENT_CHANGES):
+            store.write(change.incident)
+    settle(history, store, wall)
+    late = [text for host, text in lines if host == b]
+    deliver(history, store, [(wall + 60 + i * 0.01, text) for i, text in enumerate(late)])
+    assert history.replays >= 1
+    assert store.standing() == analyzed([text for _, text in lines])
