@@ -77,8 +77,6 @@ _DHCPD: Final = {
     "DHCPRE": (re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from (\S+)" + _TAIL + r"()\Z"), "lease.request"),
     "DHCPRL": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
 }
-_NO_SHAPE: Final = (re.compile(r"(?!)"), "")
-"""What a dhcpd message of none of those first letters is matched with: nothing."""
 _DHCPD_NAMES: Final = frozenset({"dhcpd"})
 _DHCPD_RARER: Final = frozenset({"DHCPIN", "DHCPAC", "DHCPNA"})
 """First letters of dhcpd client lines without a shape here (DHCPINFORM, its DHCPACK to, DHCPNAK),
@@ -132,9 +130,11 @@ class FastPath:
         msgid = ip = mac = name = via = server_id = refused = detail = None
         if program in _DHCPD_NAMES:
             first = text[start:start + 6]
-            pattern, kind = _DHCPD.get("DHCPRL" if first == "DHCPRE" and text.startswith("L", start + 6) else first,
-                                       _NO_SHAPE)
-            body = pattern.match(text, start)
+            shape = _DHCPD.get("DHCPRL" if first == "DHCPRE" and text.startswith("L", start + 6) else first)
+            body = None
+            if shape is not None:
+                pattern, kind = shape
+                body = pattern.match(text, start)
             if body is None:  # an INFORM, its ACK, a NAK: their own rules, so the fields are the full parser's
                 if first not in _DHCPD_RARER or "repeated" in text:
                     return None
