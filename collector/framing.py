@@ -71,6 +71,7 @@ __all__ = [
     "MAX_OCTET_COUNT",
     "datagram_frame",
     "decode_text",
+    "decode_texts",
 ]
 
 DEFAULT_MAX_MESSAGE: Final = 64 * 1024
@@ -130,7 +131,7 @@ _NON_DIGIT = re.compile(rb"[^0-9]")
 _TLS_HANDSHAKE = 0x16
 _TLS_MAJOR = 0x03
 
-_LF, _CR, _SP, _NUL = 10, 13, 32, 0
+_LF, _CR, _SP, _NUL, _ZERO = 10, 13, 32, 0, 48
 
 # Decoder states. START: at a frame start (`_scan` = digits already seen); LINE: in an
 # LF-mode frame (`_scan` = searched up to); OCTET: in a counted frame (`_body`, `_need`);
@@ -228,8 +229,33 @@ class FrameDecoder:
         max_run = self._max_run
         append = out.append
         is_bytes = type(buf) is bytes  # slices of bytes are already bytes: one copy, not two
+        find = buf.find
         while pos < n:
             if state == _START:
+                # The common case first, in a loop of its own: complete, well-formed
+                # octet-counted frames one after another. Anything else leaves it at that
+                # frame's start, for the state machine below.
+                while True:
+                    sp = find(b" ", pos, pos + _COUNT_DIGITS + 1)
+                    if sp <= pos:
+                        break
+                    count = buf[pos:sp]
+                    if count[0] == _ZERO or not count.isdigit():
+                        break
+                    need = int(count)
+                    end = sp + 1 + need
+                    if need > max_message or end > n:
+                        break
+                    stop = end
+                    if buf[stop - 1] == _LF:
+                        stop -= 1
+                        if stop > sp + 1 and buf[stop - 1] == _CR:
+                            stop -= 1
+                    if stop > sp + 1:
+                        append(_frame(buf[sp + 1:stop] if is_bytes else bytes(buf[sp + 1:stop]), "octet"))
+                    pos = end
+                if pos >= n:
+                    break
                 c = buf[pos]
                 if 49 <= c <= 57:  # "1".."9": octet counting or a line starting with digits
                     m = _NON_DIGIT.search(buf, scan if scan > pos else pos + 1)
@@ -363,6 +389,23 @@ def decode_text(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8"), False
     except UnicodeDecodeError:
         return data.decode("utf-8", "replace"), True
+
+
+def decode_texts(frames: list[bytes]) -> tuple[list[str], int]:
+    """Many frames -> (their texts, how many had invalid UTF-8), as `decode_text` each.
+
+    One decode of the frames joined by LF when none holds an LF and all are valid (nearly
+    always): the split then gives exactly one text per frame. Otherwise each on its own."""
+    try:
+        texts = b"\n".join(frames).decode()
+    except UnicodeDecodeError:
+        pass
+    else:
+        split = texts.split("\n")
+        if len(split) == len(frames):
+            return split, 0
+    decoded = [decode_text(frame) for frame in frames]
+    return [text for text, _ in decoded], sum(invalid for _, invalid in decoded)
 
 
 def datagram_frame(data: bytes) -> bytes:

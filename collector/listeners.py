@@ -1,8 +1,10 @@
 """asyncio syslog listeners: UDP, TCP and TLS (RFC 5425), feeding one bounded queue.
 
-Each received message becomes one `Received` item on the pipeline's `asyncio.Queue`:
-(receive time, text, transport, sender address). The queue is bounded (`serve.queue_size`);
-when it is full:
+What one read brings becomes one item of the intake's queue: an `Arrival` (receive time,
+the texts, transport, sender address) per TCP read, the undecoded datagrams of a UDP read
+(decoded when the pipeline takes them, so a read costs little more than its system calls
+and a burst leaves the socket's buffer as fast as it comes). The queue is bounded by lines
+(`serve.queue_size`); when it is full:
 
 * TCP stops reading (`transport.pause_reading()`): the sender's own queue holds the
   data (DESIGN "Reliability rules"). Reading resumes once the queue has drained below a
@@ -37,12 +39,14 @@ import logging
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from collector.config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_SENDER,
+    DEFAULT_QUEUE_SIZE,
     DEFAULT_UDP_RECEIVE_BUFFER,
     Network,
     TlsConfig,
@@ -53,6 +57,7 @@ from collector.framing import (
     FrameDecoder,
     FramingError,
     datagram_frame,
+    decode_texts,
 )
 from collector.metrics import ServiceMetrics
 
@@ -62,6 +67,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     uvloop = None
 
 __all__ = [
+    "Arrival",
     "LISTENER_ERRORS",
     "QUEUE_FULL",
     "TLS_HANDSHAKE",
@@ -101,16 +107,58 @@ REFUSAL_LOG_INTERVAL: Final = 60.0
 MAX_DIVERTED: Final = 2_000_000
 """Messages read at shutdown beyond the queue (`Intake.divert`); past it, connections pause."""
 _GATE_CACHE: Final = 4096
+_LF: Final = 10
 
 
 class Received(NamedTuple):
+    """One line as it was received (what the spool keeps of a line spilled at shutdown)."""
+
     received_at: float
     text: str
     transport: str
     sender: str
 
 
-_new_tuple = tuple.__new__
+class Arrival(NamedTuple):
+    """Lines one sender's read brought: a queue item per read rather than per line, because
+    what a queue item costs, paid per line, was a tenth of the line's whole path."""
+
+    received_at: float
+    texts: list[str]
+    transport: str
+    sender: str
+
+    @property
+    def size(self) -> int:
+        return len(self.texts)
+
+    def head(self, count: int) -> Arrival:
+        """The first `count` lines (the rest: `tail`)."""
+        return self._replace(texts=self.texts[:count])
+
+    def tail(self, count: int) -> Arrival:
+        return self._replace(texts=self.texts[count:])
+
+    def lines(self) -> list[Received]:
+        return [Received(self.received_at, text, self.transport, self.sender) for text in self.texts]
+
+
+class _Datagrams(NamedTuple):
+    """The datagrams of one UDP read, framed but not decoded, and each one's sender."""
+
+    received_at: float
+    payloads: list[bytes]
+    senders: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.payloads)
+
+    def head(self, count: int) -> _Datagrams:
+        return _Datagrams(self.received_at, self.payloads[:count], self.senders[:count])
+
+    def tail(self, count: int) -> _Datagrams:
+        return _Datagrams(self.received_at, self.payloads[count:], self.senders[count:])
 
 
 def _address(peer: object) -> str:
@@ -181,14 +229,21 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext:
 
 
 class Intake:
-    """What every listener shares: the queue, the metrics, and the paused TCP transports."""
+    """What every listener shares: the queue, the metrics, and the paused TCP transports.
 
-    def __init__(self, queue: asyncio.Queue[Received], metrics: ServiceMetrics,
-                 max_message: int = DEFAULT_MAX_MESSAGE, *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    The queue holds one item per read (`Arrival`, or a UDP read's datagrams) and is bounded by
+    the lines in it, `queued` of at most `queue_size`: `put` takes what fits, the pipeline
+    `take`s up to a number of lines."""
+
+    def __init__(self, metrics: ServiceMetrics, max_message: int = DEFAULT_MAX_MESSAGE, *,
+                 queue_size: int = DEFAULT_QUEUE_SIZE, max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_per_sender: int = DEFAULT_MAX_CONNECTIONS_PER_SENDER, idle_timeout: float | None = None) -> None:
-        self.queue = queue
         self.metrics = metrics
         self.max_message = max_message
+        self.queue_size = queue_size
+        self.queued = 0  # lines in `_items`
+        self._items: deque[Arrival | _Datagrams] = deque()
+        self._ready = asyncio.Event()  # set while `_items` holds something
         self.max_connections = max_connections
         self.max_per_sender = max_per_sender
         self.idle_timeout = idle_timeout
@@ -197,9 +252,11 @@ class Intake:
         self._paused: set[_TcpProtocol] = set()  # connections holding frames the queue had no room for
         self._connections: set[_TcpProtocol] = set()
         self.draining = False
-        self.diverted: list[Received] | None = None
+        self.diverted: list[Arrival | _Datagrams] | None = None
+        self._diverted_lines = 0
         self._tls_logged_at = -REFUSAL_LOG_INTERVAL
-        self._low_water = max(1, self.queue.maxsize // 2) if self.queue.maxsize > 0 else 0
+        self._low_water = max(1, queue_size // 2)
+        self._invalid = metrics.syslog_errors.labels(INVALID_UTF8)
         self.pollers: list[Callable[[], None]] = []  # the UDP listeners' reads, see `poll`
 
     def poll(self) -> None:
@@ -209,19 +266,72 @@ class Intake:
         for read in self.pollers:
             read()
 
-    def put(self, item: Received) -> bool:
-        """Queue one message; False when the queue is full (the caller decides what that means).
-        While diverted (shutdown), messages go to `diverted` instead, up to `MAX_DIVERTED`."""
+    def put(self, item: Arrival | _Datagrams) -> int:
+        """Queue the lines of one read, as many as there is room for; returns how many (the
+        caller decides what the rest means). While diverted (shutdown), they go to `diverted`
+        instead, up to `MAX_DIVERTED`."""
+        room = (MAX_DIVERTED - self._diverted_lines if self.diverted is not None else self.queue_size - self.queued)
+        size = item.size
+        if room <= 0 or not size:
+            return 0
+        if size > room:
+            item, size = item.head(room), room
         if self.diverted is not None:
-            if len(self.diverted) >= MAX_DIVERTED:
-                return False
             self.diverted.append(item)
-            return True
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            return False
-        return True
+            self._diverted_lines += size
+        else:
+            self._items.append(item)
+            self.queued += size
+            self._ready.set()
+        return size
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def wait(self, timeout: float) -> None:
+        """Until the queue holds something, or `timeout` seconds."""
+        if not self._items:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
+            except TimeoutError:
+                pass
+
+    def take(self, limit: int) -> list[Arrival]:
+        """Up to `limit` lines from the front of the queue, oldest first (an item bigger than
+        what is left of `limit` is split)."""
+        items = self._items
+        taken: list[Arrival] = []
+        while limit > 0 and items:
+            item = items.popleft()
+            if type(item) is _Datagrams:
+                items.extendleft(reversed(self._decoded(item)))
+                continue
+            assert isinstance(item, Arrival)
+            size = item.size
+            if size > limit:
+                items.appendleft(item.tail(limit))
+                item, size = item.head(limit), limit
+            taken.append(item)
+            limit -= size
+            self.queued -= size
+        if not items:
+            self._ready.clear()
+        return taken
+
+    def _decoded(self, datagrams: _Datagrams) -> list[Arrival]:
+        """A UDP read's datagrams as texts, one `Arrival` per run of the same sender."""
+        texts, invalid = decode_texts(datagrams.payloads)
+        if invalid:
+            self._invalid.inc(invalid)
+        arrivals: list[Arrival] = []
+        senders = datagrams.senders
+        start = 0
+        for end in range(1, len(senders) + 1):
+            if end == len(senders) or senders[end] != senders[start]:
+                arrivals.append(Arrival(datagrams.received_at, texts[start:end], "udp", senders[start]))
+                start = end
+        return arrivals
 
     def divert(self) -> None:
         """Shutdown, first step: from now on frames go to a list, not the bounded queue, and
@@ -235,9 +345,10 @@ class Intake:
         for protocol in paused:
             protocol.resume()
 
-    def take_diverted(self) -> list[Received]:
-        taken, self.diverted = self.diverted or [], None
-        return taken
+    def take_diverted(self) -> list[Arrival]:
+        taken, self.diverted, self._diverted_lines = self.diverted or [], None, 0
+        return [arrival for item in taken
+                for arrival in (self._decoded(item) if isinstance(item, _Datagrams) else (item,))]
 
     def pause(self, protocol: _TcpProtocol) -> None:
         self._paused.add(protocol)
@@ -302,9 +413,9 @@ class Intake:
                 return
             await asyncio.sleep(min(0.05, quiet))
 
-    def take_backlog(self) -> list[Received]:
+    def take_backlog(self) -> list[Arrival]:
         """Shutdown, last step: every decoded frame a paused connection still holds."""
-        held: list[Received] = []
+        held: list[Arrival] = []
         for protocol in self._paused:
             held.extend(protocol.take_backlog())
         self._paused = set()
@@ -325,7 +436,7 @@ class Intake:
 
     def resume_when_drained(self) -> None:
         """Resume paused TCP readers once the queue is below its low-water mark."""
-        if self._paused and self.queue.qsize() <= self._low_water:
+        if self._paused and self.queued <= self._low_water:
             paused, self._paused = self._paused, set()
             for protocol in paused:
                 protocol.resume()
@@ -345,7 +456,7 @@ class _TcpProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._sender = ""
         self._logged_error = False
-        self._backlog: list[Received] = []  # frames decoded while the queue was full
+        self._backlog: list[Arrival] = []  # lines read while the queue was full
         self._paused = False
         self._got_eof = False
         self._host = ""
@@ -401,7 +512,7 @@ class _TcpProtocol(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing() and not self._paused:
             self._transport.pause_reading()
 
-    def take_backlog(self) -> list[Received]:
+    def take_backlog(self) -> list[Arrival]:
         held, self._backlog = self._backlog, []
         return held
 
@@ -417,16 +528,10 @@ class _TcpProtocol(asyncio.Protocol):
         self._flush_backlog()  # what cannot be queued now waits in the intake's paused set
 
     def _handle(self, items: list[Frame | FramingError]) -> None:
-        now = time.time()
-        name, sender, append = self._name, self._sender, self._backlog.append
+        frames: list[bytes] = []
         for item in items:
             if isinstance(item, Frame):
-                try:  # (decode_text inlined: this runs once per message)
-                    text = item.data.decode()
-                except UnicodeDecodeError:
-                    text = item.data.decode("utf-8", "replace")
-                    self._invalid.inc()
-                append(_new_tuple(Received, (now, text, name, sender)))  # Received(...) minus a frame
+                frames.append(item.data)
                 continue
             self._intake.metrics.syslog_errors.labels(item.reason).inc()
             if not self._logged_error:
@@ -435,18 +540,24 @@ class _TcpProtocol(asyncio.Protocol):
                             self._name, self._sender, item.reason, item.detail)
             if item.reason == "tls_on_plain_port" and self._transport is not None:
                 self._transport.close()
+        if frames:
+            texts, invalid = decode_texts(frames)
+            if invalid:
+                self._invalid.inc(invalid)
+            self._backlog.append(Arrival(time.time(), texts, self._name, self._sender))
         self._flush_backlog()
 
     def _flush_backlog(self) -> None:
         backlog = self._backlog
-        sent = 0
-        for item in backlog:
-            if not self._intake.put(item):
+        while backlog:
+            arrival = backlog[0]
+            sent = self._intake.put(arrival)
+            if sent:
+                self._counter.inc(sent)
+            if sent < arrival.size:
+                backlog[0] = arrival.tail(sent)
                 break
-            sent += 1
-        if sent:
-            self._counter.inc(sent)
-            del backlog[:sent]
+            del backlog[0]
         if backlog and not self._paused:
             self._paused = True
             if self._transport is not None and not self._transport.is_closing():
@@ -489,7 +600,6 @@ class UdpListener:
         self._counter = intake.metrics.syslog_messages.labels("udp")
         self._dropped = intake.metrics.syslog_errors.labels(QUEUE_FULL)
         self._oversize = intake.metrics.syslog_errors.labels("oversize")
-        self._invalid = intake.metrics.syslog_errors.labels(INVALID_UTF8)
         self._logged_drop = False
         self._senders: dict[object, str] = {}  # admitted sender address -> its text (a refused one is not kept)
         self._loop = asyncio.get_running_loop()
@@ -510,17 +620,19 @@ class UdpListener:
             self._sock.close()
 
     def _readable(self) -> None:
-        """Read what the socket holds, up to `UDP_BURST` datagrams. What can be done once per
-        read is (the time, the counter, each sender's address text): a line-rate burst sends a
-        datagram every few microseconds, and what this costs per datagram decides how many the
-        kernel drops while the loop keeps up."""
+        """Read what the socket holds, up to `UDP_BURST` datagrams, and queue them undecoded.
+
+        A line-rate burst sends a datagram every few microseconds, and the kernel drops what
+        its buffer cannot hold while the loop is busy elsewhere: so a read does little more
+        than its system call per datagram (the sender's address text is cached, the decoding
+        waits for the pipeline). Oversize and empty datagrams are recognised by their length,
+        without framing the others."""
         recvfrom = self._sock.recvfrom
         admits = self._gate.admits
-        put = self._intake.put
         max_message = self._intake.max_message
         senders = self._senders
-        now = time.time()
-        taken = 0
+        payloads: list[bytes] = []
+        from_: list[str] = []
         for _ in range(UDP_BURST):
             try:
                 data, addr = recvfrom(_MAX_DATAGRAM)
@@ -536,26 +648,26 @@ class UdpListener:
                 if len(senders) >= _GATE_CACHE:
                     senders.clear()
                 sender = senders[addr] = _address(addr)
-            frame = datagram_frame(data)
-            if not frame:
-                continue
-            if len(frame) > max_message:
-                self._oversize.inc()
-                continue
-            try:
-                text = frame.decode()
-            except UnicodeDecodeError:
-                text = frame.decode("utf-8", "replace")
-                self._invalid.inc()
-            if put(_new_tuple(Received, (now, text, "udp", sender))):  # Received(...) minus a frame
-                taken += 1
-                continue
-            self._dropped.inc()
+            size = len(data)
+            if size <= 2 or size > max_message or data[-1] == _LF:  # (a terminator to strip, or a bad size)
+                data = datagram_frame(data)
+                if not data:
+                    continue
+                if len(data) > max_message:
+                    self._oversize.inc()
+                    continue
+            payloads.append(data)
+            from_.append(sender)
+        if not payloads:
+            return
+        taken = self._intake.put(_Datagrams(time.time(), payloads, from_))
+        if taken:
+            self._counter.inc(taken)
+        if taken < len(payloads):
+            self._dropped.inc(len(payloads) - taken)
             if not self._logged_drop:
                 self._logged_drop = True
                 log.warning("udp: queue full, dropping datagrams (counted as %s)", QUEUE_FULL)
-        if taken:
-            self._counter.inc(taken)
 
 
 def _raise_receive_buffer(sock: socket.socket, size: int, name: str) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Final
 from collector.correlator import Correlator
 from collector.domain import INCIDENT_CHANGES, Change, PairView, StateChanged, host_key
 from collector.history import Rewound
-from collector.listeners import Intake, Received
+from collector.listeners import Arrival, Intake, Received
 from collector.metric_names import program_label
 from collector.metrics import ServiceMetrics
 from collector.rows import incident_row, state_row
@@ -92,7 +92,6 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._intake = intake
-        self._queue = intake.queue
         self._stage = LineStage(correlator, tally=tally, strip_domain=strip_domain)
         self._history = self._stage.history
         self._times = EventClock()
@@ -108,7 +107,7 @@ class Pipeline:
         self._stopping = False
         self._spill_at: float | None = None
         self._spill: Spill | None = None
-        self._then: deque[Received] = deque()
+        self._then: deque[Arrival] = deque()
         self._held = False
         self.processed = 0
         self.failed_lines = 0
@@ -134,7 +133,7 @@ class Pipeline:
         time reading what the senders already wrote."""
         self._held = True
 
-    def stop(self, spill_at: float | None = None, spill: Spill | None = None, then: Sequence[Received] = ()) -> None:
+    def stop(self, spill_at: float | None = None, spill: Spill | None = None, then: Sequence[Arrival] = ()) -> None:
         """Finish: process what is queued, then the lines `then`, then `run` returns (the
         caller closes the writer).
 
@@ -156,7 +155,7 @@ class Pipeline:
         they count at their event times and arrival times, as they would have then."""
         count = 0
         for rows in records:
-            chunk = [Received(float(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+            chunk = [Arrival(float(r[0]), [str(r[1])], str(r[2]), str(r[3])) for r in rows]
             for start in range(0, len(chunk), CHUNK):
                 self._process(chunk[start:start + CHUNK])
                 await self._writer.flush_due(self._clock())
@@ -166,7 +165,7 @@ class Pipeline:
         return count
 
     async def run(self) -> None:
-        queue = self._queue
+        intake = self._intake
         next_tick = self._clock() + TICK_INTERVAL
         while True:
             if self._held:
@@ -174,35 +173,28 @@ class Pipeline:
                 continue
             now = self._clock()
             timeout = max(0.0, min(next_tick, self._writer.next_flush(now)) - now)
-            if self._stopping and queue.empty() and not self._intake.has_backlog() and not self._then:
+            if self._stopping and intake.empty() and not intake.has_backlog() and not self._then:
                 break
             if self._spill is not None and self._spill_at is not None and time.monotonic() >= self._spill_at:
-                left = [queue.get_nowait() for _ in range(queue.qsize())] + self._intake.take_backlog()
+                left = intake.take(intake.queued) + intake.take_backlog()
                 left.extend(self._then)
                 self._then.clear()
                 if left:
-                    await self._spill(left)
+                    await self._spill([line for arrival in left for line in arrival.lines()])
                 break
-            chunk: list[Received]
-            if queue.empty() and self._then:  # at shutdown, after the queue: what was read meanwhile
-                chunk = [self._then.popleft() for _ in range(min(CHUNK, len(self._then)))]
-            elif queue.empty():  # wait only when there is nothing to do
-                try:
-                    async with asyncio.timeout(min(timeout, 0.2) if self._stopping else timeout):
-                        first = await queue.get()
-                except TimeoutError:
-                    first = None
-                chunk = [] if first is None else [first]
-            else:
-                chunk = []
-            while len(chunk) < CHUNK:
-                try:
-                    chunk.append(queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
+            chunk: list[Arrival] = []
+            if intake.empty() and self._then:  # at shutdown, after the queue: what was read meanwhile
+                lines = 0
+                while self._then and lines < CHUNK:
+                    chunk.append(self._then.popleft())
+                    lines += chunk[-1].size
+            elif intake.empty():  # wait only when there is nothing to do
+                await intake.wait(min(timeout, 0.2) if self._stopping else timeout)
+            if not chunk:
+                chunk = intake.take(CHUNK)
             if chunk:
                 self._process(chunk)
-            self._metrics.queue_depth.set(queue.qsize())
+            self._metrics.queue_depth.set(intake.queued)
             now = self._clock()
             if now >= next_tick:
                 self._apply_tick(now)
@@ -210,7 +202,7 @@ class Pipeline:
             if self._changed or now - self._published_at >= PUBLISH_INTERVAL:
                 self._publish(now)
             await self._writer.flush_due(now)
-            self._intake.resume_when_drained()
+            intake.resume_when_drained()
             if chunk:
                 # Let the loop run between chunks: nothing above suspends while the queue
                 # holds lines, so reads, scrapes and the ends of inserts (which send the next
@@ -225,12 +217,12 @@ class Pipeline:
         self._parser_built = now
         return LineParser(ParseOptions(reference=datetime.fromtimestamp(now, UTC), tz=UTC))
 
-    def _process(self, chunk: list[Received]) -> None:
+    def _process(self, chunk: list[Arrival]) -> None:
         """Parse the chunk's lines, then place, correlate, tally and row them: two passes, because
         each loop's code and data stay in the CPU's caches while it runs."""
         if chunk[0].received_at - self._parser_built > REFERENCE_REFRESH:
             self._parser = self._new_parser(chunk[0].received_at)
-        parsed = self._parse(chunk)
+        parsed = iter(self._parse(chunk))
         place = self._times.at
         take = self._stage.take
         mrows: list[tuple[Any, ...]] = []
@@ -238,59 +230,67 @@ class Pipeline:
         changed: list[tuple[list[Change], float]] = []
         offsets: dict[str | None, float] = {}  # sender host -> this chunk's smallest receive - header time
         poll = self._intake.poll
+        n = 0
         with self._tally.lock:  # (a scrape's snapshot waits for the chunk)
-            for n, ((received_at, text, transport, sender), line) in enumerate(zip(chunk, parsed, strict=True)):
-                if not n % POLL_EVERY:
-                    poll()
-                if line is None:  # (the parser failed on it: counted)
-                    continue
-                try:
-                    host: str | None
-                    if isinstance(line, tuple):  # the fast path's values (parsers.fast.FIELDS)
-                        host = line[1]
-                        ts = None if line[0] is None else line[0] / 1e6
-                    else:
-                        host = line.record.host
-                        stamp = line.record.ts
-                        ts = None if stamp is None else stamp.timestamp()
-                    if ts is not None:
-                        offset = received_at - ts
-                        if offset < offsets.get(host, math.inf):
-                            offsets[host] = offset
-                    at = place(host, ts, received_at)
-                    assert at is not None  # (a line with an arrival always has a time)
-                    mrow, erow, changes = take(line, text, at, received_at, transport, sender)
-                    mrows.append(mrow)  # type: ignore[arg-type]  # (the stage builds rows)
-                    if erow is not None:  # (most lines have none)
-                        erows.append(erow)
-                    if changes:
-                        changed.append((changes, received_at))
-                except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)
-                    self._failed(text, transport, sender)
+            for received_at, texts, transport, sender in chunk:
+                for text in texts:
+                    line = next(parsed)
+                    n += 1
+                    if not n % POLL_EVERY:
+                        poll()
+                    if line is None:  # (the parser failed on it: counted)
+                        continue
+                    try:
+                        host: str | None
+                        if isinstance(line, tuple):  # the fast path's values (parsers.fast.FIELDS)
+                            host = line[1]
+                            ts = None if line[0] is None else line[0] / 1e6
+                        else:
+                            host = line.record.host
+                            stamp = line.record.ts
+                            ts = None if stamp is None else stamp.timestamp()
+                        if ts is not None:
+                            offset = received_at - ts
+                            if offset < offsets.get(host, math.inf):
+                                offsets[host] = offset
+                        at = place(host, ts, received_at)
+                        assert at is not None  # (a line with an arrival always has a time)
+                        mrow, erow, changes = take(line, text, at, received_at, transport, sender)
+                        mrows.append(mrow)  # type: ignore[arg-type]  # (the stage builds rows)
+                        if erow is not None:  # (most lines have none)
+                            erows.append(erow)
+                        if changes:
+                            changed.append((changes, received_at))
+                    except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)
+                        self._failed(text, transport, sender)
         self._writer.add_rows(MESSAGES, mrows)
         self._writer.add_rows(EVENTS, erows)
         for changes, received_at in changed:
             self._changes(changes, received_at)
         self._counts()
-        self._settle(chunk[-1].received_at)
+        last = chunk[-1].received_at
+        self._settle(last)
         if offsets:
-            self._clock_offsets(offsets, chunk[-1].received_at)
-        self.processed += len(chunk)
+            self._clock_offsets(offsets, last)
+        self.processed += n
 
-    def _parse(self, chunk: list[Received]) -> list[Event | FastLine | None]:
+    def _parse(self, chunk: list[Arrival]) -> list[Event | FastLine | None]:
         """Each line's event or fast-path values, None for a line the parser failed on."""
         read = self._parser.read
         poll = self._intake.poll
         parsed: list[Event | FastLine | None] = []
         append = parsed.append
-        for n, received in enumerate(chunk):
-            if not n % POLL_EVERY:
-                poll()
-            try:
-                append(read(received.text))
-            except Exception:  # (as in `_process`)
-                append(None)
-                self._failed(received.text, received.transport, received.sender)
+        n = 0
+        for arrival in chunk:
+            for text in arrival.texts:
+                n += 1
+                if not n % POLL_EVERY:
+                    poll()
+                try:
+                    append(read(text))
+                except Exception:  # (as in `_process`)
+                    append(None)
+                    self._failed(text, arrival.transport, arrival.sender)
         return parsed
 
     def _failed(self, text: str, transport: str, sender: str) -> None:

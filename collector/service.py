@@ -170,8 +170,7 @@ class Service:
         correlator.restore(states, incidents, time.time())
         if states or incidents:
             log.info("restored %d server states and %d open incidents from the store", len(states), len(incidents))
-        queue: asyncio.Queue = asyncio.Queue(maxsize=opts.queue_size)
-        intake = Intake(queue, metrics, opts.max_message, max_connections=opts.max_connections,
+        intake = Intake(metrics, opts.max_message, queue_size=opts.queue_size, max_connections=opts.max_connections,
                         max_per_sender=opts.max_connections_per_sender, idle_timeout=opts.idle_timeout)
         idle_sweeper = asyncio.create_task(intake.close_idle(), name="pairwatch-idle-connections")
         self.writer = writer = StoreWriter(
@@ -272,7 +271,7 @@ class Service:
         try:  # the pipeline stops by itself at the spill time; spilling is bounded work, so wait for it
             await asyncio.wait_for(asyncio.shield(consumer), max(0.0, deadline - time.monotonic()) + SPILL_GRACE)
         except (TimeoutError, SpoolError) as exc:  # stuck, or the spool is full or unusable
-            log.error("drain did not finish (%s); %d messages still queued are lost", exc or "timeout", queue.qsize())
+            log.error("drain did not finish (%s); %d messages still queued are lost", exc or "timeout", intake.queued)
             consumer.cancel()
             await asyncio.gather(consumer, return_exceptions=True)
             code = 1

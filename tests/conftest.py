@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from collector.listeners import Intake, Received
 from collector.store import Store
 from collector.store_thread import StoreThread
 from collector.store_url import StoreTarget, parse_store_url
@@ -33,6 +35,16 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+async def next_line(intake: Intake, timeout: float = 5.0) -> Received:
+    """The next line the listeners queued; TimeoutError when none comes within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while intake.empty():
+        if time.monotonic() >= deadline:
+            raise TimeoutError
+        await intake.wait(deadline - time.monotonic())
+    return intake.take(1)[0].lines()[0]
 
 
 @dataclass(slots=True)

@@ -33,10 +33,10 @@ from collector.listeners import (
     IDLE_TIMEOUT,
     LISTENER_ERRORS,
     Intake,
-    Received,
     start_tcp,
 )
 from collector.metrics import ServiceMetrics
+from tests.conftest import next_line
 from tests.serving import Serve, serving
 
 MAX_MESSAGE = 8192  # rsyslog's own default maxMessageSize
@@ -247,8 +247,7 @@ def test_a_flood_does_not_starve_another_sender(serve: Serve) -> None:
 class _Harness:
     def __init__(self, **limits: float | int | None) -> None:
         self.registry = CollectorRegistry()
-        self.queue: asyncio.Queue[Received] = asyncio.Queue()
-        self.intake = Intake(self.queue, ServiceMetrics(self.registry, "test", error_reasons=LISTENER_ERRORS),
+        self.intake = Intake(ServiceMetrics(self.registry, "test", error_reasons=LISTENER_ERRORS),
                              **limits)  # type: ignore[arg-type]
 
     def errors(self, reason: str) -> float:
@@ -275,7 +274,7 @@ def test_connection_limits_total_and_per_sender() -> None:
         b1 = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))  # another sender gets in
         b1[1].write(b"<30>Mar  3 08:15:02 h dhcpd: from b\n")
         await b1[1].drain()
-        got = await asyncio.wait_for(h.queue.get(), 5)
+        got = await next_line(h.intake)
         c1 = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0))  # total of 3 reached
         fourth_refused = await _closed_by_peer(c1[0])
         a1[1].close()
@@ -283,7 +282,7 @@ def test_connection_limits_total_and_per_sender() -> None:
         a4 = await asyncio.open_connection("127.0.0.1", port)  # a slot was freed
         a4[1].write(b"<30>Mar  3 08:15:02 h dhcpd: again a\n")
         await a4[1].drain()
-        again = await asyncio.wait_for(h.queue.get(), 5)
+        again = await next_line(h.intake)
         for _r, w in (a2, a3, b1, c1, a4):
             w.close()
         server.close()
@@ -367,7 +366,7 @@ def test_thousands_of_idle_connections_and_a_slowloris_leave_room_for_the_real_s
         _r, real = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.5", 0))
         real.write(b"<30>Mar  3 08:15:02 h dhcpd: the real sender\n")
         await real.drain()
-        got = await asyncio.wait_for(h.queue.get(), 5)
+        got = await next_line(h.intake)
         for _reader, writer in [*idle, (slow_r, slow_w), (_r, real)]:
             writer.close()
         server.close()

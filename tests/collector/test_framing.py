@@ -23,6 +23,7 @@ from collector.framing import (
     FramingError,
     datagram_frame,
     decode_text,
+    decode_texts,
 )
 
 
@@ -290,6 +291,16 @@ def test_module_is_sans_io():
 )
 def test_decode_text(data: bytes, text: str, invalid: bool):
     assert decode_text(data) == (text, invalid)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(st.binary(max_size=20), st.text(max_size=20).map(str.encode),
+                          st.sampled_from([b"a\nb", b"\n", b"\xff", b""])), max_size=12))
+def test_decode_texts_is_decode_text_of_each(frames: list[bytes]):
+    """One decode for many frames gives what decoding each gives: frames holding an LF or
+    invalid UTF-8 too."""
+    each = [decode_text(frame) for frame in frames]
+    assert decode_texts(frames) == ([text for text, _ in each], sum(invalid for _, invalid in each))
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from collector.listeners import (
 )
 from collector.metrics import ServiceMetrics
 from collector.udp_drops import UdpDropsCollector, read_proc_net_udp, udp_drops
-from tests.conftest import need
+from tests.conftest import need, next_line
 from tests.pki import Pki, make_pki
 
 LINE = b"<30>Mar  3 08:15:02 dhcp1 dhcpd: failover peer f: I move from normal to communications-interrupted"
@@ -53,14 +53,13 @@ class Harness:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.registry, "test", error_reasons=LISTENER_ERRORS, listeners=("tcp:0",))
-        self.queue: asyncio.Queue[Received] = asyncio.Queue()
-        self.intake = Intake(self.queue, self.metrics)
+        self.intake = Intake(self.metrics)
 
     def value(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
 
     async def received(self, count: int, deadline: float = 10.0) -> list[Received]:
-        return [await asyncio.wait_for(self.queue.get(), deadline) for _ in range(count)]
+        return [await next_line(self.intake, deadline) for _ in range(count)]
 
 
 def run(scenario: Callable[[Harness], Awaitable[Any]]) -> Any:

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from collector.config import Config
 from collector.correlator import Correlator
-from collector.listeners import Intake, Received
+from collector.listeners import Arrival, Intake, Received
 from collector.tally import FleetTally
 from collector.metrics import ServiceMetrics
 from collector.pipeline import Pipeline
@@ -35,9 +35,13 @@ from tests.conftest import OnThread
 pytestmark = pytest.mark.integration
 
 
-def _line(i: int) -> Received:
-    text = f"<30>Mar  3 08:15:02 spill-{i % 3} dhcpd: DHCPACK on 198.18.2.{i % 250 + 1} to 00:00:5e:00:53:01 via eth0 #{i}"
-    return Received(time.time(), text, "tcp", "127.0.0.1:5000")
+def _text(i: int) -> str:
+    return f"<30>Mar  3 08:15:02 spill-{i % 3} dhcpd: DHCPACK on 198.18.2.{i % 250 + 1} to 00:00:5e:00:53:01 via eth0 #{i}"
+
+
+def _read(start: int, stop: int) -> Arrival:
+    """Lines `start` to `stop` as one read brought them."""
+    return Arrival(time.time(), [_text(i) for i in range(start, stop)], "tcp", "127.0.0.1:5000")
 
 
 def _pipeline(store: OnThread, store_thread: Any, spool: Spool,
@@ -49,7 +53,7 @@ def _pipeline(store: OnThread, store_thread: Any, spool: Spool,
 
     writer = StoreWriter(COLUMNS, store_thread, store.obj, no_reopen, spool, metrics,
                          batch_rows=1000, flush_interval=0.2, memory_rows=10_000)
-    intake = Intake(asyncio.Queue(maxsize=10_000), metrics)
+    intake = Intake(metrics, queue_size=10_000)
     return kind(intake, Correlator(Config()), FleetTally(strip_domain=False), metrics, writer), writer, intake
 
 
@@ -58,9 +62,8 @@ def test_spill_everything_unprocessed_then_replay_it_first(store: OnThread, stor
 
     async def shutdown() -> tuple[int, list[Received]]:
         pipeline, writer, intake = _pipeline(store, store_thread, Spool(str(tmp_path / "batches"), 2**30))
-        queued = [_line(i) for i in range(3000)]
-        for item in queued:
-            intake.queue.put_nowait(item)
+        for start in range(0, 3000, 700):  # (reads of 700 lines: more than one chunk takes)
+            assert intake.put(_read(start, min(start + 700, 3000))) == min(700, 3000 - start)
         spilled: list[Received] = []
 
         async def spill(lines: list[Received]) -> None:
@@ -69,14 +72,14 @@ def test_spill_everything_unprocessed_then_replay_it_first(store: OnThread, stor
                 part = lines[start:start + 1000]
                 received.append(RECEIVED, uuid.uuid4().hex, [list(r) for r in part])
 
-        pipeline.stop(time.monotonic() - 1, spill, [_line(i) for i in range(3000, 3500)])
+        pipeline.stop(time.monotonic() - 1, spill, [_read(3000, 3200), _read(3200, 3500)])
         await pipeline.run()
         await writer.close(time.monotonic() + 5)
         return pipeline.processed, spilled
 
     processed, spilled = asyncio.run(shutdown())
     assert processed == 0
-    assert [r.text for r in spilled] == [_line(i).text for i in range(3500)]
+    assert [r.text for r in spilled] == [_text(i) for i in range(3500)]
 
     async def restart() -> int:
         pipeline, writer, _intake = _pipeline(store, store_thread, Spool(str(tmp_path / "batches"), 2**30))
@@ -87,7 +90,7 @@ def test_spill_everything_unprocessed_then_replay_it_first(store: OnThread, stor
     assert asyncio.run(restart()) == 3500
     assert not received  # every record popped once processed
     rows = store.timeline(["spill-0", "spill-1", "spill-2"], limit=10_000)
-    assert sorted(r["message"] for r in rows) == sorted(_line(i).text.split("dhcpd: ", 1)[1] for i in range(3500))
+    assert sorted(r["message"] for r in rows) == sorted(_text(i).split("dhcpd: ", 1)[1] for i in range(3500))
 
 
 def test_a_spooled_batch_the_store_can_never_take_is_set_aside_and_the_rest_written(
@@ -125,8 +128,8 @@ def test_the_loop_runs_between_chunks_while_lines_are_queued(store: OnThread, st
 
     async def run() -> list[int]:
         pipeline, writer, intake = _pipeline(store, store_thread, Spool(str(tmp_path / "batches"), 2**30))
-        for i in range(5000):
-            intake.queue.put_nowait(_line(i))
+        for start in range(0, 5000, 100):
+            intake.put(_read(start, start + 100))
         seen: list[int] = []
 
         async def other_task() -> None:
@@ -175,8 +178,7 @@ def test_a_line_that_fails_costs_only_itself(store: OnThread, store_thread: Any,
 
     async def run() -> int:
         pipeline, writer, intake = _pipeline(store, store_thread, Spool(str(tmp_path / "batches"), 2**30), _BuggyPipeline)
-        for text in texts:
-            intake.queue.put_nowait(Received(time.time(), text, "tcp", "127.0.0.1:5000"))
+        intake.put(Arrival(time.time(), texts, "tcp", "127.0.0.1:5000"))
         pipeline.stop()
         await pipeline.run()
         await writer.close(time.monotonic() + 10)

@@ -27,7 +27,7 @@ from collector.config import Endpoint, parse_endpoint
 from collector.listeners import QUEUE_FULL, Intake, Received, start_tcp, start_udp
 from collector.metrics import ServiceMetrics
 from collector.spool import Spool
-from tests.conftest import need
+from tests.conftest import need, next_line
 from tests.serving import (
     ROOT,
     STOP_DEADLINE,
@@ -282,8 +282,7 @@ def test_bad_serve_flags_exit_2_naming_the_flag(argv: list[str], flag: str, caps
 @pytest.mark.integration
 def test_tcp_pauses_reading_when_the_queue_is_full_and_loses_nothing() -> None:
     async def scenario() -> list[str]:
-        queue: asyncio.Queue = asyncio.Queue(maxsize=4)  # type: ignore[type-arg]
-        intake = Intake(queue, ServiceMetrics(CollectorRegistry(), "test"))
+        intake = Intake(ServiceMetrics(CollectorRegistry(), "test"), queue_size=4)
         server = await start_tcp(intake, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -294,11 +293,11 @@ def test_tcp_pauses_reading_when_the_queue_is_full_and_loses_nothing() -> None:
         got: list[str] = []
         deadline = time.monotonic() + 10
         while len(got) < len(lines) and time.monotonic() < deadline:
+            assert intake.queued <= 4
             try:
-                item = await asyncio.wait_for(queue.get(), 0.5)
+                item = await next_line(intake, 0.5)
             except TimeoutError:
                 continue
-            assert queue.qsize() <= 4
             got.append(item.text)
             intake.resume_when_drained()
         server.close()
@@ -317,8 +316,7 @@ def test_udp_counts_drops_when_the_queue_is_full() -> None:
         return registry.get_sample_value(name, labels) or 0.0
 
     async def scenario() -> int:
-        queue: asyncio.Queue = asyncio.Queue(maxsize=3)  # type: ignore[type-arg]
-        intake = Intake(queue, ServiceMetrics(registry, "test", error_reasons=(QUEUE_FULL,)))
+        intake = Intake(ServiceMetrics(registry, "test", error_reasons=(QUEUE_FULL,)), queue_size=3)
         transport = await start_udp(intake, "127.0.0.1", 0)
         port = transport.get_extra_info("sockname")[1]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -331,11 +329,50 @@ def test_udp_counts_drops_when_the_queue_is_full() -> None:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.01)
         transport.close()
-        return queue.qsize()
+        return intake.queued
 
     assert asyncio.run(scenario()) == 3
     assert value("pairwatch_syslog_messages_total", transport="udp") == 3
     assert value("pairwatch_syslog_errors_total", reason=QUEUE_FULL) == 7
+
+
+@pytest.mark.integration
+def test_udp_reads_keep_each_datagrams_sender_order_and_errors() -> None:
+    """Datagrams from two senders, interleaved, with a trailing LF, invalid UTF-8, an empty
+    one and an oversize one: queued undecoded, they come out in order, each with its sender,
+    and the bad ones counted as before."""
+    registry = CollectorRegistry()
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    sent = [(0, b"<30>Mar  3 08:15:02 h dhcpd: one"), (1, b"<30>Mar  3 08:15:02 h dhcpd: two\n"),
+            (1, b"<30>Mar  3 08:15:02 h dhcpd: caf\xe9"), (0, b"\r\n"), (0, b"x" * 70), (0, b"\xff four\r\n"),
+            (1, b"<30>Mar  3 08:15:02 h dhcpd: five")]
+    expected = [(0, "<30>Mar  3 08:15:02 h dhcpd: one"), (1, "<30>Mar  3 08:15:02 h dhcpd: two"),
+                (1, "<30>Mar  3 08:15:02 h dhcpd: caf\ufffd"), (0, "\ufffd four"),
+                (1, "<30>Mar  3 08:15:02 h dhcpd: five")]
+
+    async def scenario() -> tuple[list[Received], list[str]]:
+        intake = Intake(ServiceMetrics(registry, "test", error_reasons=("oversize", "invalid_utf8")), 64)
+        transport = await start_udp(intake, "127.0.0.1", 0)
+        port = transport.get_extra_info("sockname")[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+            a.bind(("127.0.0.1", 0))
+            b.bind(("127.0.0.1", 0))
+            for who, data in sent:
+                (a, b)[who].sendto(data, ("127.0.0.1", port))
+            senders = [f"127.0.0.1:{s.getsockname()[1]}" for s in (a, b)]
+            got = [await next_line(intake) for _ in expected]
+        transport.close()
+        return got, senders
+
+    got, senders = asyncio.run(scenario())
+    assert [(line.sender, line.text) for line in got] == [(senders[who], text) for who, text in expected]
+    assert {line.transport for line in got} == {"udp"}
+    assert value("pairwatch_syslog_messages_total", transport="udp") == len(expected)
+    assert value("pairwatch_syslog_errors_total", reason="oversize") == 1
+    assert value("pairwatch_syslog_errors_total", reason="invalid_utf8") == 2
 
 
 @pytest.mark.integration
@@ -403,14 +440,13 @@ def test_tcp_listener_on_ipv6_loopback() -> None:
         need(False, "needs an IPv6 loopback (::1)")
 
     async def scenario() -> Received:
-        queue: asyncio.Queue = asyncio.Queue()  # type: ignore[type-arg]
-        intake = Intake(queue, ServiceMetrics(CollectorRegistry(), "test"))
+        intake = Intake(ServiceMetrics(CollectorRegistry(), "test"))
         server = await start_tcp(intake, "::1", 0)
         port = server.sockets[0].getsockname()[1]
         _reader, writer = await asyncio.open_connection("::1", port)
         writer.write(b"<30>Mar  3 08:15:02 h dhcpd: over v6\n")
         await writer.drain()
-        item = await asyncio.wait_for(queue.get(), 5)
+        item = await next_line(intake)
         writer.close()
         server.close()
         await server.wait_closed()
