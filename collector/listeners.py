@@ -38,6 +38,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -108,6 +109,8 @@ MAX_DIVERTED: Final = 2_000_000
 """Messages read at shutdown beyond the queue (`Intake.divert`); past it, connections pause."""
 _GATE_CACHE: Final = 4096
 _LF: Final = 10
+_SO_RCVBUFFORCE: Final = 33
+"""Linux's option number (asm-generic/socket.h); Python's socket module names it only from 3.12."""
 
 
 class Received(NamedTuple):
@@ -673,7 +676,7 @@ class UdpListener:
 def _raise_receive_buffer(sock: socket.socket, size: int, name: str) -> None:
     """SO_RCVBUFFORCE when allowed (root or CAP_NET_ADMIN: not capped by net.core.rmem_max,
     as rsyslog's imudp does), else SO_RCVBUF (capped; best effort)."""
-    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    force = getattr(socket, "SO_RCVBUFFORCE", _SO_RCVBUFFORCE if sys.platform == "linux" else None)
     if force is not None:
         try:
             sock.setsockopt(socket.SOL_SOCKET, force, size)

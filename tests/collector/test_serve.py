@@ -337,6 +337,23 @@ def test_udp_counts_drops_when_the_queue_is_full() -> None:
 
 
 @pytest.mark.integration
+def test_udp_receive_buffer_beyond_rmem_max_as_root() -> None:
+    """As root the listener forces its receive buffer past net.core.rmem_max, as rsyslog's
+    imudp does (Python 3.11's socket module does not name SO_RCVBUFFORCE)."""
+    need(os.geteuid() == 0, "needs root to force a receive buffer past net.core.rmem_max")
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+
+    async def scenario() -> int:
+        intake = Intake(ServiceMetrics(CollectorRegistry(), "test"))
+        transport = await start_udp(intake, "127.0.0.1", 0, rcvbuf=4 * rmem_max)
+        got = transport.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        transport.close()
+        return got
+
+    assert asyncio.run(scenario()) >= 4 * rmem_max  # (the kernel reports twice what it was asked)
+
+
+@pytest.mark.integration
 def test_udp_reads_keep_each_datagrams_sender_order_and_errors() -> None:
     """Datagrams from two senders, interleaved, with a trailing LF, invalid UTF-8, an empty
     one and an oversize one: queued undecoded, they come out in order, each with its sender,
