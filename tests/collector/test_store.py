@@ -204,6 +204,32 @@ def test_migrate_is_idempotent_and_records_versions(store: Any, store_admin: Any
 
 
 @pytest.mark.integration
+def test_migration_6_widens_the_merges_of_a_plain_messages_table_only(
+    store: Any, store_target: StoreTarget, store_thread: StoreThread, store_admin: Any, store_database: str
+) -> None:
+    create = store_admin.query(f"SHOW CREATE TABLE {store_database}.messages").result_rows[0][0]
+    assert f"merge_selector_base = {schema.MERGE_SELECTOR_BASE}" in create
+    (steps,) = [steps for version, _, steps in schema.MIGRATIONS if version == 6]
+    for step in steps:  # run again: the setting is there, nothing to do
+        store._run_step(step)
+    assert store_admin.query(f"SHOW CREATE TABLE {store_database}.messages").result_rows[0][0] == create
+    shared_db = f"{store_database}_shared"  # a cluster's table (here a ReplacingMergeTree) is the operator's
+    store_admin.command(f"CREATE DATABASE {shared_db}")
+    try:
+        store_admin.command(f"CREATE TABLE {shared_db}.messages (id UInt64) ENGINE = ReplacingMergeTree ORDER BY id")
+        shared = open_store(store_target, store_thread, shared_db)
+        try:
+            for step in steps:
+                shared._run_step(step)
+        finally:
+            shared.close()
+        shared_create = store_admin.query(f"SHOW CREATE TABLE {shared_db}.messages").result_rows[0][0]
+        assert "merge_selector_base" not in shared_create
+    finally:
+        store_admin.command(f"DROP DATABASE IF EXISTS {shared_db} SYNC")
+
+
+@pytest.mark.integration
 def test_column_constants_match_the_created_tables(store: Any, store_admin: Any, store_database: str) -> None:
     for table, columns in schema.TABLE_COLUMNS.items():
         described = store_admin.query(f"DESCRIBE TABLE {store_database}.{table}").result_rows
@@ -315,7 +341,7 @@ def open_store(target: StoreTarget, thread: StoreThread, db: str) -> Any:
 def check_migrated(store: Any, admin: Any, db: str, rows: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
     """Every row of the version-2 store once, readable in event-time order, `at` as line_rows
     computes it (the column's DEFAULT filled it), the events still joined."""
-    assert store.migrate() == [1, 2, 3, 4, 5]
+    assert store.migrate() == [1, 2, 3, 4, 5, 6]
     tables = sorted(t for (t,) in admin.query(f"SHOW TABLES FROM {db}").result_rows)
     assert tables == sorted([*schema.TABLE_COLUMNS, "schema_migrations"])  # no messages_v3 left
     described = admin.query(f"DESCRIBE TABLE {db}.messages").result_rows
@@ -351,10 +377,10 @@ def test_a_version_2_store_is_migrated_to_event_time_order(
     rows = build_v2_store(store_admin, store_database)
     store = open_store(store_target, store_thread, store_database)
     try:
-        assert store.pending_migrations() == [3, 4, 5]
+        assert store.pending_migrations() == [3, 4, 5, 6]
         check_migrated(store, store_admin, store_database, rows)
         assert store.pending_migrations() == []
-        assert store.migrate() == [1, 2, 3, 4, 5]  # and again: nothing to do
+        assert store.migrate() == [1, 2, 3, 4, 5, 6]  # and again: nothing to do
         assert count(store_admin, store_database, "messages") == len(rows) + 1
     finally:
         store.close()
@@ -418,7 +444,7 @@ def test_migration_4_leaves_a_shared_incidents_table_to_the_operator(
     try:
         with pytest.raises(StoreError, match=r"upgrade-4\.sql"):
             store.migrate()
-        assert store.pending_migrations() == [4, 5]  # migration 3 went through
+        assert store.pending_migrations() == [4, 5, 6]  # migration 3 went through
     finally:
         store.close()
 
