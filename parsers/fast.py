@@ -51,6 +51,8 @@ _STAMPS: Final = 4096
 """Distinct stamps remembered (forgotten all at once beyond it)."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
+_SCALE: Final = (0, 100_000, 10_000, 1_000, 100, 10, 1)
+"""µs in a unit of the last digit of a fraction of 1-6 digits."""
 
 _HEADER = re.compile(
     r"<(\d{1,3})>(?:"
@@ -66,19 +68,19 @@ _HEADER = re.compile(
     r")(?=[^\s\ufeff])"
 )
 
-# dhcpd's client lines (parsers.dhcpd: `_CLIENT_TAIL`), each by the first six letters of its
+# dhcpd's client lines (parsers.dhcpd: `_CLIENT_TAIL`), each by the first seven letters of its
 # message: (pattern, kind); the groups are (ip, server id, mac, client name, via, ": suffix",
 # " (more)" of a release)
 _TAIL = r" (?:\(([^()\n]*)\) )?via ([^\s:]+)(?:: ([^\n]*))?"
 _DHCPD: Final = {
-    "DHCPDI": (re.compile(r"DHCPDISCOVER from ()()(\S+)" + _TAIL + r"()\Z"), "lease.discover"),
-    "DHCPOF": (re.compile(r"DHCPOFFER on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.offer"),
-    "DHCPAC": (re.compile(r"DHCPACK on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.ack"),
-    "DHCPRE": (re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from (\S+)" + _TAIL + r"()\Z"), "lease.request"),
-    "DHCPRL": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
+    "DHCPDIS": (re.compile(r"DHCPDISCOVER from ()()(\S+)" + _TAIL + r"()\Z"), "lease.discover"),
+    "DHCPOFF": (re.compile(r"DHCPOFFER on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.offer"),
+    "DHCPACK": (re.compile(r"DHCPACK on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.ack"),
+    "DHCPREQ": (re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from (\S+)" + _TAIL + r"()\Z"), "lease.request"),
+    "DHCPREL": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
 }
 _DHCPD_NAMES: Final = frozenset({"dhcpd"})
-_DHCPD_RARER: Final = frozenset({"DHCPIN", "DHCPAC", "DHCPNA"})
+_DHCPD_RARER: Final = frozenset({"DHCPINF", "DHCPACK", "DHCPNAK"})
 """First letters of dhcpd client lines without a shape here (DHCPINFORM, its DHCPACK to, DHCPNAK),
 read by `parsers.dhcpd` itself when they are of a kind the fast path carries."""
 _LINE_LEASES: Final = frozenset(LINE_KINDS[:LEASE_LINES])
@@ -103,11 +105,12 @@ _PRIORITIES: Final = {str(code): _priority(str(code)) for code in range(192)}
 class FastPath:
     """Matches the commonest line shapes; see the module docstring."""
 
-    __slots__ = ("_options", "_stamps")
+    __slots__ = ("_options", "_stamps", "_host_tz")
 
     def __init__(self, options: ParseOptions = DEFAULT_OPTIONS) -> None:
         self._options = options
         self._stamps: dict[object, int | None] = {}
+        self._host_tz = bool(options.host_tz)
 
     def match(self, text: str) -> FastLine | None:
         """The line's values (`FIELDS`), or None when the full parser must read it."""
@@ -129,8 +132,8 @@ class FastPath:
         # the body first: the time is converted only for a line the fast path takes
         msgid = ip = mac = name = via = server_id = refused = detail = None
         if program in _DHCPD_NAMES:
-            first = text[start:start + 6]
-            shape = _DHCPD.get("DHCPRL" if first == "DHCPRE" and text.startswith("L", start + 6) else first)
+            first = text[start:start + 7]
+            shape = _DHCPD.get(first)
             body = None
             if shape is not None:
                 pattern, kind = shape
@@ -183,7 +186,7 @@ class FastPath:
             kind, message = "syslog.other", text[start:]
         stamps = self._stamps
         if bsd is not None:
-            ts_us = stamps.get(bsd, -1) if not self._options.host_tz else -1
+            ts_us = -1 if self._host_tz else stamps.get(bsd, -1)
             if ts_us == -1:
                 ts_us = self._rfc3164(bsd, host)
         else:
@@ -192,16 +195,19 @@ class FastPath:
             if ts_us == -1:
                 ts_us = self._rfc3339(seconds, zone)
             if fraction and ts_us is not None:
-                ts_us += int(fraction.ljust(6, "0"))
-        pid = int(pid_text) if pid_text else None
-        if pid is not None and pid > MAX_PID:
+                ts_us += int(fraction) * _SCALE[len(fraction)]
+        if pid_text:
+            pid = int(pid_text)
+            if pid > MAX_PID:
+                pid = None
+        else:
             pid = None
         return (ts_us, host, program, pid, facility, severity, msgid, None, message,
                 kind, ip, mac, name, via, server_id, refused, detail)
 
     def _rfc3164(self, stamp: str, host: str) -> int | None:
         """A stamp of `host` -> µs (keyed by the host too when `host_tz` gives some their own zone)."""
-        key = (stamp, host) if self._options.host_tz else stamp
+        key = (stamp, host) if self._host_tz else stamp
         us = self._stamps.get(key, -1)
         if us == -1:
             instant = rfc3164_instant(stamp, host, self._options)
