@@ -298,8 +298,8 @@ _WIDER_MERGES = (
 )
 """Migration 6: messages, written in many small inserts, merges more parts at a time, so each
 row is rewritten fewer times on its way to a large part: about a fifth less CPU per stored row
-(bench/README.md). Only a plain MergeTree whose engine knows the setting; a cluster's
-replicated tables keep their own settings (the operator's to tune)."""
+(bench/README.md). Only a plain MergeTree whose engine knows the setting; on replicated tables
+it is deploy/clickhouse/upgrade-6.sql, optional (cluster.sql sets it for new clusters)."""
 
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[Step, ...]], ...]] = (
     (1, "initial tables: messages, events, states, incidents", (_MESSAGES, _EVENTS, _STATES, _INCIDENTS)),

@@ -72,6 +72,9 @@ ORDER BY (host, at, received_at, id)
 TTL toDateTime(received_at) + INTERVAL 90 DAY
 SETTINGS replicated_deduplication_window = 1000;
 
+-- Wider merges: many small inserts, each row rewritten fewer times (collector/schema.py, migration 6)
+ALTER TABLE pairwatch.messages ON CLUSTER '{cluster}' MODIFY SETTING merge_selector_base = 20;
+
 CREATE TABLE IF NOT EXISTS pairwatch.events ON CLUSTER '{cluster}'
 (
     received_at  DateTime64(6, 'UTC'),

@@ -63,7 +63,7 @@ def databases(store_admin: Any) -> Iterator[tuple[str, str, str]]:
 @pytest.mark.integration
 def test_every_statement_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
     found = statements()
-    assert len(found) == 2 + len(TABLES) + len(schema.TABLE_COLUMNS)
+    assert len(found) == 2 + len(TABLES) + len(schema.TABLE_COLUMNS) + 1  # (+ migration 6's ALTER)
     for statement in found:
         assert "ON CLUSTER '{cluster}'" in statement, statement[:80]
         store_admin.query(f"EXPLAIN AST {statement}")  # raises on a syntax error
@@ -126,13 +126,23 @@ def test_single_node_equivalent_is_the_migrated_schema(
 
 
 UPGRADE_5_SQL = CLUSTER_SQL.with_name("upgrade-5.sql")
+UPGRADE_6_SQL = CLUSTER_SQL.with_name("upgrade-6.sql")
 _LEASE_COLUMNS = re.compile(r",\n    ip +Nullable\(String\),\n(?:    \w+ +Nullable\(String\),?\n)+")
+_WIDER_MERGES = "ALTER TABLE pairwatch.messages ON CLUSTER '{cluster}' MODIFY SETTING merge_selector_base"
+
+
+def v5_cluster_statements() -> list[str]:
+    """cluster.sql as schema version 5 had it: messages with the engine's own merge setting."""
+    found = statements()
+    kept = [s for s in found if not s.startswith(_WIDER_MERGES)]
+    assert len(kept) == len(found) - 1
+    return kept
 
 
 def v4_cluster_statements() -> list[str]:
     """cluster.sql as schema version 4 had it: messages without the lease columns."""
     out = []
-    for statement in statements():
+    for statement in v5_cluster_statements():
         if statement.startswith("CREATE TABLE IF NOT EXISTS pairwatch.messages "):
             statement, n = _LEASE_COLUMNS.subn("\n", statement)
             assert n == 1
@@ -141,7 +151,14 @@ def v4_cluster_statements() -> list[str]:
 
 
 def upgrade_5(store_admin: Any, local: str, local_all: str) -> None:
+    """upgrade-5.sql, then the upgrades after it."""
     for statement in statements(UPGRADE_5_SQL):
+        store_admin.command(single_node(statement, local, local_all))
+    upgrade_6(store_admin, local, local_all)
+
+
+def upgrade_6(store_admin: Any, local: str, local_all: str) -> None:
+    for statement in statements(UPGRADE_6_SQL):
         store_admin.command(single_node(statement, local, local_all))
 
 
@@ -261,3 +278,24 @@ def test_upgrade_5_brings_a_version_4_cluster_to_the_migrated_schema(
         upgrade_5(store_admin, local, local_all)
         assert_same_schema(store_admin, real, local, local_all)
     assert store_admin.query(f"SELECT raw, ip, detail FROM {local_all}.messages").result_rows == [("old", None, None)]
+
+
+@pytest.mark.integration
+def test_upgrade_6_is_clickhouse_sql_and_runs_on_the_cluster(store_admin: Any) -> None:
+    found = statements(UPGRADE_6_SQL)
+    assert len(found) == 1 and found[0].startswith(_WIDER_MERGES)
+    assert found[0].endswith(f"= {schema.MERGE_SELECTOR_BASE}")
+    store_admin.query(f"EXPLAIN AST {found[0]}")
+
+
+@pytest.mark.integration
+def test_upgrade_6_brings_a_version_5_cluster_to_the_migrated_schema(
+    store_admin: Any, store_target: StoreTarget, store_thread: StoreThread, databases: tuple[str, str, str]
+) -> None:
+    real, local, local_all = databases
+    migrate(store_target, store_thread, real)
+    for statement in v5_cluster_statements():
+        store_admin.command(single_node(statement, local, local_all))
+    for _ in range(2):  # a second run changes nothing
+        upgrade_6(store_admin, local, local_all)
+        assert_same_schema(store_admin, real, local, local_all)
