@@ -16,8 +16,8 @@ loopback ports:
   has every line.
 * pairwatch: a real `pairwatch serve` on a fresh embedded store; done when
   `pairwatch_store_rows_total{table="messages"}` in `/metrics` reaches N. `/metrics` is
-  polled seldom (at most every 2 s, densely only near the predicted end), because each
-  scrape is work for the service's event loop.
+  polled seldom while the stream is sent (at most every 2 s, more often near the predicted
+  end), because each scrape is work for the service's event loop, then every 0.25 s.
 
 The clock runs from the first byte sent until the receiver has everything, or, when some
 messages never arrive (UDP), until the last one that did (no growth for a few seconds).
@@ -69,6 +69,8 @@ ERRORS = re.compile(r'^pairwatch_syslog_errors_total\{reason="([^"]+)"\} (\S+)$'
 KERNEL_DROPS = re.compile(r"^pairwatch_udp_receive_drops_total\{[^}]*\} (\S+)$", re.MULTILINE)
 READY_DEADLINE = 120.0
 SETTLE = {"tcp-octet": 10.0, "tcp-lf": 10.0, "udp": 3.0}
+TAIL_POLL = 0.25
+"""Seconds between two polls of pairwatch's stored rows once the sender is done."""
 """Seconds without growth after which a receiver is taken to have all it will ever get."""
 TICK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
@@ -193,14 +195,19 @@ def wait_stored(count: Callable[[], int], total: int, started: float, sender: Se
     """Poll `count()` until it reaches `total`, or stops growing for `settle` s once sent.
 
     Returns (stored, seconds from `started` to the poll that saw the last growth). `dense`
-    polls every 10 ms; otherwise at most every 2 s, half the time the rate so far predicts
-    is left, so the end is seen within a few tens of ms with few polls."""
+    polls every 10 ms; otherwise every half of the time the last interval's rate predicts is
+    left, at least 20 ms apart and at most 2 s, or `TAIL_POLL` once everything is sent: the
+    end is seen within a quarter of a second at worst, with few scrapes (each one is work for
+    the service's event loop)."""
     stored, last_change = 0, started
+    previous = (started, 0)  # (when, count) of the poll before
     deadline = started + max(120.0, total / 2000)
     while True:
         now_count = count()
         now = time.monotonic()
         if now_count != stored:
+            if stored:  # (the first rows come after start-up: no rate yet)
+                previous = (last_change, stored)
             stored, last_change = now_count, now
         if stored >= total:
             return stored, last_change - started
@@ -212,9 +219,10 @@ def wait_stored(count: Callable[[], int], total: int, started: float, sender: Se
         if dense:
             time.sleep(0.01)
         else:
-            rate = stored / (now - started) if stored else 0.0
+            then, before = previous
+            rate = (stored - before) / (last_change - then) if stored > before and last_change > then else 0.0
             left = (total - stored) / rate if rate else 1.0
-            time.sleep(min(2.0, max(0.02, left / 2)))
+            time.sleep(min(TAIL_POLL if sender.done.is_set() else 2.0, max(0.02, left / 2)))
 
 
 def _payload(transport: str, lines: list[str]) -> bytes | list[bytes]:
