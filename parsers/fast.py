@@ -196,12 +196,11 @@ class FastPath:
                 ts_us = self._rfc3339(seconds, zone)
             if fraction and ts_us is not None:
                 ts_us += int(fraction) * _SCALE[len(fraction)]
+        pid: int | None = None
         if pid_text:
             pid = int(pid_text)
             if pid > MAX_PID:
                 pid = None
-        else:
-            pid = None
         return (ts_us, host, program, pid, facility, severity, msgid, None, message,
                 kind, ip, mac, name, via, server_id, refused, detail)
 
