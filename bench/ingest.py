@@ -69,9 +69,9 @@ ERRORS = re.compile(r'^pairwatch_syslog_errors_total\{reason="([^"]+)"\} (\S+)$'
 KERNEL_DROPS = re.compile(r"^pairwatch_udp_receive_drops_total\{[^}]*\} (\S+)$", re.MULTILINE)
 READY_DEADLINE = 120.0
 SETTLE = {"tcp-octet": 10.0, "tcp-lf": 10.0, "udp": 3.0}
+"""Seconds without growth after which a receiver is taken to have all it will ever get."""
 TAIL_POLL = 0.25
 """Seconds between two polls of pairwatch's stored rows once the sender is done."""
-"""Seconds without growth after which a receiver is taken to have all it will ever get."""
 TICK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 

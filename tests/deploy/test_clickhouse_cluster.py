@@ -150,16 +150,20 @@ def v4_cluster_statements() -> list[str]:
     return out
 
 
+def run_on_one_node(store_admin: Any, found: list[str], local: str, local_all: str) -> None:
+    """Cluster statements, each as its single-node equivalent, in order."""
+    for statement in found:
+        store_admin.command(single_node(statement, local, local_all))
+
+
 def upgrade_5(store_admin: Any, local: str, local_all: str) -> None:
     """upgrade-5.sql, then the upgrades after it."""
-    for statement in statements(UPGRADE_5_SQL):
-        store_admin.command(single_node(statement, local, local_all))
+    run_on_one_node(store_admin, statements(UPGRADE_5_SQL), local, local_all)
     upgrade_6(store_admin, local, local_all)
 
 
 def upgrade_6(store_admin: Any, local: str, local_all: str) -> None:
-    for statement in statements(UPGRADE_6_SQL):
-        store_admin.command(single_node(statement, local, local_all))
+    run_on_one_node(store_admin, statements(UPGRADE_6_SQL), local, local_all)
 
 
 def v2_cluster_statements() -> list[str]:
@@ -191,8 +195,7 @@ def test_upgrade_3_brings_a_version_2_cluster_to_the_migrated_schema(
 ) -> None:
     real, local, local_all = databases
     migrate(store_target, store_thread, real)
-    for statement in v2_cluster_statements():
-        store_admin.command(single_node(statement, local, local_all))
+    run_on_one_node(store_admin, v2_cluster_statements(), local, local_all)
     base = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(days=1)  # (within the 90-day TTL)
 
     def t(seconds: int) -> str:
@@ -246,8 +249,7 @@ def test_upgrade_4_brings_a_version_3_cluster_to_the_migrated_schema(
     store_admin.command(f"INSERT INTO {local}.incidents (id, condition, pair, start, updated_at)"
                         " VALUES ('a', 'split_brain', 'p', now64(6), now64(6))")
     for _ in range(2):  # a second run changes nothing
-        for statement in statements(UPGRADE_4_SQL):
-            store_admin.command(single_node(statement, local, local_all))
+        run_on_one_node(store_admin, statements(UPGRADE_4_SQL), local, local_all)
         upgrade_5(store_admin, local, local_all)
         assert_same_schema(store_admin, real, local, local_all)
     assert store_admin.query(f"SELECT id, retracted FROM {local_all}.incidents").result_rows == [("a", False)]
@@ -271,8 +273,7 @@ def test_upgrade_5_brings_a_version_4_cluster_to_the_migrated_schema(
     schema; the messages stored before have null lease fields."""
     real, local, local_all = databases
     migrate(store_target, store_thread, real)
-    for statement in v4_cluster_statements():
-        store_admin.command(single_node(statement, local, local_all))
+    run_on_one_node(store_admin, v4_cluster_statements(), local, local_all)
     store_admin.command(f"INSERT INTO {local}.messages (received_at, id, host, raw) VALUES (now64(6), 1, 'dhcp-a', 'old')")
     for _ in range(2):  # a second run changes nothing
         upgrade_5(store_admin, local, local_all)
@@ -294,8 +295,7 @@ def test_upgrade_6_brings_a_version_5_cluster_to_the_migrated_schema(
 ) -> None:
     real, local, local_all = databases
     migrate(store_target, store_thread, real)
-    for statement in v5_cluster_statements():
-        store_admin.command(single_node(statement, local, local_all))
+    run_on_one_node(store_admin, v5_cluster_statements(), local, local_all)
     for _ in range(2):  # a second run changes nothing
         upgrade_6(store_admin, local, local_all)
         assert_same_schema(store_admin, real, local, local_all)
