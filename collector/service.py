@@ -232,7 +232,7 @@ class Service:
             await writer.close(time.monotonic() + opts.shutdown_timeout)
             return 1
 
-        settle_interpreter()
+        settle_garbage_collector()
         self.state = Lifecycle.SERVING
         log.info("serving (pairwatch %s)", __version__)
         stop_wait = asyncio.create_task(self._stop.wait())
@@ -321,22 +321,11 @@ into the old generation, whose full passes walk everything, and the service stoo
 while they did (the figures: bench/README.md)."""
 
 
-GIL_SWITCH_INTERVAL: Final = 0.0005
-"""Seconds a thread keeps the GIL while another asks for it (Python's default: 0.005). The
-store thread gives the GIL up at every call into the engine or the file system (a dozen per
-insert) and then waits for the event loop's thread to hand it back; at 5 ms a wait, a burst's
-rows were stored seconds after they were read and piled up in memory meanwhile. At 0.5 ms:
-peak anon 286-355 MiB against 377-398 in a 300k-line burst, and no fewer msg/s
-(bench/README.md)."""
-
-
-def settle_interpreter() -> None:
+def settle_garbage_collector() -> None:
     """Once serving: move everything built at start (modules, the store client, restored
-    state) out of the garbage collector's sight with `gc.freeze`, collect less often, and
-    let the threads take turns at the GIL sooner."""
+    state) out of the collector's sight with `gc.freeze`, and collect less often."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 
 def spilled_records(spool: Spool) -> Iterator[list[list[Any]]]:
