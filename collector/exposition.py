@@ -30,12 +30,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.registry import RestrictedRegistry
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["SeriesFamily", "render"]
+__all__ = ["Registry", "SeriesFamily", "render"]
 
 T = TypeVar("T")
+Registry = CollectorRegistry | RestrictedRegistry
+"""What a scrape renders: the registry, or only the families a `name[]` query asks for."""
 
 _OPENMETRICS_SUFFIXES: Final = ("_created", "_gsum", "_gcount")
 """Samples the 0.0.4 text format moves into a gauge family of their own, after the family."""
@@ -212,7 +215,7 @@ def _help_text(documentation: str) -> str:
     return documentation.replace("\\", r"\\").replace("\n", r"\n")
 
 
-def _text(registry: CollectorRegistry) -> str:
+def _text(registry: Registry) -> str:
     out: list[str] = []
     append = out.append
     for metric in registry.collect():
@@ -239,7 +242,7 @@ def _text(registry: CollectorRegistry) -> str:
     return "".join(out)
 
 
-def _openmetrics(registry: CollectorRegistry) -> str:
+def _openmetrics(registry: Registry) -> str:
     out: list[str] = []
     append = out.append
     for metric in registry.collect():
@@ -256,7 +259,7 @@ def _openmetrics(registry: CollectorRegistry) -> str:
     return "".join(out)
 
 
-def render(registry: CollectorRegistry, openmetrics_format: bool) -> bytes | None:
+def render(registry: Registry, openmetrics_format: bool) -> bytes | None:
     """The registry in text format 0.0.4, or OpenMetrics 1.0.0 with `openmetrics_format`;
     None when a sample needs what only prometheus_client writes (the caller uses it)."""
     try:
@@ -265,15 +268,17 @@ def render(registry: CollectorRegistry, openmetrics_format: bool) -> bytes | Non
         return None
 
 
-def exposition(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:
+def exposition(registry: CollectorRegistry, accept_header: str | None, names: Sequence[str] = ()) -> tuple[bytes, str]:
     """The /metrics body and its Content-Type for a request's Accept header (text format
     0.0.4 unless the scraper asks for OpenMetrics), written by `render`
-    when it can, else by prometheus_client."""
+    when it can, else by prometheus_client. `names`: only those series (prometheus_client's
+    `name[]` query: each a sample name such as `pairwatch_store_rows_total`)."""
     encoder, content_type = choose_encoder(accept_header or "")
+    chosen: Registry = registry.restricted_registry(names) if names else registry
     body = None
     if encoder is generate_latest:
-        body = render(registry, openmetrics_format=False)
+        body = render(chosen, openmetrics_format=False)
     elif (isinstance(encoder, partial) and encoder.func is openmetrics.generate_latest
           and encoder.keywords == {"escaping": openmetrics.UNDERSCORES, "version": "1.0.0"}):
-        body = render(registry, openmetrics_format=True)
-    return encoder(registry) if body is None else body, content_type
+        body = render(chosen, openmetrics_format=True)
+    return encoder(chosen) if body is None else body, content_type

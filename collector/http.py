@@ -236,7 +236,7 @@ class _Api:
         # rendered on the loop: 100 pairs take about 7 ms (collector.exposition), while on a
         # worker thread the scrape fought the pipeline for the GIL and took 100 ms and more
         # under load (bench/latency.py at 10k msg/s: p50 97 ms there, 21-23 ms here)
-        body, ctype = exposition(self.ctx.registry, request.headers.get("Accept"))
+        body, ctype = exposition(self.ctx.registry, request.headers.get("Accept"), request.query.getall("name[]", ()))
         return web.Response(body=body, headers={"Content-Type": ctype})
 
     async def healthz(self, _request: web.Request) -> web.Response:

@@ -620,6 +620,33 @@ def test_our_writer_gives_prometheus_client_output_byte_for_byte():
     assert b"# TYPE plain_events_created gauge" in text
 
 
+def test_a_name_query_renders_only_those_series_as_prometheus_client_does():
+    """`/metrics?name[]=...` (prometheus_client's filter): only the series named, in both
+    formats exactly as the library writes them for its restricted registry, a `SeriesFamily`
+    included; the other collectors are not asked (a pipeline poll must stay cheap)."""
+    fleet = Fleet().feed(*normal_pair(), *clients())
+    registry = fleet.registry()
+    fleet.service.syslog_messages.labels("tcp").inc(5)
+    names = ["pairwatch_syslog_messages_total", "dhcp_lease_messages_total"]
+    for accept, library in ((None, generate_latest),
+                            ("application/openmetrics-text; version=1.0.0", openmetrics_latest)):
+        body, _ = exposition(registry, accept, names)
+        assert body == library(registry.restricted_registry(names))
+    text = exposition(registry, None, names)[0].decode()
+    series = {line.split("{")[0].split()[0] for line in text.splitlines() if not line.startswith("#")}
+    assert series == set(names)
+    assert 'pairwatch_syslog_messages_total{transport="tcp"} 5.0' in text
+    assert exposition(registry, None, ["pairwatch_store_rows_total"])[0].startswith(b"# HELP pairwatch_store_rows_total")
+    assert exposition(registry, None, ["no_such_series"])[0] == b""
+
+    calls = []
+    lonely = CollectorRegistry()
+    ServiceMetrics(lonely, "0.1.0")
+    lonely.register(PairCollector(lambda: calls.append("pairs") or (), lambda: calls.append("tally") or TallySnapshot()))
+    assert b"pairwatch_syslog_messages_total" in exposition(lonely, None, ["pairwatch_syslog_messages_total"])[0]
+    assert calls == []
+
+
 def test_remembered_series_follow_the_registry_from_scrape_to_scrape(monkeypatch: pytest.MonkeyPatch):
     """The writer keeps each series' rendered name between scrapes: later scrapes, with new
     values, new series, label values that differ only in a name/value split, and the memory

@@ -69,6 +69,16 @@ def test_healthz_and_readyz(serve: Serve) -> None:
 
 
 @pytest.mark.integration
+def test_metrics_answers_a_name_query_with_only_those_series(serve: Serve) -> None:
+    status, body = serve.get("/metrics?name[]=pairwatch_syslog_messages_total&name[]=pairwatch_store_rows_total")
+    assert status == 200
+    series = {line.split("{")[0].split()[0] for line in body.decode().splitlines() if not line.startswith("#")}
+    assert series == {"pairwatch_syslog_messages_total", "pairwatch_store_rows_total"}
+    everything = serve.get("/metrics")[1]
+    assert b"dhcp_failover_state" in everything and len(everything) > 4 * len(body)
+
+
+@pytest.mark.integration
 def test_logger_lines_over_udp_and_tcp_reach_metrics_api_and_store(serve: Serve) -> None:
     tag = uuid.uuid4().hex[:6]
     rel_udp, rel_tcp = f"u{tag}", f"t{tag}"
