@@ -84,6 +84,24 @@ _LEASE_KINDS: Final = frozenset(cls.kind for cls in LINE_KINDS[:LEASE_LINES])
 T = TypeVar("T")
 
 
+def _native_body(context: Any) -> bytes:
+    """An insert's Native blocks, encoded in memory (clickhouse-connect's own encoder).
+
+    For the embedded engine the client writes an insert to a temporary file that the engine
+    then reads; given the blocks one by one it makes one write per block. Each write lets go
+    of the GIL, and while the event loop's thread is busy, taking it back costs the store
+    thread a switch interval (5 ms) or more: inserts took 130-360 ms under load and 45-65 ms
+    idle (bench/README.md). The whole body is one write."""
+    from clickhouse_connect.driver.transform import NativeTransform
+
+    chunks = list(NativeTransform.build_insert(context))
+    if context.insert_exception is not None:  # (a value its column's type cannot take)
+        raise context.insert_exception
+    # the first block follows the INSERT statement (for an HTTP body); the engine's query names the columns
+    chunks[0] = chunks[0][chunks[0].index(b"\n") + 1:]
+    return b"".join(chunks)
+
+
 # --- timeline cursor -----------------------------------------------------------------------
 
 
@@ -350,7 +368,12 @@ class Store:
             )
             context.req_block_size = INSERT_BLOCK_ROWS
             try:
-                self._client.insert(context=context, data=data)
+                if self._target.kind == "embedded":
+                    context.data = data
+                    self._client.raw_insert(context.table, list(columns), insert_block=_native_body(context),
+                                            settings={"insert_deduplication_token": dedup_token}, fmt="Native")
+                else:
+                    self._client.insert(context=context, data=data)
             finally:
                 # The context keeps one of its own bound methods: a reference cycle that holds
                 # the whole batch until a full garbage collection, which the service runs

@@ -17,6 +17,7 @@ ENGINE_NICE: Final = 10
 On two cores its insert and merge threads took the CPU from the event loop's thread, which
 then waited on the run queue with lines and scrapes behind it; the merges only need to keep
 up on average."""
+_TASKS: Final = "/proc/self/task"
 
 
 def engine_options(memory_limit: int) -> dict[str, int]:
@@ -88,18 +89,26 @@ def _lock_holders(inode: int) -> set[int]:
 class EngineThreads:
     """Lowers the CPU priority of the threads the embedded engine starts (`ENGINE_NICE`).
 
-    chdb starts its pools when it needs them, so `lower` is called after every insert; it
-    reads the process's thread ids (one directory listing) and touches only threads it has not
-    seen, leaving every Python thread (the event loop's, the store thread that holds the GIL
-    while it serialises a batch) at the process's own priority. Linux only; elsewhere, and
-    where the kernel refuses, threads keep their priority."""
+    chdb starts its pools when it needs them, so `lower` is called after every insert. It
+    looks at the process's thread count first (one `stat`); only when that changed does it
+    read the thread ids (a directory listing, which lets go of the GIL once per thread, and
+    each time the store thread waited to get it back while the event loop's thread was busy)
+    and touch the threads it has not seen, leaving every Python thread (the event loop's, the
+    store thread that holds the GIL while it serialises a batch) at the process's own
+    priority. A thread that starts just as another ends goes unseen until the count moves
+    again. Linux only; elsewhere, and where the kernel refuses, threads keep their priority."""
 
     def __init__(self) -> None:
         self._seen: set[int] = set()
+        self._count = 0
 
     def lower(self) -> None:
         try:
-            tids = {int(name) for name in os.listdir("/proc/self/task")}
+            count = os.stat(_TASKS).st_nlink  # (a /proc directory's links: its subdirectories + 2)
+            if count == self._count:
+                return
+            self._count = count
+            tids = {int(name) for name in os.listdir(_TASKS)}
         except OSError:
             return
         new = tids - self._seen

@@ -788,6 +788,18 @@ def test_insert_refuses_unknown_tables_columns_and_tokens(store: Any) -> None:
         store.insert("states", [(T0, "p")], ("ts",), "t")
 
 
+@pytest.mark.integration
+def test_a_value_its_column_cannot_take_refuses_the_whole_batch(store: Any, store_admin: Any,
+                                                                store_database: str) -> None:
+    """The encoder's error (here a ValueError, which the writer answers by setting the batch
+    aside), and no row of the batch is stored: the encoding fails before the engine sees any."""
+    rows = [(text, "pair", "server", "primary", "normal", None) for text in ("2025-03-03T08:00:00", "not a time")]
+    before = count(store_admin, store_database, "states")
+    with pytest.raises(ValueError, match="isoformat"):
+        store.insert("states", rows, STATE_COLUMNS, "bad-value")
+    assert count(store_admin, store_database, "states") == before
+
+
 # --- states and incidents from a real correlator ------------------------------------------------
 
 
