@@ -53,6 +53,7 @@ bench: bench-deps install
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/correlate.py
+	$(BIN)/python bench/line_path.py
 	$(BIN)/python bench/ingest.py --runs 1
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/agreement.py

@@ -1,6 +1,6 @@
 """The service's line path in one process, without the network or the store: µs a line.
 
-Run: `.venv/bin/python bench/line_path.py [--lines N] [--runs R]`.
+Run: `.venv/bin/python bench/line_path.py [--lines N] [--runs R] [--out FILE]` (or `make bench`).
 
 What `serve`'s event loop does with lines once a TCP read has framed and decoded them:
 `Pipeline._process` on chunks of `collector.pipeline.CHUNK` lines (parse, event time,
@@ -12,6 +12,7 @@ its last line's time (so no line counts as skewed). Thread CPU time per line, ea
 fresh pipeline; the median of the runs. Figures only, never asserted: the machine is shared
 and noisy (for comparisons, count instructions: `valgrind --tool=cachegrind` on one run).
 The end-to-end figure with the network, the store and the engine's threads is bench/ingest.py's.
+Prints each run and the median, then one JSON object, also written to bench/results/line_path.json.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus import RATE, START, make_corpus  # noqa: E402
+from corpus import RATE, START, make_corpus, report  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from collector import __version__  # noqa: E402
@@ -41,6 +42,7 @@ from collector.store_thread import StoreThread  # noqa: E402
 from collector.tally import FleetTally  # noqa: E402
 from collector.writer import StoreWriter  # noqa: E402
 
+RESULTS = Path(__file__).resolve().parent / "results"
 READ_LINES = 200
 """Lines per TCP read (a 64 KiB read of corpus lines holds about 400)."""
 DELAY = 0.05
@@ -97,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=RESULTS / "line_path.json", help="where the JSON goes")
     args = ap.parse_args()
     work = chunks(arrivals(make_corpus(args.lines).lines))
     figures = []
@@ -105,8 +108,10 @@ def main() -> None:
             us = asyncio.run(one_run(work, args.lines, spool_dir))
         figures.append(us)
         print(f"run {run}: {args.lines} lines, {us:.2f} µs a line (thread CPU)", flush=True)
-    print(f"median of {args.runs}: {statistics.median(figures):.2f} µs a line "
-          f"= {1e6 / statistics.median(figures):,.0f} lines/s on one thread")
+    median = statistics.median(figures)
+    print(f"median of {args.runs}: {median:.2f} µs a line = {1e6 / median:,.0f} lines/s on one thread")
+    report({"bench": "line_path", "lines": args.lines, "runs": args.runs, "us_per_line": [round(f, 3) for f in figures],
+            "median_us_per_line": round(median, 3), "lines_per_s": round(1e6 / median)}, args.out)
 
 
 if __name__ == "__main__":
