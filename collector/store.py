@@ -370,8 +370,8 @@ class Store:
             try:
                 if self._target.kind == "embedded":
                     context.data = data
-                    self._client.raw_insert(context.table, list(columns), insert_block=_native_body(context),
-                                            settings={"insert_deduplication_token": dedup_token}, fmt="Native")
+                    self._client.raw_insert(context.table, context.column_names, insert_block=_native_body(context),
+                                            settings=context.settings, fmt="Native")
                 else:
                     self._client.insert(context=context, data=data)
             finally:
