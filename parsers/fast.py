@@ -6,12 +6,14 @@ with nil MSGID and STRUCTURED-DATA): dhcpd's DHCPDISCOVER / DHCPOFFER / DHCPREQU
 lines, Kea's messages that carry no event (DHCP4_QUERY_LABEL, ...), and other programs' lines.
 `FastPath.match` takes exactly those shapes and returns the values of `FIELDS`: no `Record`,
 payload or `Event`, and the time as integer microseconds, converted once per distinct stamp
-(RFC 3164 stamps repeat within a second; RFC 3339 stamps share their second). Any other
+(RFC 3164 stamps repeat within a second; RFC 3339 stamps share their second). What repeats
+from line to line is read once and remembered: the sender part of the header (host, program,
+PID), and Kea's severity with logger and its message ids. Any other
 line, and any doubt, gives None: the caller parses it with the full parser, so what a line
 means never depends on which path read it (`tests/parsers/test_fast.py` holds the two to
 the same answers).
 
-Pure: no clock, no I/O; the stamp memo is a bounded cache of a pure function.
+Pure: no clock, no I/O; each memo is a bounded cache of a pure function.
 """
 
 from __future__ import annotations
@@ -58,26 +60,34 @@ _HEADER = re.compile(
     r"<(\d{1,3})>(?:"
     # RFC 3164, as rsyslog's RSYSLOG_ForwardFormat without the year: "Mar  3 08:00:00 host tag[pid]: "
     r"((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d)"
-    r" ([^\s:\[\]]+) ([^\s\[\]:/]{1,64})(?:\[([0-9]{1,10})\])?: "
+    r" ([^\s:\[\]]+ [^\s\[\]:/]{1,64}(?:\[[0-9]{1,10}\])?): "
     # the same with an RFC 3339 time (rsyslog's RSYSLOG_ForwardFormat)
     r"|([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
-    r" ([^\s:\[\]]+) ([^\s\[\]:/]{1,64})(?:\[([0-9]{1,10})\])?: "
+    r" ([^\s:\[\]]+ [^\s\[\]:/]{1,64}(?:\[[0-9]{1,10}\])?): "
     # RFC 5424 (RSYSLOG_SyslogProtocol23Format) with nil MSGID and STRUCTURED-DATA
     r"|1 ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
-    r" ([!-~]{1,255}) ([!-.0-~]{1,48}) ([0-9]{1,10}|-) - - +"
+    r" ([!-~]{1,255} [!-.0-~]{1,48} (?:[0-9]{1,10}|-)) - - +"
     r")(?=[^\s\ufeff])"
 )
+"""The header up to the message; its sender part ("host tag[pid]", or RFC 5424's "host app
+procid") is one group, read once per distinct sender (`FastPath._sender`)."""
 
-# dhcpd's client lines (parsers.dhcpd: `_CLIENT_TAIL`), each by the first seven letters of its
-# message: (pattern, kind); the groups are (ip, server id, mac, client name, via, ": suffix",
-# " (more)" of a release)
+_DHCPD_SENDER, _KEA_SENDER, _OTHER_SENDER = 1, 2, 3
+"""What a sender's program says of its messages: dhcpd's, Kea's, another program's."""
+Sender = tuple[str, str, int | None, int]
+"""(host, program, pid, which of the above) of a header's sender part."""
+
+# dhcpd's client lines (parsers.dhcpd: `_CLIENT_TAIL`), each by the seventh letter of its message
+# (DHCPDI[S]COVER, DHCPOF[F]ER, DHCPAC[K], DHCPRE[Q]UEST, DHCPRE[L]EASE: a one-letter string is a
+# cached object, so the lookup hashes nothing): (pattern, kind); the groups are (ip, server id,
+# mac, client name, via, ": suffix", " (more)" of a release)
 _TAIL = r" (?:\(([^()\n]*)\) )?via ([^\s:]+)(?:: ([^\n]*))?"
 _DHCPD: Final = {
-    "DHCPDIS": (re.compile(r"DHCPDISCOVER from ()()(\S+)" + _TAIL + r"()\Z"), "lease.discover"),
-    "DHCPOFF": (re.compile(r"DHCPOFFER on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.offer"),
-    "DHCPACK": (re.compile(r"DHCPACK on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.ack"),
-    "DHCPREQ": (re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from (\S+)" + _TAIL + r"()\Z"), "lease.request"),
-    "DHCPREL": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
+    "S": (re.compile(r"DHCPDISCOVER from ()()(\S+)" + _TAIL + r"()\Z"), "lease.discover"),
+    "F": (re.compile(r"DHCPOFFER on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.offer"),
+    "K": (re.compile(r"DHCPACK on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.ack"),
+    "Q": (re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from (\S+)" + _TAIL + r"()\Z"), "lease.request"),
+    "L": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
 }
 _DHCPD_NAMES: Final = frozenset({"dhcpd"})
 _DHCPD_RARER: Final = frozenset({"DHCPINF", "DHCPACK", "DHCPNAK"})
@@ -85,12 +95,19 @@ _DHCPD_RARER: Final = frozenset({"DHCPINF", "DHCPACK", "DHCPNAK"})
 read by `parsers.dhcpd` itself when they are of a kind the fast path carries."""
 _LINE_LEASES: Final = frozenset(LINE_KINDS[:LEASE_LINES])
 
-# Kea's own layout after the tag: severity, logger, then the message id (parsers.syslog: `_KEA_LAYOUT`)
-_KEA = re.compile(
+# Kea's own layout after the tag: severity, logger, then the message id (parsers.syslog: `_KEA_LAYOUT`).
+# A process writes the same severity and logger on every line and a handful of ids, so each part is
+# matched once and remembered: the head up to the first "] " (the logger holds no "]"), and the
+# id up to the next space.
+_KEA_HEAD = re.compile(
     r"(DEBUG|INFO|WARN|ERROR|FATAL) +\[[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z][A-Za-z0-9_-]*)*\.[0-9]+\] "
-    r"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?= |\Z)"
 )
+_KEA_ID = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _KEA_SEVERITY: Final = {"FATAL": 2, "ERROR": 3, "WARN": 4, "INFO": 6, "DEBUG": 7}
+KeaRule = tuple[re.Pattern[str] | None, str, str | None]
+"""(pattern of the text after the id, kind, detail): `parsers.kea.LEASE_RULES`' entries."""
+_KEA_OTHER: Final[KeaRule] = (None, "kea.other", None)
+"""What an id of no event and no lease rule reads as."""
 
 
 def _priority(pri: str) -> tuple[int | None, int | None]:
@@ -105,41 +122,39 @@ _PRIORITIES: Final = {str(code): _priority(str(code)) for code in range(192)}
 class FastPath:
     """Matches the commonest line shapes; see the module docstring."""
 
-    __slots__ = ("_options", "_stamps", "_host_tz")
+    __slots__ = ("_options", "_stamps", "_host_tz", "_senders", "_kea_heads", "_kea_ids")
 
     def __init__(self, options: ParseOptions = DEFAULT_OPTIONS) -> None:
         self._options = options
         self._stamps: dict[object, int | None] = {}
         self._host_tz = bool(options.host_tz)
+        self._senders: dict[str, Sender | None] = {}
+        self._kea_heads: dict[str, int | None] = {}  # "INFO  [logger] " -> severity, None: not Kea's layout
+        self._kea_ids: dict[str, KeaRule | None] = {}  # message id -> its lease rule, _KEA_OTHER, None
 
     def match(self, text: str) -> FastLine | None:
         """The line's values (`FIELDS`), or None when the full parser must read it."""
         m = _HEADER.match(text)
         if m is None:
             return None
-        (pri, bsd, bsd_host, bsd_tag, bsd_pid, iso, iso_frac, iso_zone, iso_host, iso_tag, iso_pid,
-         new, new_frac, new_zone, new_host, app, procid) = m.groups()
-        if bsd is not None:
-            host, program, pid_text = bsd_host, bsd_tag, bsd_pid
-        elif iso is not None:
-            host, program, pid_text = iso_host, iso_tag, iso_pid
-        else:
-            if new_host == "-" or app == "-":
-                return None
-            host, program, pid_text = new_host, app, (None if procid == "-" else procid)
+        pri, bsd, bsd_who, iso, iso_frac, iso_zone, iso_who, new, new_frac, new_zone, new_who = m.groups()
+        who = bsd_who or iso_who or new_who
+        sender = self._senders.get(who) or self._sender(who, new_who is not None)
+        if sender is None:
+            return None
+        host, program, pid, family = sender
         start = m.end()
         facility, severity = _PRIORITIES.get(pri) or _priority(pri)
         # the body first: the time is converted only for a line the fast path takes
         msgid = ip = mac = name = via = server_id = refused = detail = None
-        if program in _DHCPD_NAMES:
-            first = text[start:start + 7]
-            shape = _DHCPD.get(first)
+        if family == _DHCPD_SENDER:
+            shape = _DHCPD.get(text[start + 6:start + 7])
             body = None
             if shape is not None:
                 pattern, kind = shape
                 body = pattern.match(text, start)
             if body is None:  # an INFORM, its ACK, a NAK: their own rules, so the fields are the full parser's
-                if first not in _DHCPD_RARER or "repeated" in text:
+                if text[start:start + 7] not in _DHCPD_RARER or "repeated" in text:
                     return None
                 message = text[start:]
                 lease = parse_dhcpd(message)
@@ -163,25 +178,31 @@ class FastPath:
                     detail = more.strip("()")
                 ip, server_id = ip or None, server_id or None
                 message = text[start:]
-        elif program.startswith("kea"):
-            body = _KEA.match(text, start)
-            if body is None or "repeated" in text:
+        elif family == _KEA_SENDER:
+            close = text.find("] ", start)
+            if close < 0 or "repeated" in text:
                 return None
-            severity, msgid = _KEA_SEVERITY[body.group(1)], body.group(2)
-            message = text[body.start(2):]
-            rule = KEA_LEASES.get(msgid)
-            if rule is not None:  # `parse_kea`'s own rule on what it matches, so the fields are exactly its
-                fields = rule[0].fullmatch(text[body.end(2) + 1:].rstrip())
+            head = text[start:close + 2]
+            severity = self._kea_heads.get(head, -1)
+            if severity == -1:
+                severity = self._kea_head(head)
+            if severity is None:
+                return None
+            begin = close + 2
+            end = text.find(" ", begin)
+            msgid = text[begin:end] if end >= 0 else text[begin:]
+            rule = self._kea_ids.get(msgid) or self._kea_id(msgid)
+            if rule is None:
+                return None
+            message = text[begin:]
+            lease_text, kind, detail = rule
+            if lease_text is not None:  # `parse_kea`'s own rule on what it matches, so the fields are exactly its
+                fields = lease_text.fullmatch(text[end + 1:].rstrip() if end >= 0 else "")
                 if fields is None:
                     return None
                 ip, mac = fields.group("ip", "mac")
-                kind, detail = rule[1], rule[2]
-            elif is_event_id(msgid):
-                return None
-            else:
-                kind = "kea.other"
-        elif program.startswith("dhcpd") or "repeated" in text or text.startswith("[ID ", start):
-            return None  # (dhcpd3 and the like, repeats, Solaris ids: the full parser's)
+        elif "repeated" in text or text.startswith("[ID ", start):
+            return None  # (repeats, Solaris ids: the full parser's)
         else:
             kind, message = "syslog.other", text[start:]
         stamps = self._stamps
@@ -196,11 +217,6 @@ class FastPath:
                 ts_us = self._rfc3339(seconds, zone)
             if fraction and ts_us is not None:
                 ts_us += int(fraction) * _SCALE[len(fraction)]
-        pid: int | None = None
-        if pid_text:
-            pid = int(pid_text)
-            if pid > MAX_PID:
-                pid = None
         return (ts_us, host, program, pid, facility, severity, msgid, None, message,
                 kind, ip, mac, name, via, server_id, refused, detail)
 
@@ -226,6 +242,58 @@ class FastPath:
             self._stamps.clear()
         self._stamps[key] = us
         return us
+
+    def _sender(self, who: str, rfc5424: bool) -> Sender | None:
+        """(host, program, pid, family) of a header's sender part, None when the full parser must
+        read the line: RFC 5424's nil host or app name, and programs named like dhcpd that are
+        not plain `dhcpd` (dhcpd3 and the like). Remembered, like the stamps: the strings are the
+        same objects on every line of a sender, so their hashes are computed once."""
+        if rfc5424:
+            host, program, procid = who.split(" ")
+            pid_text = None if procid == "-" else procid
+            refuse = host == "-" or program == "-"
+        else:
+            host, _, tag = who.partition(" ")
+            program, _, pid_text = tag.partition("[")
+            pid_text = pid_text[:-1] or None
+            refuse = False
+        pid = None if pid_text is None else int(pid_text)
+        if pid is not None and pid > MAX_PID:
+            pid = None
+        if program in _DHCPD_NAMES:
+            family = _DHCPD_SENDER
+        elif program.startswith("kea"):
+            family = _KEA_SENDER
+        else:
+            family = _OTHER_SENDER
+            refuse = refuse or program.startswith("dhcpd")
+        sender = None if refuse else (host, program, pid, family)
+        if len(self._senders) >= _STAMPS:
+            self._senders.clear()
+        self._senders[who] = sender
+        return sender
+
+    def _kea_head(self, head: str) -> int | None:
+        """The severity of a Kea head ("INFO  [logger] "), None when it is not one."""
+        m = _KEA_HEAD.fullmatch(head)
+        severity = None if m is None else _KEA_SEVERITY[m.group(1)]
+        if len(self._kea_heads) >= _STAMPS:
+            self._kea_heads.clear()
+        self._kea_heads[head] = severity
+        return severity
+
+    def _kea_id(self, msgid: str) -> KeaRule | None:
+        """What the fast path makes of a Kea message id: its lease rule, `_KEA_OTHER`, or None
+        (not an id, or one `parse_kea` may make an event of)."""
+        rule: KeaRule | None
+        if _KEA_ID.fullmatch(msgid) is None:
+            rule = None
+        else:
+            rule = KEA_LEASES.get(msgid) or (None if is_event_id(msgid) else _KEA_OTHER)
+        if len(self._kea_ids) >= _STAMPS:
+            self._kea_ids.clear()
+        self._kea_ids[msgid] = rule
+        return rule
 
 
 
