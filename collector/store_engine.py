@@ -4,6 +4,7 @@ pandas kept out of clickhouse-connect, and the lock that says another process ho
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Final
 
@@ -38,16 +39,35 @@ def engine_options(memory_limit: int) -> dict[str, int]:
 
 
 def without_pandas() -> None:
-    """Tell clickhouse-connect that pandas is not to be used.
+    """Tell clickhouse-connect and pyarrow that pandas is not to be used.
 
-    Every insert asks its options module whether the rows are a pandas DataFrame, and that
-    question imports pandas (installed with chdb-core): tens of MiB of resident memory, for a
-    library the store never uses. The module takes a `pd` it
-    already holds as the answer; None means "no pandas". Private to clickhouse-connect:
-    tests/collector/test_store.py::test_the_store_never_imports_pandas fails when it moves."""
+    Every insert asks clickhouse-connect's options module whether the rows are a pandas
+    DataFrame, and pyarrow asks on its first conversion of a list whether it is a pandas
+    array; each question imports pandas (installed with chdb-core): tens of MiB of resident
+    memory, for a library the store never uses. clickhouse-connect's module takes a `pd` it
+    already holds as the answer (None: no pandas). pyarrow asks once and remembers the
+    answer, so it is asked here while `import pandas` fails. Both are private to those
+    libraries: tests/collector/test_store.py::test_the_store_never_imports_pandas fails when
+    they move."""
+    import pyarrow  # type: ignore[import-untyped]
     from clickhouse_connect.driver import options
 
     options.pd = None
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _NoPandas)
+        try:
+            pyarrow.lib._pandas_api.have_pandas  # noqa: B018  # (the question, asked once)
+        finally:
+            sys.meta_path.remove(_NoPandas)
+
+
+class _NoPandas:
+    """An import finder that fails `import pandas` (see `without_pandas`)."""
+
+    @staticmethod
+    def find_spec(name: str, *args: object) -> None:
+        if name == "pandas":
+            raise ImportError("pandas is kept out of the store")
 
 
 def check_unlocked(target: StoreTarget) -> None:

@@ -719,12 +719,50 @@ def test_a_batch_by_column_stores_the_same_rows(store: Any) -> None:
 
 
 @pytest.mark.integration
-def test_a_batch_goes_in_blocks_and_a_retry_of_it_is_stored_once(
+def _message_columns(n: int, texts: list[str] = LINES) -> list[tuple[Any, ...]]:
+    """`n` messages rows of real parsed lines, by column."""
+    ids = MessageIds(start=1)
+    at = received(n, step=0.01)
+    rows = [line_rows(parse_line(texts[i % len(texts)], OPTIONS), id=ids(), received_at=at[i],
+                      raw=texts[i % len(texts)], transport="tcp")[0] for i in range(n)]
+    return list(zip(*rows, strict=True))
+
+
+def test_a_batch_goes_as_arrow_in_blocks_and_a_retry_of_it_is_stored_once(
     store: Any, store_admin: Any, store_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch of several `INSERT_BLOCK_ROWS` blocks: no string column is written in one piece
-    longer than a block (each such write holds the GIL), and the whole batch retried with its
-    token is still stored once."""
+    """The embedded store sends a batch as Arrow record batches: no column is converted in one
+    piece longer than a block (each conversion holds the GIL), and the whole batch retried with
+    its token is still stored once."""
+    import pyarrow as pa
+
+    from collector import store as store_module
+
+    lengths: list[int] = []
+    array = pa.array
+
+    def counted(values: Any, *args: Any, **kwargs: Any) -> Any:
+        lengths.append(len(values))
+        return array(values, *args, **kwargs)
+
+    monkeypatch.setattr(pa, "array", counted)
+    monkeypatch.setattr(store_module, "ARROW_BLOCK_ROWS", 1000)
+    n = 2500
+    columns = _message_columns(n)
+    assert store.insert("messages", columns, MESSAGE_COLUMNS, "big-1", column_oriented=True) == n
+    assert sorted(set(lengths)) == [500, 1000]  # (two full blocks and the rest, for each column)
+    store.insert("messages", columns, MESSAGE_COLUMNS, "big-1", column_oriented=True)  # a retry
+    assert count(store_admin, store_database, "messages") == n
+    store.insert("messages", columns, MESSAGE_COLUMNS, "big-2", column_oriented=True)
+    assert count(store_admin, store_database, "messages") == 2 * n
+
+
+def test_a_batch_arrow_cannot_take_goes_as_native_in_blocks(
+    store: Any, store_admin: Any, store_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Times given as datetimes (as an older spool may hold them) do not convert to Arrow's
+    integers: the batch goes as Native, whose string columns are written a block at a time,
+    and a retry of it is stored once too."""
     from clickhouse_connect.datatypes import string
 
     lengths: list[int] = []
@@ -736,17 +774,39 @@ def test_a_batch_goes_in_blocks_and_a_retry_of_it_is_stored_once(
 
     monkeypatch.setattr(string.data_conv, "write_str_col", counted)
     n = INSERT_BLOCK_ROWS * 5 // 2
-    ids = MessageIds(start=1)
-    at = received(n, step=0.01)
-    rows = [line_rows(parse_line(LINES[i % len(LINES)], OPTIONS), id=ids(), received_at=at[i], raw=LINES[i % len(LINES)],
-                      transport="tcp")[0] for i in range(n)]
-    columns = list(zip(*rows, strict=True))
+    columns = _message_columns(n)
+    columns[0] = tuple(received(n, step=0.01))  # received_at as datetimes
     assert store.insert("messages", columns, MESSAGE_COLUMNS, "big-1", column_oriented=True) == n
     assert max(lengths) == INSERT_BLOCK_ROWS
     store.insert("messages", columns, MESSAGE_COLUMNS, "big-1", column_oriented=True)  # a retry
     assert count(store_admin, store_database, "messages") == n
-    store.insert("messages", columns, MESSAGE_COLUMNS, "big-2", column_oriented=True)
-    assert count(store_admin, store_database, "messages") == 2 * n
+
+
+def test_arrow_and_native_store_the_same_rows(store: Any, store_admin: Any, store_database: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every column of a messages batch (NULL pids, times, lease fields, text that is not ASCII)
+    reads back the same whether the batch went as Arrow or as Native."""
+    from collector import store as store_module
+
+    texts = [*LINES, "<30>Mar  3 10:00:09 dhcp-a dhcpd[7]: DHCPOFFER on 192.0.2.9 to 00:00:5e:00:53:09 (Zoë phone) via eth0",
+             "<13>Mar  3 10:00:10 dhcp-a pairwatch-test: ünïcödé ☃ and a tab\there"]
+    columns = _message_columns(len(texts), texts)
+    as_arrow = list(columns)
+    as_arrow[1] = (1,) * len(texts)  # (the id tells the two copies apart)
+    as_native = list(columns)
+    as_native[1] = (2,) * len(texts)
+    store.insert("messages", as_arrow, MESSAGE_COLUMNS, "arrow", column_oriented=True)
+    monkeypatch.setattr(store_module, "_arrow_body", lambda *args: None)
+    store.insert("messages", as_native, MESSAGE_COLUMNS, "native", column_oriented=True)
+
+    def read(ident: int) -> bytes:
+        return store_admin.raw_query(f"SELECT * EXCEPT id FROM {store_database}.messages WHERE id = {ident} "
+                                     "ORDER BY received_at FORMAT TSV")
+
+    arrow = read(1)
+    assert arrow.count(b"\n") == len(texts)
+    assert "Zoë phone".encode() in arrow and b"\\N" in arrow  # (a client name; NULLs)
+    assert arrow == read(2)
 
 
 @pytest.mark.integration
