@@ -57,20 +57,22 @@ _SCALE: Final = (0, 100_000, 10_000, 1_000, 100, 10, 1)
 """µs in a unit of the last digit of a fraction of 1-6 digits."""
 
 _HEADER = re.compile(
-    r"<(\d{1,3})>(?:"
+    r"<(\d{1,3}+)>(?:"
     # RFC 3164, as rsyslog's RSYSLOG_ForwardFormat without the year: "Mar  3 08:00:00 host tag[pid]: "
-    r"((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d)"
-    r" ([^\s:\[\]]+ [^\s\[\]:/]{1,64}(?:\[[0-9]{1,10}\])?): "
+    r"((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ++\d{1,2}+ \d\d:\d\d:\d\d)"
+    r" ([^\s:\[\]]++ [^\s\[\]:/]{1,64}+(?:\[[0-9]{1,10}+\])?+): "
     # the same with an RFC 3339 time (rsyslog's RSYSLOG_ForwardFormat)
-    r"|([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
-    r" ([^\s:\[\]]+ [^\s\[\]:/]{1,64}(?:\[[0-9]{1,10}\])?): "
+    r"|([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}+))?+(Z|[+-][0-9]{2}:[0-9]{2})"
+    r" ([^\s:\[\]]++ [^\s\[\]:/]{1,64}+(?:\[[0-9]{1,10}+\])?+): "
     # RFC 5424 (RSYSLOG_SyslogProtocol23Format) with nil MSGID and STRUCTURED-DATA
-    r"|1 ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
-    r" ([!-~]{1,255} [!-.0-~]{1,48} (?:[0-9]{1,10}|-)) - - +"
+    r"|1 ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}+))?+(Z|[+-][0-9]{2}:[0-9]{2})"
+    r" ([!-~]{1,255}+ [!-.0-~]{1,48}+ (?:[0-9]{1,10}+|-)) - - ++"
     r")(?=[^\s\ufeff])"
 )
 """The header up to the message; its sender part ("host tag[pid]", or RFC 5424's "host app
-procid") is one group, read once per distinct sender (`FastPath._sender`)."""
+procid") is one group, read once per distinct sender (`FastPath._sender`). The quantifiers
+are possessive (`++`): each stops at a character its class excludes, so giving characters
+back could never lead to a match, and not keeping the state to do so is cheaper."""
 
 _DHCPD_SENDER, _KEA_SENDER, _OTHER_SENDER = 1, 2, 3
 """What a sender's program says of its messages: dhcpd's, Kea's, another program's."""
@@ -80,14 +82,15 @@ Sender = tuple[str, str, int | None, int]
 # dhcpd's client lines (parsers.dhcpd: `_CLIENT_TAIL`), each by the seventh letter of its message
 # (DHCPDI[S]COVER, DHCPOF[F]ER, DHCPAC[K], DHCPRE[Q]UEST, DHCPRE[L]EASE: a one-letter string is a
 # cached object, so the lookup hashes nothing): (pattern, kind); the groups are (ip, server id,
-# mac, client name, via, ": suffix", " (more)" of a release)
-_TAIL = r" (?:\(([^()\n]*)\) )?via ([^\s:]+)(?:: ([^\n]*))?"
+# mac, client name, via, ": suffix", " (more)" of a release). Possessive where a class stops at
+# what follows it anyway (not the server id's "\S+", which must give back its ")").
+_TAIL = r" (?:\(([^()\n]*+)\) )?+via ([^\s:]++)(?:: ([^\n]*+))?+"
 _DHCPD: Final = {
-    "S": (re.compile(r"DHCPDISCOVER from ()()(\S+)" + _TAIL + r"()\Z"), "lease.discover"),
-    "F": (re.compile(r"DHCPOFFER on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.offer"),
-    "K": (re.compile(r"DHCPACK on (\S+) to ()(\S+)" + _TAIL + r"()\Z"), "lease.ack"),
-    "Q": (re.compile(r"DHCPREQUEST for (\S+)(?: \((\S+)\))? from (\S+)" + _TAIL + r"()\Z"), "lease.request"),
-    "L": (re.compile(r"DHCPRELEASE of (\S+) from ()(\S+)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
+    "S": (re.compile(r"DHCPDISCOVER from ()()(\S++)" + _TAIL + r"()\Z"), "lease.discover"),
+    "F": (re.compile(r"DHCPOFFER on (\S++) to ()(\S++)" + _TAIL + r"()\Z"), "lease.offer"),
+    "K": (re.compile(r"DHCPACK on (\S++) to ()(\S++)" + _TAIL + r"()\Z"), "lease.ack"),
+    "Q": (re.compile(r"DHCPREQUEST for (\S++)(?: \((\S+)\))? from (\S++)" + _TAIL + r"()\Z"), "lease.request"),
+    "L": (re.compile(r"DHCPRELEASE of (\S++) from ()(\S++)" + _TAIL + r"(?: (\([^\n]*))?\Z"), "lease.release"),
 }
 _DHCPD_NAMES: Final = frozenset({"dhcpd"})
 _DHCPD_RARER: Final = frozenset({"DHCPINF", "DHCPACK", "DHCPNAK"})
