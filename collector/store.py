@@ -259,7 +259,7 @@ class Store:
                 raise StoreConfigError(str(exc), key=name) from None
         import clickhouse_connect
 
-        without_pandas()
+        without_pandas(target.kind == "embedded")
         with map_store_errors(f"open {target}"):
             if target.kind == "embedded":
                 assert target.path is not None

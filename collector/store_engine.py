@@ -38,22 +38,24 @@ def engine_options(memory_limit: int) -> dict[str, int]:
     }
 
 
-def without_pandas() -> None:
-    """Tell clickhouse-connect and pyarrow that pandas is not to be used.
+def without_pandas(embedded: bool) -> None:
+    """Tell clickhouse-connect, and with the `embedded` engine pyarrow, that pandas is not to be used.
 
     Every insert asks clickhouse-connect's options module whether the rows are a pandas
-    DataFrame, and pyarrow asks on its first conversion of a list whether it is a pandas
-    array; each question imports pandas (installed with chdb-core): tens of MiB of resident
-    memory, for a library the store never uses. clickhouse-connect's module takes a `pd` it
-    already holds as the answer (None: no pandas). pyarrow asks once and remembers the
-    answer, so it is asked here while `import pandas` fails. Both are private to those
-    libraries: tests/collector/test_store.py::test_the_store_never_imports_pandas fails when
-    they move."""
-    import pyarrow  # type: ignore[import-untyped]
+    DataFrame, and pyarrow (which the embedded engine loads, and the embedded store's inserts
+    use) asks on its first conversion of a list whether it is a pandas array; each question
+    imports pandas (installed with chdb-core): tens of MiB of resident memory, for a library
+    the store never uses. clickhouse-connect's module takes a `pd` it already holds as the
+    answer (None: no pandas). pyarrow asks once and remembers the answer, so it is asked here
+    while `import pandas` fails; a ClickHouse server's store does not load pyarrow at all.
+    Both are private to those libraries: tests/collector/test_store.py::
+    test_the_store_never_imports_pandas fails when they move."""
     from clickhouse_connect.driver import options
 
     options.pd = None
-    if "pandas" not in sys.modules:
+    if embedded and "pandas" not in sys.modules:
+        import pyarrow  # type: ignore[import-untyped]
+
         sys.meta_path.insert(0, _NoPandas)
         try:
             pyarrow.lib._pandas_api.have_pandas  # noqa: B018  # (the question, asked once)

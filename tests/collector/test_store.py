@@ -1155,3 +1155,26 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "pandas"))
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_server_store_loads_neither_pyarrow_nor_pandas() -> None:
+    """pyarrow is the embedded store's (chdb loads it, its inserts use it): opening a store on a
+    ClickHouse server, here one that does not answer, leaves both unimported. A fresh
+    interpreter, since other tests import them."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    script = f"""
+import sys
+from collector.store import Store
+from collector.store_errors import StoreUnavailable
+try:
+    Store.open("clickhouse://u:p@127.0.0.1:{port}/pw", connect_timeout=1)
+except StoreUnavailable:
+    pass
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("pyarrow", "pandas")))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
