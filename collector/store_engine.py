@@ -56,9 +56,12 @@ def without_pandas(embedded: bool) -> None:
     if embedded and "pandas" not in sys.modules:
         import pyarrow  # type: ignore[import-untyped]
 
+        shim = getattr(pyarrow.lib, "_pandas_api", None)
+        if shim is None:  # (moved in a later pyarrow: pandas may be imported, nothing worse)
+            return
         sys.meta_path.insert(0, _NoPandas)
         try:
-            pyarrow.lib._pandas_api.have_pandas  # noqa: B018  # (the question, asked once)
+            shim.have_pandas  # noqa: B018  # (the question, asked once)
         finally:
             sys.meta_path.remove(_NoPandas)
 

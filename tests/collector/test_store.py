@@ -1178,3 +1178,15 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("pyarrow", "pandas"))
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_pyarrow_without_its_pandas_shim_does_not_stop_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`without_pandas` reads a private name of pyarrow: should a later pyarrow move it, the
+    embedded store still opens (pandas may then be imported: memory, nothing worse)."""
+    import pyarrow
+
+    from collector.store_engine import without_pandas
+
+    monkeypatch.delattr(pyarrow.lib, "_pandas_api")
+    monkeypatch.delitem(sys.modules, "pandas", raising=False)
+    without_pandas(True)
