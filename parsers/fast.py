@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 
 from parsers.dhcpd import parse_dhcpd, refusal_of
 from parsers.events import (
@@ -50,7 +50,7 @@ FastLine = tuple[int | None, str, str, int | None, int | None, int | None, str |
                  str | None, str | None, str | None, str | None, str | None, str | None, str | None]
 
 _STAMPS: Final = 4096
-"""Distinct stamps remembered (forgotten all at once beyond it)."""
+"""Distinct values each memo remembers (forgotten all at once beyond it)."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 _SCALE: Final = (0, 100_000, 10_000, 1_000, 100, 10, 1)
@@ -74,8 +74,10 @@ procid") is one group, read once per distinct sender (`FastPath._sender`). The q
 are possessive (`++`): each stops at a character its class excludes, so giving characters
 back could never lead to a match, and not keeping the state to do so is cheaper."""
 
-_DHCPD_SENDER, _KEA_SENDER, _OTHER_SENDER = 1, 2, 3
-"""What a sender's program says of its messages: dhcpd's, Kea's, another program's."""
+_REFUSED_SENDER, _DHCPD_SENDER, _KEA_SENDER, _OTHER_SENDER = 0, 1, 2, 3
+"""What a sender's program says of its messages: the full parser's to read (a nil RFC 5424 host
+or app name, a program named like dhcpd that is not plain `dhcpd`), dhcpd's, Kea's, another
+program's."""
 Sender = tuple[str, str, int | None, int]
 """(host, program, pid, which of the above) of a header's sender part."""
 
@@ -111,6 +113,9 @@ KeaRule = tuple[re.Pattern[str] | None, str, str | None]
 """(pattern of the text after the id, kind, detail): `parsers.kea.LEASE_RULES`' entries."""
 _KEA_OTHER: Final[KeaRule] = (None, "kea.other", None)
 """What an id of no event and no lease rule reads as."""
+_KEA_REFUSED: Final[KeaRule] = (None, "", None)
+"""What a text that is no Kea id, or an id `parse_kea` may make an event of, reads as: the
+full parser's to read."""
 
 
 def _priority(pri: str) -> tuple[int | None, int | None]:
@@ -122,6 +127,18 @@ def _priority(pri: str) -> tuple[int | None, int | None]:
 _PRIORITIES: Final = {str(code): _priority(str(code)) for code in range(192)}
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(memo: dict[K, V], key: K, value: V) -> V:
+    """Keep `value` in a bounded memo (`_STAMPS` entries, then forgotten all at once)."""
+    if len(memo) >= _STAMPS:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 class FastPath:
     """Matches the commonest line shapes; see the module docstring."""
 
@@ -131,9 +148,9 @@ class FastPath:
         self._options = options
         self._stamps: dict[object, int | None] = {}
         self._host_tz = bool(options.host_tz)
-        self._senders: dict[str, Sender | None] = {}
+        self._senders: dict[str, Sender] = {}
         self._kea_heads: dict[str, int | None] = {}  # "INFO  [logger] " -> severity, None: not Kea's layout
-        self._kea_ids: dict[str, KeaRule | None] = {}  # message id -> its lease rule, _KEA_OTHER, None
+        self._kea_ids: dict[str, KeaRule] = {}  # message id -> its lease rule, _KEA_OTHER, _KEA_REFUSED
 
     def match(self, text: str) -> FastLine | None:
         """The line's values (`FIELDS`), or None when the full parser must read it."""
@@ -142,10 +159,9 @@ class FastPath:
             return None
         pri, bsd, bsd_who, iso, iso_frac, iso_zone, iso_who, new, new_frac, new_zone, new_who = m.groups()
         who = bsd_who or iso_who or new_who
-        sender = self._senders.get(who) or self._sender(who, new_who is not None)
-        if sender is None:
+        host, program, pid, family = self._senders.get(who) or self._sender(who, new_who is not None)
+        if family == _REFUSED_SENDER:
             return None
-        host, program, pid, family = sender
         start = m.end()
         facility, severity = _PRIORITIES.get(pri) or _priority(pri)
         # the body first: the time is converted only for a line the fast path takes
@@ -194,11 +210,10 @@ class FastPath:
             begin = close + 2
             end = text.find(" ", begin)
             msgid = text[begin:end] if end >= 0 else text[begin:]
-            rule = self._kea_ids.get(msgid) or self._kea_id(msgid)
-            if rule is None:
+            lease_text, kind, detail = self._kea_ids.get(msgid) or self._kea_id(msgid)
+            if not kind:
                 return None
             message = text[begin:]
-            lease_text, kind, detail = rule
             if lease_text is not None:  # `parse_kea`'s own rule on what it matches, so the fields are exactly its
                 fields = lease_text.fullmatch(text[end + 1:].rstrip() if end >= 0 else "")
                 if fields is None:
@@ -229,7 +244,7 @@ class FastPath:
         us = self._stamps.get(key, -1)
         if us == -1:
             instant = rfc3164_instant(stamp, host, self._options)
-            us = self._remember(key, None if instant is None else (instant - _EPOCH) // _MICROSECOND)
+            us = _remember(self._stamps, key, None if instant is None else (instant - _EPOCH) // _MICROSECOND)
         return us
 
     def _rfc3339(self, seconds: str, zone: str) -> int | None:
@@ -238,19 +253,13 @@ class FastPath:
             instant = datetime.fromisoformat(seconds + zone)
         except ValueError:  # impossible dates: the full parser says what they are
             instant = None
-        return self._remember((seconds, zone), None if instant is None else (instant - _EPOCH) // _MICROSECOND)
+        return _remember(self._stamps, (seconds, zone),
+                         None if instant is None else (instant - _EPOCH) // _MICROSECOND)
 
-    def _remember(self, key: object, us: int | None) -> int | None:
-        if len(self._stamps) >= _STAMPS:
-            self._stamps.clear()
-        self._stamps[key] = us
-        return us
-
-    def _sender(self, who: str, rfc5424: bool) -> Sender | None:
-        """(host, program, pid, family) of a header's sender part, None when the full parser must
-        read the line: RFC 5424's nil host or app name, and programs named like dhcpd that are
-        not plain `dhcpd` (dhcpd3 and the like). Remembered, like the stamps: the strings are the
-        same objects on every line of a sender, so their hashes are computed once."""
+    def _sender(self, who: str, rfc5424: bool) -> Sender:
+        """(host, program, pid, family) of a header's sender part. Remembered, like the stamps:
+        the strings are the same objects on every line of a sender, so their hashes are computed
+        once (and a refused sender, such as every line of a dhcpd3, is not split again)."""
         if rfc5424:
             host, program, procid = who.split(" ")
             pid_text = None if procid == "-" else procid
@@ -270,33 +279,22 @@ class FastPath:
         else:
             family = _OTHER_SENDER
             refuse = refuse or program.startswith("dhcpd")
-        sender = None if refuse else (host, program, pid, family)
-        if len(self._senders) >= _STAMPS:
-            self._senders.clear()
-        self._senders[who] = sender
-        return sender
+        return _remember(self._senders, who, (host, program, pid, _REFUSED_SENDER if refuse else family))
 
     def _kea_head(self, head: str) -> int | None:
         """The severity of a Kea head ("INFO  [logger] "), None when it is not one."""
         m = _KEA_HEAD.fullmatch(head)
-        severity = None if m is None else _KEA_SEVERITY[m.group(1)]
-        if len(self._kea_heads) >= _STAMPS:
-            self._kea_heads.clear()
-        self._kea_heads[head] = severity
-        return severity
+        return _remember(self._kea_heads, head, None if m is None else _KEA_SEVERITY[m.group(1)])
 
-    def _kea_id(self, msgid: str) -> KeaRule | None:
-        """What the fast path makes of a Kea message id: its lease rule, `_KEA_OTHER`, or None
-        (not an id, or one `parse_kea` may make an event of)."""
-        rule: KeaRule | None
-        if _KEA_ID.fullmatch(msgid) is None:
-            rule = None
+    def _kea_id(self, msgid: str) -> KeaRule:
+        """What the fast path makes of a Kea message id: its lease rule, `_KEA_OTHER`, or
+        `_KEA_REFUSED` (not an id, or one `parse_kea` may make an event of)."""
+        rule: KeaRule
+        if _KEA_ID.fullmatch(msgid) is None or (msgid not in KEA_LEASES and is_event_id(msgid)):
+            rule = _KEA_REFUSED
         else:
-            rule = KEA_LEASES.get(msgid) or (None if is_event_id(msgid) else _KEA_OTHER)
-        if len(self._kea_ids) >= _STAMPS:
-            self._kea_ids.clear()
-        self._kea_ids[msgid] = rule
-        return rule
+            rule = KEA_LEASES.get(msgid, _KEA_OTHER)
+        return _remember(self._kea_ids, msgid, rule)
 
 
 
