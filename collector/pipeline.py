@@ -232,8 +232,11 @@ class Pipeline:
         offsets: dict[str | None, float] = {}  # sender host -> this chunk's smallest receive - header time
         poll = self._intake.poll
         n = 0
+        take_values = self._stage.take_values
+        read = self._stage.columns.read
         with self._tally.lock:  # (a scrape's snapshot waits for the chunk)
             for received_at, texts, transport, sender in chunk:
+                read(received_at, transport, sender)
                 for text in texts:
                     line = next(parsed)
                     n += 1
@@ -256,14 +259,18 @@ class Pipeline:
                                 offsets[host] = offset
                         at = place(host, ts, received_at)
                         assert at is not None  # (a line with an arrival always has a time)
-                        mrow, erow, changes = take(line, text, at, received_at, transport, sender)
-                        mrows.append(mrow)  # type: ignore[arg-type]  # (the stage builds rows)
-                        if erow is not None:  # (most lines have none)
-                            erows.append(erow)
+                        if isinstance(line, tuple):
+                            changes = take_values(line, text, at, received_at)
+                        else:
+                            mrow, erow, changes = take(line, text, at, received_at, transport, sender)
+                            mrows.append(mrow)  # type: ignore[arg-type]  # (the stage builds rows)
+                            if erow is not None:
+                                erows.append(erow)
                         if changes:
                             changed.append((changes, received_at))
                     except Exception:  # a bug for one line must not stop the service (nor cost its neighbours)
                         self._failed(text, transport, sender)
+        self._writer.add_columns(MESSAGES, self._stage.columns.take())
         self._writer.add_rows(MESSAGES, mrows)
         self._writer.add_rows(EVENTS, erows)
         for changes, received_at in changed:

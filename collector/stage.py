@@ -17,7 +17,7 @@ from typing import Any, Final
 from collector.correlator import Correlator
 from collector.domain import Change, host_key
 from collector.history import History
-from collector.rows import FUTURE_SKEW_US, MessageIds, host_row, line_rows, value_rows
+from collector.rows import FUTURE_SKEW_US, MessageIds, ValueColumns, host_row, line_rows, value_rows
 from collector.schema import MESSAGE_COLUMNS
 from collector.tally import FleetTally
 from parsers import Event
@@ -78,6 +78,8 @@ class LineStage:
     `take` feeds the line to the history at its event time, counts it in `tally` (live), and
     returns its `messages` and `events` rows (None without `rows`, as for `analyze`; the
     events row also None for most lines, see `rows.line_rows`) with the changes it made.
+    `take_values` does the same live for a line the fast path took, its row kept by column
+    in `columns` (`rows.ValueColumns`) for the caller to hand to the writer.
     What the caller flushes now and then: `hosts` (rows of host spellings seen for the first
     time), `unrecognized` (lines of dhcpd or Kea of no known kind, by program), `skewed`
     (header times more than a day from the arrival) and `bad_hosts` (spellings with control
@@ -91,6 +93,8 @@ class LineStage:
         self._rows = rows
         self._strip = strip_domain
         self._ids = MessageIds()
+        self.columns = ValueColumns()
+        self._add_columns = self.columns.add
         self._hosts_seen: set[str] = set()
         self.hosts: list[tuple[Any, ...]] = []
         self.unrecognized: dict[str | None, int] = {}
@@ -141,6 +145,26 @@ class LineStage:
         if ts_us is not None and abs(ts_us - mrow[_RECEIVED_AT]) > FUTURE_SKEW_US:
             self.skewed += 1
         return mrow, erow, changes
+
+    def take_values(self, values: FastLine, text: str, at: float, arrived: float) -> list[Change]:
+        """`take` for the fast path's values of a line, live (placed, with rows): its row goes
+        to `columns`, the read's (`columns.read`) receive time, transport and sender. For
+        nearly every line `serve` reads: no row tuple."""
+        host, kind = values[1], values[9]
+        code, refused = LINE_CODES[kind], values[15]
+        changes = self.history.feed_line(host, values[2], values[3], code, refused, at, text, arrived)
+        if self._tally is not None:
+            self._tally.observe_line(host, code, refused, at, changes)
+        if kind in _UNRECOGNIZED:
+            program = values[2]
+            self.unrecognized[program] = self.unrecognized.get(program, 0) + 1
+        if host not in self._hosts_seen:
+            self._new_host(host, arrived)
+        self._add_columns(values, self._ids.next(), text, at)
+        ts_us = values[0]
+        if ts_us is not None and abs(ts_us - self.columns.received_us) > FUTURE_SKEW_US:
+            self.skewed += 1
+        return changes
 
     def _new_host(self, host: str, now: float) -> None:
         if len(self._hosts_seen) >= MAX_HOSTS_SEEN:

@@ -159,13 +159,19 @@ class StoreWriter:
 
     def add_rows(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
         """Rows in the table's column order, kept as one segment (the pipeline adds a chunk's)."""
-        if not rows:
+        if rows:
+            self.add_columns(table, tuple(zip(*rows, strict=True)))
+
+    def add_columns(self, table: str, columns: Segment) -> None:
+        """Rows already kept by column, in the table's column order, as one segment (none
+        without columns)."""
+        if not columns or not columns[0]:
             return
         t = self._tables[table]
         if not t.pending:
             t.started = self._clock()
-        t.segments.append(tuple(zip(*rows, strict=True)))
-        t.pending += len(rows)
+        t.segments.append(columns)
+        t.pending += len(columns[0])
 
     def next_flush(self, now: float) -> float:
         """When `flush_due` next has something to send. A table whose insert is in flight is

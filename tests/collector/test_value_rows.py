@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from collector.rows import line_rows, value_rows
+from collector.rows import ValueColumns, line_rows, value_rows
 from collector.schema import LEASE_COLUMNS
 from parsers import Event, LineParser, ParseOptions
 from parsers.fast import LEASE_FIELDS
@@ -36,3 +36,28 @@ def test_value_rows_are_the_events_rows() -> None:
         assert (value_rows(got, **args), None) == line_rows(event, **args), line
         compared += 1
     assert compared > 75_000
+
+
+def test_value_columns_hold_the_value_rows() -> None:
+    """The columns `serve` keeps for fast lines are `value_rows`' rows, read by read: each
+    read's receive time, transport and sender on its own lines, a read without a fast line
+    holding none, and the future-skew rule for the event time."""
+    options = ParseOptions(reference=datetime(2025, 3, 4, tzinfo=UTC))
+    reader = LineParser(options)
+    columns = ValueColumns()
+    expected = []
+    values = [v for v in map(reader.read, make_corpus(3_000).lines) if not isinstance(v, Event)]
+    for n, got in enumerate(values):
+        if n % 7 == 0:  # a new read, every seventh line; some reads take no line at all
+            received, transport, sender = 1_772_000_000.125 + n, ("tcp", "udp")[n % 2], f"198.18.0.{n % 5}:514"
+            columns.read(received, transport, sender)
+            if n % 3 == 0:
+                columns.read(received + 0.5, "tls", "198.18.1.1:6514")
+                received, transport, sender = received + 0.5, "tls", "198.18.1.1:6514"
+        at = received + (86_401 if n % 4 == 0 else -3.0)
+        columns.add(got, n, f"raw {n}", at)
+        expected.append(value_rows(got, n, received, f"raw {n}", transport, sender, at))
+    assert len(columns) == len(values) > 2_000
+    taken = columns.take()
+    assert [tuple(row) for row in zip(*taken, strict=True)] == expected
+    assert len(columns) == 0 and columns.take() == ()

@@ -58,8 +58,9 @@ def test_rows_behind_an_insert_in_flight_go_when_it_ends(store: OnThread, store_
 
 
 def test_chunks_of_rows_make_batches_of_batch_rows_in_order(store: OnThread, store_thread: Any, tmp_path: Path) -> None:
-    """The pipeline adds a chunk of rows at a time; batches still hold `batch_rows` rows (a
-    chunk is split where a batch ends), and the store gets every row once, in order."""
+    """The pipeline adds a chunk of rows at a time, as rows or by column; batches still hold
+    `batch_rows` rows (a chunk is split where a batch ends), and the store gets every row
+    once, in order."""
     registry = CollectorRegistry()
     metrics = ServiceMetrics(registry, "test")
     writer = StoreWriter(COLUMNS, store_thread, store.obj, _no_reopen, Spool(str(tmp_path / "spool"), 2**20), metrics,
@@ -73,7 +74,11 @@ def test_chunks_of_rows_make_batches_of_batch_rows_in_order(store: OnThread, sto
 
     async def run() -> None:
         for start, end in ((0, 70), (70, 140), (140, 170)):
-            writer.add_rows(MESSAGES, rows[start:end])
+            if start == 70:  # (as the pipeline adds the fast lines' rows: by column)
+                writer.add_columns(MESSAGES, tuple(zip(*rows[start:end], strict=True)))
+                writer.add_columns(MESSAGES, ())
+            else:
+                writer.add_rows(MESSAGES, rows[start:end])
         await writer.flush_due(time.time())  # 100 go (the 2nd chunk is cut); 70 wait, not due
         started = time.monotonic()
         while stored() < 100:
