@@ -42,7 +42,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, cast
 
 from collector.config import (
     DEFAULT_MAX_CONNECTIONS,
@@ -468,7 +468,8 @@ class _TcpProtocol(asyncio.Protocol):
         self._invalid = intake.metrics.syslog_errors.labels(INVALID_UTF8)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # (a stream server's)
+        # A stream server's; uvloop's transports have its methods without being its subclass.
+        transport = cast(asyncio.Transport, transport)
         if self._transport is not None:  # start_tls hands the TLS transport over: same connection
             self._transport = transport
             return
