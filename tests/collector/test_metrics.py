@@ -550,6 +550,18 @@ def test_tables_are_capped():
     assert [key for key, _ in tally.snapshot().no_free] == [(A, "net-0"), (A, "net-1"), (A, "net-2")]
 
 
+def test_lease_counts_are_capped_at_the_first_keys():
+    """The lease lines' table keeps its first `max_series` (server, type) keys, in line order;
+    a kept key still counts."""
+    tally = FleetTally(max_series=3)
+    parser = LineParser(OPTIONS)
+    texts = [(host, "DHCPACK on 192.0.2.10 to 00:00:5e:00:53:01 via eth0") for host in ("h0", "h1", "h2", "h3")]
+    texts += [("h0", "DHCPDISCOVER from 00:00:5e:00:53:01 via eth0"), ("h1", texts[0][1])]
+    for host, message in texts:
+        tally.observe(parser.parse(line("08:00:00", host, message)), [], 1.0)
+    assert tally.snapshot().lease_messages == ((("h0", "ack"), 1), (("h1", "ack"), 2), (("h2", "ack"), 1))
+
+
 # --- service metrics and exposition ------------------------------------------------------
 
 
