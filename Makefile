@@ -7,8 +7,9 @@
 PYTHON ?= $(shell for p in /usr/bin/python3 python3; do $$p -c 'import ensurepip, venv' >/dev/null 2>&1 && { echo $$p; exit; }; done; echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces; Chromium for the web page's browser test.
-DEB_PACKAGES := bsdutils rsyslog rsyslog-gnutls isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl prometheus systemd chromium
+# Debian packages the tests need: real logger, rsyslog, dhcpd, dhclient, Kea, namespaces; Chromium for the web page's browser
+# test; python3-venv, so that .venv is made from Debian's python3 (`PYTHON` above).
+DEB_PACKAGES := python3-venv bsdutils rsyslog rsyslog-gnutls isc-dhcp-server isc-dhcp-client kea-dhcp4-server iproute2 openssl prometheus systemd chromium
 # and what the benchmarks compare against
 BENCH_PACKAGES := rsyslog mtail chromium
 
