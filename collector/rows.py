@@ -192,9 +192,6 @@ class ValueColumns:
         self.received_us = 0  # the current read's receive time, µs
         self._reads: list[tuple[int, int, str, str]] = []  # (first line's index, received_us, transport, sender)
 
-    def __len__(self) -> int:
-        return len(self.values)
-
     def read(self, received_at: float, transport: str, sender: str) -> None:
         """The lines added next arrived together."""
         self.received_us = received_us = round(received_at * 1_000_000)

@@ -57,7 +57,7 @@ def test_value_columns_hold_the_value_rows() -> None:
         at = received + (86_401 if n % 4 == 0 else -3.0)
         columns.add(got, n, f"raw {n}", at)
         expected.append(value_rows(got, n, received, f"raw {n}", transport, sender, at))
-    assert len(columns) == len(values) > 2_000
+    assert len(columns.values) == len(values) > 2_000
     taken = columns.take()
     assert [tuple(row) for row in zip(*taken, strict=True)] == expected
-    assert len(columns) == 0 and columns.take() == ()
+    assert not columns.values and columns.take() == ()
