@@ -103,6 +103,9 @@ UDP_BURST: Final = 4096
 """Datagrams read per readiness callback (then the loop serves the others). The loop comes
 back to the socket once per pipeline chunk, so this is what empties the receive buffer
 meanwhile; a smaller number let unpaced bursts overflow it (bench/ingest.py --transport udp)."""
+POLL_IDLE: Final = 0.01
+"""Seconds `Intake.poll` leaves the UDP sockets alone after it found them empty: twice
+CPython's switch interval, and a small part of what the receive buffer holds at line rate."""
 _MAX_DATAGRAM: Final = 65_536  # larger than any UDP payload (65,507), so none is cut
 REFUSAL_LOG_INTERVAL: Final = 60.0
 MAX_DIVERTED: Final = 2_000_000
@@ -260,14 +263,27 @@ class Intake:
         self._tls_logged_at = -REFUSAL_LOG_INTERVAL
         self._low_water = max(1, queue_size // 2)
         self._invalid = metrics.syslog_errors.labels(INVALID_UTF8)
-        self.pollers: list[Callable[[], None]] = []  # the UDP listeners' reads, see `poll`
+        self.pollers: list[Callable[[], bool]] = []  # the UDP listeners' reads, see `poll`
+        self._next_poll = 0.0  # (monotonic) when `poll` reads the sockets again
 
     def poll(self) -> None:
         """Read what the UDP sockets hold now. The pipeline calls this while it works through a
         chunk: a burst of datagrams overflows the kernel's receive buffer in milliseconds,
-        and the loop reads the sockets only between chunks."""
+        and the loop reads the sockets only between chunks.
+
+        When a read finds them all empty, the next is put off for `POLL_IDLE` seconds. Each
+        read is a system call that lets go of the GIL, and CPython hands the GIL to a waiting
+        thread on request only if it did not change hands during the waiter's switch interval
+        (5 ms): a thread that lets go and takes it straight back more often than that starves
+        the others. Read every 100 lines of a TCP burst, empty sockets kept the store's thread
+        from its inserts for 0.2-0.6 s at a time (bench/README.md)."""
+        now = time.monotonic()
+        if now < self._next_poll:
+            return
+        busy = False
         for read in self.pollers:
-            read()
+            busy = read() or busy
+        self._next_poll = 0.0 if busy else now + POLL_IDLE
 
     def put(self, item: Arrival | _Datagrams) -> int:
         """Queue the lines of one read, as many as there is room for; returns how many (the
@@ -623,8 +639,9 @@ class UdpListener:
             self._intake.pollers.remove(self._readable)
             self._sock.close()
 
-    def _readable(self) -> None:
-        """Read what the socket holds, up to `UDP_BURST` datagrams, and queue them undecoded.
+    def _readable(self) -> bool:
+        """Read what the socket holds, up to `UDP_BURST` datagrams, and queue them undecoded;
+        False when it held none.
 
         A line-rate burst sends a datagram every few microseconds, and the kernel drops what
         its buffer cannot hold while the loop is busy elsewhere: so a read does little more
@@ -637,7 +654,7 @@ class UdpListener:
         senders = self._senders
         payloads: list[bytes] = []
         from_: list[str] = []
-        for _ in range(UDP_BURST):
+        for count in range(UDP_BURST):  # (after the loop: how many were read, at least)
             try:
                 data, addr = recvfrom(_MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
@@ -663,7 +680,7 @@ class UdpListener:
             payloads.append(data)
             from_.append(sender)
         if not payloads:
-            return
+            return count > 0
         taken = self._intake.put(_Datagrams(time.time(), payloads, from_))
         if taken:
             self._counter.inc(taken)
@@ -672,6 +689,7 @@ class UdpListener:
             if not self._logged_drop:
                 self._logged_drop = True
                 log.warning("udp: queue full, dropping datagrams (counted as %s)", QUEUE_FULL)
+        return True
 
 
 def _raise_receive_buffer(sock: socket.socket, size: int, name: str) -> None:

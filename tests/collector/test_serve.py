@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from collector import listeners
 from collector.cli import main
 from collector.config import Endpoint, parse_endpoint
 from collector.listeners import QUEUE_FULL, Intake, Received, start_tcp, start_udp
@@ -344,6 +345,40 @@ def test_udp_counts_drops_when_the_queue_is_full() -> None:
     assert asyncio.run(scenario()) == 3
     assert value("pairwatch_syslog_messages_total", transport="udp") == 3
     assert value("pairwatch_syslog_errors_total", reason=QUEUE_FULL) == 7
+
+
+@pytest.mark.integration
+def test_udp_polls_within_a_chunk_pause_while_the_sockets_are_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline's polls (`Intake.poll`) read the sockets again at once while they hold
+    datagrams; after a read that found them empty, not before `POLL_IDLE` has passed (each read
+    lets go of the GIL, which starved the store's thread when done every 100 lines). The pause
+    is made long here, so that a slow machine cannot end it early."""
+    monkeypatch.setattr(listeners, "POLL_IDLE", 0.5)
+
+    async def scenario() -> list[int]:
+        intake = Intake(ServiceMetrics(CollectorRegistry(), "test"))
+        transport = await start_udp(intake, "127.0.0.1", 0)
+        address = transport.get_extra_info("sockname")
+        queued = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            def send_and_poll() -> None:
+                s.sendto(b"<30>Mar  3 08:15:02 h dhcpd: datagram", address)
+                time.sleep(0.002)  # (on loopback it is in the receive buffer by then)
+                intake.poll()
+                queued.append(intake.queued)
+
+            send_and_poll()  # read: the next poll reads again at once
+            send_and_poll()
+            intake.poll()  # empty: the next polls wait
+            send_and_poll()
+            send_and_poll()
+            time.sleep(0.5)
+            intake.poll()  # read both
+            queued.append(intake.queued)
+        transport.close()
+        return queued
+
+    assert asyncio.run(scenario()) == [1, 2, 2, 2, 4]
 
 
 @pytest.mark.integration
