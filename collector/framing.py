@@ -5,6 +5,9 @@ Contract (one `FrameDecoder` per connection, owned by the listener):
 - ``feed(data)`` appends the bytes `recv` returned and returns, in stream order,
   every `Frame` completed and every `FramingError` found. A frame split across
   feeds is returned by the feed that completes it; until then nothing.
+- ``feed_texts(data)`` is ``feed`` with the frames decoded as `decode_texts` does:
+  ``(texts, errors, invalid)``, the texts in stream order, the errors in theirs, and how
+  many texts had invalid UTF-8. What the listeners call.
 - ``feed(b"")`` is EOF: a final LF-mode frame without its terminator is still
   returned (the sender closed after its last message), an incomplete
   octet-counted frame is reported as ``truncated``. More EOFs return ``[]``;
@@ -73,6 +76,9 @@ __all__ = [
     "decode_text",
     "decode_texts",
 ]
+
+Texts = tuple[list[str], list["FramingError"], int]
+"""What `FrameDecoder.feed_texts` returns: (texts, errors, how many texts had invalid UTF-8)."""
 
 DEFAULT_MAX_MESSAGE: Final = 64 * 1024
 """Largest message accepted (bytes, without framing): rsyslog's maxMessageSize is 8 KiB by default."""
@@ -216,6 +222,34 @@ class FrameDecoder:
             if pos:
                 del buf[:pos]
         return out
+
+    def feed_texts(self, data: bytes) -> Texts:
+        """`feed`, the frames decoded (`decode_texts`); see the module docstring.
+
+        A read that is all ASCII (nearly every one) and starts at a frame start is decoded once
+        and its complete, well-formed frames are sliced from the text (`_ascii_texts`): no
+        `Frame` and no decode a line, about 290 against 510 ns a line (bench/README.md). The
+        first frame it does not take, and everything after it, goes through `feed`, from that
+        frame's start (the decoder holds an incomplete frame from its count on, so a frame
+        begun in the last read is read again whole)."""
+        buf = self._buf
+        if not data or self._sniff or self._state > _OCTET or self._eof:
+            return _decoded(self.feed(data))
+        work = b"".join((buf, data)) if buf else data
+        if not work.isascii():
+            return _decoded(self.feed(data))
+        texts: list[str] = []
+        pos = _ascii_texts(work.decode("ascii"), self.max_message, texts)
+        if not pos:  # (nothing taken: the decoder carries on from where it stands)
+            return _decoded(self.feed(data))
+        buf.clear()
+        self._state = _START
+        self._scan = 0
+        if pos == len(work):
+            return texts, [], 0
+        rest, errors, invalid = _decoded(self.feed(work[pos:]))
+        texts += rest
+        return texts, errors, invalid
 
     def _run(self, buf: bytes | bytearray, out: list[Frame | FramingError]) -> int:
         """Consume complete frames from `buf` (offset 0 = the saved frame start); return the consumed length."""
@@ -377,6 +411,60 @@ class FrameDecoder:
         buf.clear()
         self._state = _DEAD
         return out
+
+
+def _ascii_texts(text: str, max_message: int, out: list[str]) -> int:
+    """Append the texts of the frames `text` (ASCII, from a frame start) begins with, as long
+    as they are complete and of the commonest shapes: octet-counted with a count of no more
+    than `max_message`, or LF-terminated, not starting with a digit, and without NUL. Return
+    where the first frame it did not take starts (`len(text)`: all taken). Terminators and
+    empty frames are handled as `FrameDecoder._run` does."""
+    n = len(text)
+    pos = 0
+    find = text.find
+    append = out.append
+    plain = "\0" not in text
+    while pos < n:
+        if "1" <= text[pos] <= "9":
+            sp = find(" ", pos, pos + _COUNT_DIGITS + 1)
+            if sp < 0:
+                return pos
+            count = text[pos:sp]
+            if not count.isdigit():
+                return pos
+            need = int(count)
+            end = sp + 1 + need
+            if need > max_message or end > n:
+                return pos
+            stop = end
+            if text[stop - 1] == "\n":
+                stop -= 1
+                if stop > sp + 1 and text[stop - 1] == "\r":
+                    stop -= 1
+            if stop > sp + 1:
+                append(text[sp + 1:stop])
+        else:
+            if not plain or text[pos] == "0":
+                return pos
+            end = find("\n", pos)
+            if end < 0:
+                return pos
+            stop = end - 1 if end > pos and text[end - 1] == "\r" else end
+            if stop - pos > max_message:
+                return pos
+            if stop > pos:
+                append(text[pos:stop])
+            end += 1
+        pos = end
+    return pos
+
+
+def _decoded(items: list[Frame | FramingError]) -> Texts:
+    """`feed`'s frames and errors as `feed_texts` gives them."""
+    frames = [item.data for item in items if type(item) is Frame]
+    errors = [item for item in items if type(item) is FramingError]
+    texts, invalid = decode_texts(frames) if frames else ([], 0)
+    return texts, errors, invalid
 
 
 def decode_text(data: bytes) -> tuple[str, bool]:

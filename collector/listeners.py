@@ -54,7 +54,6 @@ from collector.config import (
 )
 from collector.framing import (
     DEFAULT_MAX_MESSAGE,
-    Frame,
     FrameDecoder,
     FramingError,
     datagram_frame,
@@ -517,7 +516,7 @@ class _TcpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_data = time.monotonic()
-        self._handle(self._decoder.feed(data))
+        self._handle(*self._decoder.feed_texts(data))
 
     def eof_received(self) -> bool | None:
         self._eof()
@@ -526,7 +525,7 @@ class _TcpProtocol(asyncio.Protocol):
     def _eof(self) -> None:
         if not self._got_eof:
             self._got_eof = True
-            self._handle(self._decoder.feed(b""))
+            self._handle(*self._decoder.feed_texts(b""))
 
     def stop_reading(self) -> None:
         if self._transport is not None and not self._transport.is_closing() and not self._paused:
@@ -547,23 +546,18 @@ class _TcpProtocol(asyncio.Protocol):
         self._intake.forget(self, self._host)
         self._flush_backlog()  # what cannot be queued now waits in the intake's paused set
 
-    def _handle(self, items: list[Frame | FramingError]) -> None:
-        frames: list[bytes] = []
-        for item in items:
-            if isinstance(item, Frame):
-                frames.append(item.data)
-                continue
-            self._intake.metrics.syslog_errors.labels(item.reason).inc()
+    def _handle(self, texts: list[str], errors: list[FramingError], invalid: int) -> None:
+        for error in errors:
+            self._intake.metrics.syslog_errors.labels(error.reason).inc()
             if not self._logged_error:
                 self._logged_error = True
                 log.warning("%s %s: framing error %s (%s); further errors on this connection are only counted",
-                            self._name, self._sender, item.reason, item.detail)
-            if item.reason == "tls_on_plain_port" and self._transport is not None:
+                            self._name, self._sender, error.reason, error.detail)
+            if error.reason == "tls_on_plain_port" and self._transport is not None:
                 self._transport.close()
-        if frames:
-            texts, invalid = decode_texts(frames)
-            if invalid:
-                self._invalid.inc(invalid)
+        if invalid:
+            self._invalid.inc(invalid)
+        if texts:
             self._backlog.append(Arrival(time.time(), texts, self._name, self._sender))
         self._flush_backlog()
 

@@ -6,6 +6,7 @@ import ast
 import itertools
 import random
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from collector.framing import (
     decode_text,
     decode_texts,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from corpus import lf_framed, make_corpus, octet_counted  # noqa: E402
 
 
 def octet(data: bytes) -> Frame:
@@ -481,3 +485,61 @@ def test_absurd_count_falls_back_to_lf_framing(data: st.DataObject, count: int, 
     stream += b"".join(wire for wire, _ in after)
     expected = [f for _, f in before if f is not None] + ["bad_length"] + [f for _, f in after if f is not None]
     assert decode(data.draw(splits(stream)), detect_tls=False) == expected
+
+
+# ---- feed_texts: feed, decoded, with ASCII reads sliced as text ---------------------------------
+
+
+def by_feed(chunks: list[bytes], limit: int, detect_tls: bool) -> list[tuple[list[str], list[str], int]]:
+    """Per feed (the chunks, then EOF): `feed`'s frames decoded, its errors' reasons, the invalid count."""
+    decoder = FrameDecoder(limit, detect_tls=detect_tls)
+    out = []
+    for chunk in [*chunks, b""]:
+        items = decoder.feed(chunk)
+        texts, invalid = decode_texts([item.data for item in items if isinstance(item, Frame)])
+        out.append((texts, [item.reason for item in items if isinstance(item, FramingError)], invalid))
+    return out
+
+
+def by_feed_texts(chunks: list[bytes], limit: int, detect_tls: bool) -> list[tuple[list[str], list[str], int]]:
+    """The same through `feed_texts`, with the buffer bound checked after every feed."""
+    decoder = FrameDecoder(limit, detect_tls=detect_tls)
+    bound = max(limit + len(str(limit)) + 1, len(str(MAX_OCTET_COUNT)))
+    out = []
+    for chunk in [*chunks, b""]:
+        texts, errors, invalid = decoder.feed_texts(chunk)
+        assert decoder.buffered <= bound
+        out.append((texts, [error.reason for error in errors], invalid))
+    return out
+
+
+ASCII_FRAMES = st.lists(
+    st.one_of(
+        st.text(st.characters(max_codepoint=127), max_size=LIMIT + 3).map(lambda t: counted(t.encode())),
+        st.text(st.characters(max_codepoint=127, exclude_characters="\n\0"), max_size=LIMIT + 3)
+        .map(lambda t: t.encode() + b"\n"),
+        NOISE,
+    ),
+    max_size=12,
+).map(b"".join)
+
+
+@settings(max_examples=500)
+@given(st.data(), st.one_of(ASCII_FRAMES, NOISE, st.binary(max_size=300)),
+       st.sampled_from((1, 9, 10, LIMIT, DEFAULT_MAX_MESSAGE)), st.booleans())
+def test_feed_texts_is_feed_decoded(data: st.DataObject, stream: bytes, limit: int, detect_tls: bool):
+    """Any bytes, any splits, any limit: every feed gives the texts, errors and invalid count
+    that `feed` and `decode_texts` give, whichever way `feed_texts` took the read."""
+    chunks = data.draw(splits(stream))
+    assert by_feed_texts(chunks, limit, detect_tls) == by_feed(chunks, limit, detect_tls)
+
+
+def test_feed_texts_takes_a_corpus_stream_in_either_framing():
+    """The corpus's lines, octet-counted and LF-framed, in 64 KiB reads (as the listeners get
+    them): every line comes out once, in order, by the text slicing and `feed` alike."""
+    lines = make_corpus(3000).lines
+    for payload in (octet_counted(lines), lf_framed(lines)):
+        chunks = [payload[i:i + 65536] for i in range(0, len(payload), 65536)]
+        got = by_feed_texts(chunks, DEFAULT_MAX_MESSAGE, True)
+        assert [text for texts, _, _ in got for text in texts] == lines
+        assert got == by_feed(chunks, DEFAULT_MAX_MESSAGE, True)
