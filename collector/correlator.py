@@ -255,11 +255,14 @@ class Correlator:
         payload = event.payload
         lean = line_code(payload)
         if lean is not None:
-            return self.feed_line(record.host, record.program, record.pid, *lean, now, line, arrived)
+            changes = self.feed_line(record.host, record.program, record.pid, *lean, now, line, arrived)
+            assert changes is not None  # (not `in_order`)
+            return changes
         host_name = record.host
         if host_name is None:
             return []
-        activity, out = self._arrive(host_name, now, line, arrived)
+        activity = self._logged_as.get(host_name) or self._activity_logged_as(host_name)
+        out = self._arrive(activity, now, line)
         host = activity.host
         if record.pid is not None:
             self._process(host, activity, record.program, record.pid, now, line, out)
@@ -286,13 +289,21 @@ class Correlator:
         return out
 
     def feed_line(self, host_name: str | None, program: str | None, pid: int | None, code: int, refused: str | None,
-                  now: float, line: str = "", arrived: float | None = None) -> list[Change]:
+                  now: float, line: str = "", arrived: float | None = None, *, in_order: bool = False
+                  ) -> list[Change] | None:
         """`feed` for a line of the kind `LINE_KINDS[code]`, from its values (`refused`: a lease
         line's refusal): what the lean line path hands over, without an event per line. Most
-        lines come this way, so it is kept short."""
+        lines come this way, so it is kept short. `in_order`: None, and nothing done, when the
+        line lies behind the newest line of one of its host's pairs (`lateness` is then the
+        caller's to ask): the one look at the host's pairs that a line in order needs."""
         if host_name is None:
             return []
-        activity, out = self._arrive(host_name, now, line, arrived)
+        activity = self._logged_as.get(host_name) or self._activity_logged_as(host_name)
+        if in_order:
+            for pair in activity.pairs:
+                if pair.newest > now:
+                    return None
+        out = self._arrive(activity, now, line)
         if pid is not None and code not in _PID_BLIND and activity.process != (program, pid):
             self._process(activity.host, activity, program, pid, now, line, out)
         answered = False
@@ -308,9 +319,8 @@ class Correlator:
         self._depart(activity, answered, now, line, arrived, out)
         return out
 
-    def _arrive(self, host_name: str, now: float, line: str, arrived: float | None) -> tuple[_Activity, list[Change]]:
-        """What every line does first: run its pairs' deadlines up to `now`; the host spoke."""
-        activity = self._logged_as.get(host_name) or self._activity_logged_as(host_name)
+    def _arrive(self, activity: _Activity, now: float, line: str) -> list[Change]:
+        """What every line does first: run its host's pairs' deadlines up to `now`; the host spoke."""
         out: list[Change] = []
         if now > self.reached:
             self.reached = now
@@ -320,7 +330,7 @@ class Correlator:
         if activity.last_seen is None or now > activity.last_seen:
             activity.last_seen = now
             activity.last_line = line
-        return activity, out
+        return out
 
     def _process(self, host: str, activity: _Activity, program: str | None, pid: int, now: float, line: str,
                  out: list[Change]) -> None:

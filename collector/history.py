@@ -213,19 +213,23 @@ class History:
 
     def feed_line(self, host: str | None, program: str | None, pid: int | None, code: int, refused: str | None,
                   at: float, line: str, arrived: float) -> list[Change]:
-        """`feed` for a line of the kind `LINE_KINDS[code]`, by its values (the lean line path;
-        `_admit` inline, as this runs for nearly every line)."""
+        """`feed` for a line of the kind `LINE_KINDS[code]`, by its values (the lean line path,
+        which nearly every line takes: a line in order goes to the correlator at once, which
+        says so when it is not)."""
         if host is None:
             return []
-        lag = self.correlator.lateness(host, at)
-        if lag is None:
-            self.late_ignored += 1
-            return []
-        self._order += 1
-        if lag > 0.0 and self._hold(lag, at):
-            self._held.append((at, self._order, line_event(host, program, pid, code, refused), line, arrived))
-            return []
-        changes = self.correlator.feed_line(host, program, pid, code, refused, at, line, arrived)
+        changes = self.correlator.feed_line(host, program, pid, code, refused, at, line, arrived, in_order=True)
+        if changes is None:  # behind its pairs: `feed`'s way
+            lag = self._admit(host, at)
+            if lag is None:
+                return []
+            if self._hold(lag, at):
+                self._held.append((at, self._order, line_event(host, program, pid, code, refused), line, arrived))
+                return []
+            changes = self.correlator.feed_line(host, program, pid, code, refused, at, line, arrived)
+            assert changes is not None
+        else:
+            self._order += 1
         self._journal.append_line(at, self._order, host, program, pid, code, refused, line, arrived)
         if changes:
             self._note(changes)
