@@ -52,6 +52,7 @@ __all__ = [
     "STATE_COLUMNS",
     "Store",
     "TimelineCursor",
+    "arrow_messages",
 ]
 
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -162,6 +163,15 @@ def _arrow_body(type_names: Sequence[str], column_names: Sequence[str], data: Se
     except _ARROW_ERRORS:
         return None
     return sink.getvalue().to_pybytes()
+
+
+def arrow_messages(data: Sequence[Sequence[Any]], columns: Sequence[str] = MESSAGE_COLUMNS) -> bytes | None:
+    """A messages batch by column as the Arrow body an embedded store inserts (`Store.insert`'s
+    `arrow`), or None when a value does not convert (the store then encodes the batch as
+    Native). It touches no store, so any thread may build it: the service's writer builds the
+    next batch's on a thread of its own while the store's thread inserts the one before."""
+    known = dict(schema.MESSAGE_COLUMNS)
+    return _arrow_body([known[c] for c in columns], columns, data)
 
 
 # --- timeline cursor -----------------------------------------------------------------------
@@ -384,13 +394,14 @@ class Store:
     # -- writing --
 
     def insert(self, table: str, data: Sequence[Sequence[Any]], columns: Sequence[str], dedup_token: str, *,
-               column_oriented: bool = False) -> int:
+               column_oriented: bool = False, arrow: bytes | None = None) -> int:
         """Insert one batch into a data table; returns the number of rows sent.
 
         `data` holds rows in the order of `columns`, or with `column_oriented` one sequence of
         values per column (what the service's writer keeps). A batch sent again with the same
         non-empty `dedup_token` (a retry, a spool replay) is not stored twice; use a new token
-        for new data.
+        for new data. `arrow`: the body `arrow_messages(data, columns)` gave, built beforehand
+        (an embedded store's messages by column; otherwise it is not used).
         """
         self._check()
         types = schema.TABLE_COLUMNS.get(table)
@@ -431,7 +442,7 @@ class Store:
             context.req_block_size = INSERT_BLOCK_ROWS
             try:
                 if self._target.kind == "embedded":
-                    body = _arrow_body(type_names, columns, data) if table == MESSAGES else None
+                    body = None if table != MESSAGES else arrow or _arrow_body(type_names, columns, data)
                     fmt = "ArrowStream"
                     if body is None:
                         context.data = data

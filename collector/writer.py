@@ -32,6 +32,11 @@ that do not fit the table, e.g. spooled before a schema change) is set aside in 
 
 Spool I/O runs on its own thread (never the event loop, never the store's thread, which may
 be stuck on a store that does not answer).
+
+An embedded store's messages batch is encoded (its columns joined, its Arrow body built) on a
+thread of its own, and while the store's thread inserts a batch, a full batch waiting behind
+it is taken and encoded: the engine's part of an insert, which lets go of the GIL, then runs
+beside the next batch's encoding instead of before it (bench/README.md).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from typing import Any, Final
 
 from collector.metrics import ServiceMetrics
 from collector.spool import Spool, SpoolError
-from collector.store import Store
+from collector.store import MESSAGES, Store, arrow_messages
 from collector.store_errors import StoreError
 from collector.store_thread import StoreThread
 
@@ -78,6 +83,7 @@ class _Table:
     started: float = 0.0
     inflight: asyncio.Task[None] | None = None
     sending: _Batch | None = None  # the batch `inflight` writes
+    next: _Batch | None = None  # the batch `inflight` writes after it, being encoded meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +101,27 @@ class _Batch:
         return [row for segment in self.data for row in zip(*segment, strict=True)]
 
 
-def _insert(store: Store, batch: _Batch, columns: Sequence[str]) -> int:
+Encoded = tuple[list[list[Any]], bytes | None]
+"""A messages batch made ready for an embedded store: its columns joined, and its Arrow body."""
+
+
+def _joined(batch: _Batch) -> list[list[Any]]:
+    return [list(chain.from_iterable(values)) for values in zip(*batch.data, strict=True)]
+
+
+def _encode(batch: _Batch, columns: Sequence[str]) -> Encoded:
+    """On the encoding thread (see the module docstring)."""
+    joined = _joined(batch)
+    return joined, arrow_messages(joined, columns)
+
+
+def _insert(store: Store, batch: _Batch, columns: Sequence[str], encoded: Encoded | None) -> int:
     """One batch into the store, on the store's thread: joining the segments' columns there
-    keeps that work off the event loop."""
+    (unless `encoded` did) keeps that work off the event loop."""
     if not batch.by_column:
         return store.insert(batch.table, batch.data, columns, batch.token)
-    joined = [list(chain.from_iterable(values)) for values in zip(*batch.data, strict=True)]
-    return store.insert(batch.table, joined, columns, batch.token, column_oriented=True)
+    joined, body = encoded or (_joined(batch), None)
+    return store.insert(batch.table, joined, columns, batch.token, column_oriented=True, arrow=body)
 
 
 class StoreWriter:
@@ -135,6 +155,7 @@ class StoreWriter:
         self._backlog: deque[_Batch] = deque()
         self._backlog_rows = 0
         self._spool_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairwatch-spool")
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairwatch-encode")
         self._recovery: asyncio.Task[None] | None = None
         self._room = asyncio.Event()  # set whenever the recovery made progress
         self._closing = False
@@ -217,6 +238,9 @@ class StoreWriter:
                 if not done and t.sending is not None:  # a store that does not answer: keep the batch
                     self._degrade()  # (if the insert lands after all, the replay's token dedups it)
                     self._to_backlog(t.sending)
+                    if t.next is not None:  # (and the one taken to follow it)
+                        self._to_backlog(t.next)
+                        t.next = None
         for name, t in self._tables.items():
             while t.pending:
                 batch = self._take(name, t)
@@ -249,6 +273,7 @@ class StoreWriter:
                 log.warning("store did not take every batch by the shutdown time: %d bytes wait in the spool %s "
                             "for the next start", spooled, self._spool.directory)
         self._spool_io.shutdown(wait=True)
+        self._encoder.shutdown(wait=False)
         return lost
 
     # -- internals --
@@ -274,30 +299,67 @@ class StoreWriter:
     async def _insert_live(self, name: str, t: _Table, batch: _Batch) -> None:
         """Send `batch`; then, while the table has a batch due (rows that piled up behind this
         insert), send it at once: left to the pipeline's next `flush_due`, it waited up to a
-        flush interval whenever the pipeline had caught up, the store idle meanwhile."""
+        flush interval whenever the pipeline had caught up, the store idle meanwhile. A full
+        batch already waiting is taken as soon as the insert before it has begun, and encoded
+        meanwhile (`t.next`)."""
+        encoded = self._encode(batch)
         try:
             while True:
                 t.sending = batch
-                if not await self._try_insert(batch):
+                insert = asyncio.ensure_future(self._try_insert(batch, encoded=encoded))
+                await asyncio.sleep(0)  # (the insert begins: its encoding is awaited, then the store's thread has it)
+                following = None
+                if encoded is not None and t.pending >= self._batch_rows and not self.degraded and not self._closing:
+                    t.next = self._take(name, t)
+                    following = self._encode(t.next)
+                if not await insert:
                     self._degrade()
                     self._to_backlog(batch)
+                    if t.next is not None:
+                        self._to_backlog(t.next)
+                        t.next = None
                     return
                 t.sending = None
+                if t.next is not None:
+                    batch, encoded, t.next = t.next, following, None
+                    continue
                 due = t.pending >= self._batch_rows or (t.pending and self._clock() - t.started >= self._flush_interval)
                 if not due or self.degraded or self._closing:
                     return
                 batch = self._take(name, t)
+                encoded = self._encode(batch)
         finally:
+            if t.next is not None:  # (cancelled: it was never sent, so it goes back where it was)
+                t.segments.extendleft(reversed(t.next.data))
+                t.pending += t.next.size
+                t.next = None
             t.inflight = t.sending = None
 
-    async def _try_insert(self, batch: _Batch, timeout: float | None = None) -> bool:
-        """One insert on the store's thread; False (counted, logged once a minute) on failure
-        or after `timeout` seconds (the insert may still land: its token dedups a replay)."""
+    def _encode(self, batch: _Batch) -> asyncio.Future[Encoded] | None:
+        """An embedded store's messages batch, encoded on the encoding thread (None: the
+        store's thread does all of an insert)."""
+        store = self._store
+        if not batch.by_column or batch.table != MESSAGES or store is None or store.target.kind != "embedded":
+            return None
+        columns = self._tables[batch.table].columns
+        return asyncio.get_running_loop().run_in_executor(self._encoder, _encode, batch, columns)
+
+    async def _try_insert(self, batch: _Batch, timeout: float | None = None,
+                          encoded: asyncio.Future[Encoded] | None = None) -> bool:
+        """One insert on the store's thread (of the batch `encoded`, when it is given); False
+        (counted, logged once a minute) on failure or after `timeout` seconds (the insert may
+        still land: its token dedups a replay)."""
         store = self._store
         if store is None:
             return False
         started = time.perf_counter()
-        call = self._thread.call(_insert, store, batch, self._tables[batch.table].columns)
+        ready = None
+        if encoded is not None:
+            try:
+                ready = await encoded
+            except Exception:  # (rows that cannot be joined, or a bug: the store's thread tries, and says what it is)
+                ready = None
+        call = self._thread.call(_insert, store, batch, self._tables[batch.table].columns, ready)
         try:
             await asyncio.wait_for(call, timeout)
         except ValueError as exc:  # rows that can never be written (e.g. spooled before a schema change)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from collector import writer as writer_module
 from collector.metrics import ServiceMetrics
 from collector.rows import line_rows
 from collector.spool import Spool
@@ -93,3 +95,87 @@ def test_chunks_of_rows_make_batches_of_batch_rows_in_order(store: OnThread, sto
     assert [r["message"].rsplit("#", 1)[1] for r in store.timeline([host], limit=1000)] == [str(i) for i in range(250)]
     assert registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES}) == 250
     assert registry.get_sample_value("pairwatch_store_insert_duration_seconds_count") == 3
+
+
+def _acks(host: str, n: int) -> list[tuple[Any, ...]]:
+    """`n` messages rows of `host`, numbered in their text and received one a second."""
+    texts = [f"<30>Mar  3 08:15:02 {host} dhcpd: DHCPACK on 198.18.2.1 to 00:00:5e:00:53:01 via eth0 #{i}"
+             for i in range(n)]
+    return [line_rows(parse_line(text), id=i, received_at=1_700_000_000 + i, raw=text, transport="tcp")[0]
+            for i, text in enumerate(texts)]
+
+
+def _numbers(store: OnThread, host: str) -> list[int]:
+    return [int(r["message"].rsplit("#", 1)[1]) for r in store.timeline([host], limit=10_000)]
+
+
+def test_a_burst_is_encoded_beside_the_inserts_and_stored_once_in_order(
+    store: OnThread, store_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five full batches at once: every messages batch is encoded on the writer's encoding
+    thread (the next one while the store's thread inserts the one before), and the store
+    gets every row once, in order."""
+    threads: list[str] = []
+    encode = writer_module.arrow_messages
+
+    def recorded(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return encode(*args)
+
+    monkeypatch.setattr(writer_module, "arrow_messages", recorded)
+    registry = CollectorRegistry()
+    writer = StoreWriter(COLUMNS, store_thread, store.obj, _no_reopen, Spool(str(tmp_path / "spool"), 2**20),
+                         ServiceMetrics(registry, "test"), batch_rows=100, flush_interval=60.0, memory_rows=10_000)
+    host = f"burst-{uuid.uuid4().hex[:8]}"
+    rows = _acks(host, 500)
+
+    async def run() -> None:
+        for start in range(0, 500, 50):  # (chunks by column, as the pipeline adds the fast lines' rows)
+            writer.add_columns(MESSAGES, tuple(zip(*rows[start:start + 50], strict=True)))
+        await writer.flush_due(time.time())
+        await writer.close(time.monotonic() + 30)
+
+    asyncio.run(run())
+    assert _numbers(store, host) == list(range(500))
+    assert registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES}) == 500
+    assert len(threads) == 5 and all(name.startswith("pairwatch-encode") for name in threads)
+
+
+class _FailsFirst:
+    """The real store, whose first insert fails as a store gone for a moment would."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.target = store.target
+        self.failed = False
+
+    def insert(self, *args: Any, **kwargs: Any) -> int:
+        if not self.failed:
+            self.failed = True
+            raise StoreError("gone for a moment")
+        return self._store.insert(*args, **kwargs)
+
+
+def test_a_failed_insert_keeps_the_batch_taken_to_follow_it_in_order(store: OnThread, store_thread: Any,
+                                                                      tmp_path: Path) -> None:
+    """The first insert fails while the batch after it is being encoded: both go to the
+    backlog, in their order, the recovery writes them, and every row is stored once."""
+    registry = CollectorRegistry()
+    writer = StoreWriter(COLUMNS, store_thread, _FailsFirst(store.obj), _no_reopen,  # type: ignore[arg-type]
+                         Spool(str(tmp_path / "spool"), 2**20), ServiceMetrics(registry, "test"),
+                         batch_rows=100, flush_interval=60.0, memory_rows=10_000)
+    host = f"fails-{uuid.uuid4().hex[:8]}"
+    rows = _acks(host, 300)
+
+    async def run() -> None:
+        writer.add_columns(MESSAGES, tuple(zip(*rows, strict=True)))
+        await writer.flush_due(time.time())  # 100 go (and fail), the next 100 are taken behind them
+        started = time.monotonic()
+        while not writer.degraded:
+            assert time.monotonic() - started < 30, "the failed insert was not noticed"
+            await asyncio.sleep(0.01)
+        await writer.close(time.monotonic() + 30)  # the recovery writes the backlog; the last 100 go
+
+    asyncio.run(run())
+    assert _numbers(store, host) == list(range(300))
+    assert registry.get_sample_value("pairwatch_store_insert_failures_total") == 1
