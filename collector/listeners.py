@@ -60,6 +60,7 @@ from collector.framing import (
     decode_texts,
 )
 from collector.metrics import ServiceMetrics
+from collector.udp_receive import BATCH, receiver
 
 try:  # uvloop when installed (DESIGN "Dependencies"); plain asyncio otherwise
     import uvloop  # type: ignore[import-not-found]
@@ -105,7 +106,6 @@ meanwhile; a smaller number let unpaced bursts overflow it (bench/ingest.py --tr
 POLL_IDLE: Final = 0.01
 """Seconds `Intake.poll` leaves the UDP sockets alone after it found them empty: twice
 CPython's switch interval, and a small part of what the receive buffer holds at line rate."""
-_MAX_DATAGRAM: Final = 65_536  # larger than any UDP payload (65,507), so none is cut
 REFUSAL_LOG_INTERVAL: Final = 60.0
 MAX_DIVERTED: Final = 2_000_000
 """Messages read at shutdown beyond the queue (`Intake.divert`); past it, connections pause."""
@@ -615,7 +615,8 @@ class UdpListener:
         self._dropped = intake.metrics.syslog_errors.labels(QUEUE_FULL)
         self._oversize = intake.metrics.syslog_errors.labels("oversize")
         self._logged_drop = False
-        self._senders: dict[object, str] = {}  # admitted sender address -> its text (a refused one is not kept)
+        self._senders: dict[object, str] = {}  # admitted sender's key -> its text (a refused one is not kept)
+        self._receiver = receiver(sock, intake.max_message)
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable)
         intake.pollers.append(self._readable)
@@ -639,42 +640,42 @@ class UdpListener:
 
         A line-rate burst sends a datagram every few microseconds, and the kernel drops what
         its buffer cannot hold while the loop is busy elsewhere: so a read does little more
-        than its system call per datagram (the sender's address text is cached, the decoding
-        waits for the pipeline). Oversize and empty datagrams are recognised by their length,
-        without framing the others."""
-        recvfrom = self._sock.recvfrom
+        than take the datagrams (`collector.udp_receive`: many a system call, the GIL kept;
+        the sender's address text is cached, the decoding waits for the pipeline). Oversize
+        and empty datagrams are recognised by their length, without framing the others."""
+        receive = self._receiver.receive
         admits = self._gate.admits
         max_message = self._intake.max_message
         senders = self._senders
         payloads: list[bytes] = []
         from_: list[str] = []
-        for count in range(UDP_BURST):  # (after the loop: how many were read, at least)
-            try:
-                data, addr = recvfrom(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
+        took = False
+        for _ in range(UDP_BURST // BATCH):
+            received, more = receive()
+            took = took or more
+            for data, key in received:
+                sender = senders.get(key)
+                if sender is None:
+                    address = self._receiver.address(key)
+                    if not admits(str(address[0])):  # type: ignore[index]
+                        continue
+                    if len(senders) >= _GATE_CACHE:
+                        senders.clear()
+                    sender = senders[key] = _address(address)
+                size = len(data)
+                if size <= 2 or size > max_message or data[-1] == _LF:  # (a terminator to strip, or a bad size)
+                    data = datagram_frame(data)
+                    if not data:
+                        continue
+                    if len(data) > max_message:
+                        self._oversize.inc()
+                        continue
+                payloads.append(data)
+                from_.append(sender)
+            if len(received) < BATCH:  # (the socket is empty, or held an error: the next read sees)
                 break
-            except OSError as exc:  # e.g. an ICMP error queued on the socket: skip it
-                log.debug("udp error: %s", exc)
-                continue
-            sender = senders.get(addr)
-            if sender is None:
-                if not admits(str(addr[0])):
-                    continue
-                if len(senders) >= _GATE_CACHE:
-                    senders.clear()
-                sender = senders[addr] = _address(addr)
-            size = len(data)
-            if size <= 2 or size > max_message or data[-1] == _LF:  # (a terminator to strip, or a bad size)
-                data = datagram_frame(data)
-                if not data:
-                    continue
-                if len(data) > max_message:
-                    self._oversize.inc()
-                    continue
-            payloads.append(data)
-            from_.append(sender)
         if not payloads:
-            return count > 0
+            return took
         taken = self._intake.put(_Datagrams(time.time(), payloads, from_))
         if taken:
             self._counter.inc(taken)

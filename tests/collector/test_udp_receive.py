@@ -1,0 +1,85 @@
+"""The UDP readers on real loopback sockets: `recvmmsg` through ctypes (the one `serve` uses on
+Linux) gives the same datagrams and sender addresses as `socket.recvfrom`, and a datagram cut
+to a slot is judged as the whole one would be."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from collector.framing import datagram_frame
+from collector.udp_receive import BATCH, BatchReceiver, SingleReceiver, receiver, slot_size
+
+MAX_MESSAGE = 600
+
+
+def _socket(family: int, host: str) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # (capped by rmem_max: room for some 500)
+    sock.bind((host, 0))
+    sock.setblocking(False)
+    return sock
+
+
+def _drain(reader: BatchReceiver | SingleReceiver) -> tuple[list[tuple[bytes, object]], int]:
+    """Everything the socket holds as (payload, address), and how many calls took it."""
+    out: list[tuple[bytes, object]] = []
+    calls = 0
+    while True:
+        received, took = reader.receive()
+        if not took:
+            return out, calls
+        calls += 1
+        out.extend((data, reader.address(key)) for data, key in received)
+
+
+def _payloads() -> Iterator[bytes]:
+    yield b""
+    yield b"x"
+    yield b"x" * (MAX_MESSAGE + 2)
+    yield b"y" * (MAX_MESSAGE + 3)
+    yield b"z" * (MAX_MESSAGE + 50)
+    for i in range(BATCH + 100):
+        yield b"<30>Dec  7 12:00:00 dhcp1 dhcpd[%d]: DHCPACK on 198.18.0.%d\n" % (i, i % 250)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="recvmmsg is Linux's")
+@pytest.mark.parametrize("family, host", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_recvmmsg_takes_what_recvfrom_takes(family: int, host: str) -> None:
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this host")
+    with _socket(family, host) as sock, socket.socket(family, socket.SOCK_DGRAM) as sender:
+        readers = {"batch": receiver(sock, MAX_MESSAGE), "single": receiver(sock, MAX_MESSAGE, batch=False)}
+        assert isinstance(readers["batch"], BatchReceiver) and isinstance(readers["single"], SingleReceiver)
+        got = {}
+        for name, reader in readers.items():
+            for payload in _payloads():
+                sender.sendto(payload, sock.getsockname())
+            got[name] = _drain(reader)
+        (batch, batch_calls), (single, _) = got["batch"], got["single"]
+        cut = slot_size(MAX_MESSAGE)
+        assert batch == [(p[:cut], single[0][1]) for p in _payloads()]
+        address = (host, *sender.getsockname()[1:])
+        assert single == [(p[:cut], address) for p in _payloads()]
+        assert batch_calls == 2  # (BATCH + 105 datagrams)
+
+
+def test_a_datagram_cut_to_its_slot_is_judged_as_the_whole_one() -> None:
+    """What the listener does with a datagram: oversize past `max_message` once its
+    terminator is stripped, else the framed bytes."""
+
+    def verdict(data: bytes, max_message: int) -> bytes | None:
+        framed = datagram_frame(data)
+        return None if len(framed) > max_message else framed
+
+    for max_message in (480, MAX_MESSAGE, 65_533, 65_535):
+        cut = slot_size(max_message)
+        for length in range(max_message - 3, max_message + 8):
+            for end in (b"", b"\n", b"\r\n", b"\r", b"\n\n"):
+                for rest in (b"", b"x", b"\n", b"xyz"):  # (a terminator where the cut falls)
+                    whole = b"m" * length + end + rest
+                    if len(whole) <= 65_507:  # (the largest UDP payload)
+                        assert verdict(whole[:cut], max_message) == verdict(whole, max_message), (max_message, whole[-8:])
