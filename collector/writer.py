@@ -84,6 +84,7 @@ class _Table:
     inflight: asyncio.Task[None] | None = None
     sending: _Batch | None = None  # the batch `inflight` writes
     next: _Batch | None = None  # the batch `inflight` writes after it, being encoded meanwhile
+    following: asyncio.Future[Encoded] | None = None  # `next`'s encoding
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,8 @@ class StoreWriter:
                     self._to_backlog(self._take(name, t))
                 elif t.inflight is None:
                     t.inflight = asyncio.create_task(self._insert_live(name, t, self._take(name, t)))
+                else:
+                    self._take_next(name, t)
         while self.degraded and self._backlog_rows > self._memory_rows and not self._closing:
             await self._spill_or_wait()
         for t in self._tables.values():  # a slow store: rows pile up behind an insert still in flight
@@ -240,7 +243,7 @@ class StoreWriter:
                     self._to_backlog(t.sending)
                     if t.next is not None:  # (and the one taken to follow it)
                         self._to_backlog(t.next)
-                        t.next = None
+                        t.next = t.following = None
         for name, t in self._tables.items():
             while t.pending:
                 batch = self._take(name, t)
@@ -300,28 +303,25 @@ class StoreWriter:
         """Send `batch`; then, while the table has a batch due (rows that piled up behind this
         insert), send it at once: left to the pipeline's next `flush_due`, it waited up to a
         flush interval whenever the pipeline had caught up, the store idle meanwhile. A full
-        batch already waiting is taken as soon as the insert before it has begun, and encoded
-        meanwhile (`t.next`)."""
+        batch is taken as soon as there is one behind an insert begun, and encoded meanwhile
+        (`t.next`, `_take_next`)."""
         encoded = self._encode(batch)
         try:
             while True:
                 t.sending = batch
                 insert = asyncio.ensure_future(self._try_insert(batch, encoded=encoded))
                 await asyncio.sleep(0)  # (the insert begins: its encoding is awaited, then the store's thread has it)
-                following = None
-                if encoded is not None and t.pending >= self._batch_rows and not self.degraded and not self._closing:
-                    t.next = self._take(name, t)
-                    following = self._encode(t.next)
+                self._take_next(name, t)
                 if not await insert:
                     self._degrade()
                     self._to_backlog(batch)
                     if t.next is not None:
                         self._to_backlog(t.next)
-                        t.next = None
+                        t.next = t.following = None
                     return
                 t.sending = None
                 if t.next is not None:
-                    batch, encoded, t.next = t.next, following, None
+                    batch, encoded, t.next, t.following = t.next, t.following, None, None
                     continue
                 due = t.pending >= self._batch_rows or (t.pending and self._clock() - t.started >= self._flush_interval)
                 if not due or self.degraded or self._closing:
@@ -332,14 +332,29 @@ class StoreWriter:
             if t.next is not None:  # (cancelled: it was never sent, so it goes back where it was)
                 t.segments.extendleft(reversed(t.next.data))
                 t.pending += t.next.size
-                t.next = None
+                t.next = t.following = None
             t.inflight = t.sending = None
+
+    def _take_next(self, name: str, t: _Table) -> None:
+        """While an insert of an encoded table runs, take a full batch waiting behind it and
+        start its encoding: as soon as the rows are there, not when that insert ends, so that
+        the encoding (which needs the GIL) runs beside the engine's part of the insert (which
+        does not) while the event loop's thread keeps adding rows."""
+        if (t.sending is None or t.next is not None or t.pending < self._batch_rows or self.degraded
+                or self._closing or not self._encodes(name)):
+            return
+        t.next = self._take(name, t)
+        t.following = self._encode(t.next)
+
+    def _encodes(self, table: str) -> bool:
+        """Whether `table`'s batches are encoded on the encoding thread: an embedded store's messages."""
+        store = self._store
+        return table == MESSAGES and store is not None and store.target.kind == "embedded"
 
     def _encode(self, batch: _Batch) -> asyncio.Future[Encoded] | None:
         """An embedded store's messages batch, encoded on the encoding thread (None: the
         store's thread does all of an insert)."""
-        store = self._store
-        if not batch.by_column or batch.table != MESSAGES or store is None or store.target.kind != "embedded":
+        if not batch.by_column or not self._encodes(batch.table):
             return None
         columns = self._tables[batch.table].columns
         return asyncio.get_running_loop().run_in_executor(self._encoder, _encode, batch, columns)

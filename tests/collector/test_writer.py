@@ -179,3 +179,56 @@ def test_a_failed_insert_keeps_the_batch_taken_to_follow_it_in_order(store: OnTh
     asyncio.run(run())
     assert _numbers(store, host) == list(range(300))
     assert registry.get_sample_value("pairwatch_store_insert_failures_total") == 1
+
+
+class _Held:
+    """The real store, whose inserts wait until the test lets them go on."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.target = store.target
+        self.go = threading.Event()
+
+    def insert(self, *args: Any, **kwargs: Any) -> int:
+        assert self.go.wait(30), "the test did not let the insert go on"
+        return self._store.insert(*args, **kwargs)
+
+
+def test_a_batch_that_fills_behind_an_insert_is_encoded_before_that_insert_ends(
+    store: OnThread, store_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline adds a chunk at a time while an insert runs: once a full batch waits
+    behind it, the next `flush_due` takes it and starts its encoding, so the encoding runs
+    beside the engine's work instead of after it. Every row is still stored once, in order."""
+    encoded = threading.Semaphore(0)
+    encode = writer_module.arrow_messages
+
+    def counted(*args: Any) -> Any:
+        body = encode(*args)
+        encoded.release()
+        return body
+
+    monkeypatch.setattr(writer_module, "arrow_messages", counted)
+    held = _Held(store.obj)
+    registry = CollectorRegistry()
+    writer = StoreWriter(COLUMNS, store_thread, held, _no_reopen,  # type: ignore[arg-type]
+                         Spool(str(tmp_path / "spool"), 2**20), ServiceMetrics(registry, "test"),
+                         batch_rows=100, flush_interval=60.0, memory_rows=10_000)
+    host = f"held-{uuid.uuid4().hex[:8]}"
+    rows = _acks(host, 250)
+
+    async def run() -> None:
+        writer.add_columns(MESSAGES, tuple(zip(*rows[:100], strict=True)))
+        await writer.flush_due(time.time())  # the first batch is encoded, and its insert waits
+        assert await asyncio.to_thread(encoded.acquire, timeout=30)
+        for start in (100, 160, 220):  # (chunks of 60 and 30 rows: the batch fills with the second)
+            writer.add_columns(MESSAGES, tuple(zip(*rows[start:start + 60], strict=True)))
+            await writer.flush_due(time.time())
+        assert await asyncio.to_thread(encoded.acquire, timeout=30), "the batch behind the insert was not encoded"
+        assert not registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES})  # (none stored yet)
+        held.go.set()
+        await writer.close(time.monotonic() + 30)
+
+    asyncio.run(run())
+    assert _numbers(store, host) == list(range(250))
+    assert registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES}) == 250
