@@ -60,7 +60,7 @@ from collector.framing import (
     decode_texts,
 )
 from collector.metrics import ServiceMetrics
-from collector.udp_receive import BATCH, receiver
+from collector.udp_receive import BATCH, Unsupported, receiver
 
 try:  # uvloop when installed (DESIGN "Dependencies"); plain asyncio otherwise
     import uvloop  # type: ignore[import-not-found]
@@ -651,7 +651,13 @@ class UdpListener:
         from_: list[str] = []
         took = False
         for _ in range(UDP_BURST // BATCH):
-            received, more = receive()
+            try:
+                received, more = receive()
+            except Unsupported as exc:  # (checked once: after it, this listener reads one at a time)
+                log.warning("udp: %s; reading one datagram a system call", exc)
+                self._receiver = receiver(self._sock, max_message, batch=False)
+                receive = self._receiver.receive
+                continue
             took = took or more
             for data, key in received:
                 sender = senders.get(key)

@@ -34,6 +34,13 @@ MAX_DATAGRAM: Final = 65_536
 _NAME_SIZE: Final = 128  # sizeof(struct sockaddr_storage)
 _MSG_DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0x40)
 _AGAIN: Final = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})
+_REFUSED: Final = frozenset({errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EINVAL, errno.EFAULT})
+"""Errors that say the call itself is refused (a seccomp filter, an old kernel), not that a
+datagram went wrong: every later call would fail the same way."""
+
+
+class Unsupported(OSError):
+    """`recvmmsg` is refused on this system: read with `SingleReceiver` instead."""
 
 
 class _IoVec(ctypes.Structure):
@@ -105,7 +112,8 @@ class BatchReceiver:
 
     def receive(self) -> tuple[list[tuple[bytes, bytes]], bool]:
         """The datagrams the socket holds, up to BATCH, and whether the call took anything
-        (an error queued on the socket, such as an ICMP port unreachable, takes a call)."""
+        (an error queued on the socket, such as an ICMP port unreachable, takes a call).
+        Raises `Unsupported` when the system refuses the call itself."""
         count = self._function(self._fd, self._headers, BATCH, _MSG_DONTWAIT, None)
         if count <= 0:
             code = ctypes.get_errno()
@@ -113,6 +121,8 @@ class BatchReceiver:
                 return [], False
             if code == errno.EINTR:
                 return [], True
+            if code in _REFUSED:
+                raise Unsupported(code, f"recvmmsg: {errno.errorcode.get(code, code)}")
             log.debug("udp error: %s", errno.errorcode.get(code, code))
             return [], True
         size = self._size

@@ -4,14 +4,23 @@ to a slot is judged as the whole one would be."""
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import errno
+import logging
 import socket
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from collector.framing import datagram_frame
+from collector.listeners import LISTENER_ERRORS, Intake, start_udp
+from collector.metrics import ServiceMetrics
 from collector.udp_receive import BATCH, BatchReceiver, SingleReceiver, receiver, slot_size
+from tests.conftest import next_line
 
 MAX_MESSAGE = 600
 
@@ -85,3 +94,35 @@ def test_a_datagram_cut_to_its_slot_is_judged_as_the_whole_one() -> None:
                     whole = b"m" * length + end + rest
                     if len(whole) <= 65_507:  # (the largest UDP payload)
                         assert verdict(whole[:cut], max_message) == verdict(whole, max_message), whole[-8:]
+
+
+def _refused(*_: Any) -> int:
+    """A `recvmmsg` as a seccomp filter or an old kernel leaves it: every call fails."""
+    ctypes.set_errno(errno.ENOSYS)
+    return -1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="recvmmsg is Linux's")
+def test_a_listener_whose_recvmmsg_is_refused_reads_one_datagram_at_a_time(caplog: pytest.LogCaptureFixture) -> None:
+    """The call refused (not a datagram gone wrong) is said once, and the listener goes on
+    with `recvfrom`: every datagram still arrives, and the loop does not spin on a socket
+    that stays readable."""
+    async def scenario() -> list[str]:
+        intake = Intake(ServiceMetrics(CollectorRegistry(), "test", error_reasons=LISTENER_ERRORS))
+        udp = await start_udp(intake, "127.0.0.1", 0)
+        udp._receiver = BatchReceiver(udp.socket, slot_size(intake.max_message), _refused)  # type: ignore[arg-type]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for i in range(3):
+                    sender.sendto(b"<30>Mar  3 08:15:0%d refused dhcpd: datagram %d" % (i, i), udp.socket.getsockname())
+                got = [await next_line(intake) for _ in range(3)]
+            assert isinstance(udp._receiver, SingleReceiver)
+            return [line.text for line in got]
+        finally:
+            udp.close()
+
+    with caplog.at_level(logging.WARNING, logger="collector.listeners"):
+        texts = asyncio.run(scenario())
+    assert texts == [f"<30>Mar  3 08:15:0{i} refused dhcpd: datagram {i}" for i in range(3)]
+    assert [r.getMessage() for r in caplog.records if "recvmmsg" in r.getMessage()] == [
+        "udp: [Errno 38] recvmmsg: ENOSYS; reading one datagram a system call"]
