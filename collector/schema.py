@@ -301,6 +301,10 @@ row is rewritten fewer times on its way to a large part: about a fifth less CPU 
 (bench/README.md). Only a plain MergeTree whose engine knows the setting; on replicated tables
 it is deploy/clickhouse/upgrade-6.sql, optional (cluster.sql sets it for new clusters)."""
 
+STOP_MERGES: Final = "SYSTEM STOP MERGES {db}.messages"
+START_MERGES: Final = "SYSTEM START MERGES {db}.messages"
+"""The engine's background merges of `messages`, held and let go (`Store.hold_merges`)."""
+
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[Step, ...]], ...]] = (
     (1, "initial tables: messages, events, states, incidents", (_MESSAGES, _EVENTS, _STATES, _INCIDENTS)),
     (2, "hosts: the spellings of each host name", (_HOSTS,)),

@@ -303,6 +303,17 @@ class Store:
             rows = self._client.query(_ENGINE_MEMORY).result_rows
         return max(0, int(rows[0][0])) if rows else None
 
+    def hold_merges(self, held: bool) -> None:
+        """Hold (True) or let go (False) the embedded engine's background merges of `messages`;
+        a ClickHouse server's are left alone (they are its administrator's, and its CPU not
+        ours). Held, a burst's inserts have the CPU to themselves and the merges catch up
+        afterwards (`collector.writer`). Only in the engine's memory: a new process merges."""
+        if self.target.kind != "embedded":
+            return
+        self._check()
+        with map_store_errors("hold merges" if held else "let merges go"):
+            self._client.command(self._render(schema.STOP_MERGES if held else schema.START_MERGES))
+
     # -- lifecycle --
 
     @property

@@ -37,18 +37,24 @@ An embedded store's messages batch is encoded (its columns joined, its Arrow bod
 thread of its own, and while the store's thread inserts a batch, a full batch waiting behind
 it is taken and encoded: the engine's part of an insert, which lets go of the GIL, then runs
 beside the next batch's encoding instead of before it (bench/README.md).
+
+That full batch behind an insert means the store is behind: an embedded engine's background
+merges of `messages` are then held (`Store.hold_merges`) until the store has kept up for
+`MERGE_LINGER` seconds, for at most `MERGE_HOLD_INSERTS` inserts, so that a burst's inserts do
+not share the machine's CPU with them; the merges catch up afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Final
@@ -69,6 +75,13 @@ LOG_INTERVAL: Final = 60.0
 REJECTED: Final = "rejected"
 MIN_INSERT_TIME: Final = 0.05
 """At shutdown, an insert is not even tried with less time than this left."""
+MERGE_HOLD_INSERTS: Final = 60
+"""Inserts at most for which an embedded engine's merges are held while the store is behind
+(then they run, and are held again only once it has kept up for `MERGE_LINGER`): parts for
+the merges to catch up on afterwards, about 600,000 rows at the default batch size."""
+MERGE_LINGER: Final = 2.0
+"""Seconds the store must have kept up before held merges are let go: within a burst it
+catches up for moments, and each hold cancels the merges then running."""
 
 
 Segment = tuple[Sequence[Any], ...]
@@ -114,6 +127,12 @@ def _encode(batch: _Batch, columns: Sequence[str]) -> Encoded:
     """On the encoding thread (see the module docstring)."""
     joined = _joined(batch)
     return joined, arrow_messages(joined, columns)
+
+
+def _hold_failed(what: str, done: Future[None]) -> None:
+    """A `Store.hold_merges` call's failure, for the debug log (the merges stay as they were)."""
+    if not done.cancelled() and done.exception() is not None:
+        log.debug("store: merges not %s: %s", what, done.exception())
 
 
 def _insert(store: Store, batch: _Batch, columns: Sequence[str], encoded: Encoded | None) -> int:
@@ -163,6 +182,10 @@ class StoreWriter:
         self._rejected: Spool | None = None
         self._logged_at = -LOG_INTERVAL
         self._spooled_at_start = bool(spool)  # (no other thread uses the spool yet)
+        self._merges_held = False
+        self._held_inserts = 0  # inserts since the merges were held
+        self._hold_spent = False  # held for MERGE_HOLD_INSERTS: not again until the store kept up
+        self._kept_up_since: float | None = None  # when an insert last ended with nothing due
         self.ok = store is not None and not self._spooled_at_start
         self._metrics.spool_bytes.set(spool.bytes)
 
@@ -210,6 +233,10 @@ class StoreWriter:
     # -- batches out --
 
     async def flush_due(self, now: float) -> None:
+        if self._kept_up_since is not None and now - self._kept_up_since >= MERGE_LINGER:
+            self._kept_up_since = None
+            self._hold_spent = False
+            self._let_merges_go()
         for name, t in self._tables.items():
             if t.pending >= self._batch_rows or (t.pending and now - t.started >= self._flush_interval):
                 if self.degraded:
@@ -320,10 +347,17 @@ class StoreWriter:
                         t.next = t.following = None
                     return
                 t.sending = None
+                if self._merges_held:
+                    self._held_inserts += 1
+                    if self._held_inserts >= MERGE_HOLD_INSERTS:
+                        self._hold_spent = True
+                        self._let_merges_go()
                 if t.next is not None:
                     batch, encoded, t.next, t.following = t.next, t.following, None, None
                     continue
                 due = t.pending >= self._batch_rows or (t.pending and self._clock() - t.started >= self._flush_interval)
+                if not due and name == MESSAGES and self._kept_up_since is None:
+                    self._kept_up_since = self._clock()
                 if not due or self.degraded or self._closing:
                     return
                 batch = self._take(name, t)
@@ -334,17 +368,41 @@ class StoreWriter:
                 t.pending += t.next.size
                 t.next = t.following = None
             t.inflight = t.sending = None
+            if self.degraded or self._closing:
+                self._let_merges_go()
 
     def _take_next(self, name: str, t: _Table) -> None:
         """While an insert of an encoded table runs, take a full batch waiting behind it and
         start its encoding: as soon as the rows are there, not when that insert ends, so that
         the encoding (which needs the GIL) runs beside the engine's part of the insert (which
-        does not) while the event loop's thread keeps adding rows."""
+        does not) while the event loop's thread keeps adding rows. Such a batch means the store
+        is behind: the engine's merges are held (see the module docstring)."""
         if (t.sending is None or t.next is not None or t.pending < self._batch_rows or self.degraded
                 or self._closing or not self._encodes(name)):
             return
         t.next = self._take(name, t)
         t.following = self._encode(t.next)
+        self._kept_up_since = None
+        if not (self._merges_held or self._hold_spent):
+            self._merges_held, self._held_inserts = True, 0
+            self._hold_merges(True)
+
+    def _let_merges_go(self) -> None:
+        if self._merges_held:
+            self._merges_held = False
+            self._hold_merges(False)
+
+    def _hold_merges(self, held: bool) -> None:
+        """`Store.hold_merges` on the store's thread, in line with the inserts (not waited for:
+        a failure only leaves the merges as they were, and a recovered store lets them go)."""
+        store = self._store
+        if store is None:
+            return
+        try:
+            done = self._thread.submit(store.hold_merges, held)
+        except StoreError:
+            return
+        done.add_done_callback(functools.partial(_hold_failed, "held" if held else "let go"))
 
     def _encodes(self, table: str) -> bool:
         """Whether `table`'s batches are encoded on the encoding thread: an embedded store's messages."""
@@ -485,6 +543,7 @@ class StoreWriter:
         else:
             self._recovery = None
             self._room.set()
+            self._hold_merges(False)  # (in case letting them go failed with the store)
             log.info("store: caught up; the spool is empty")
             return None
         self._room.set()

@@ -1190,3 +1190,21 @@ def test_a_pyarrow_without_its_pandas_shim_does_not_stop_the_store(monkeypatch: 
     monkeypatch.delattr(pyarrow.lib, "_pandas_api")
     monkeypatch.delitem(sys.modules, "pandas", raising=False)
     without_pandas(True)
+
+
+def test_held_merges_wait_until_they_are_let_go(store: OnThread) -> None:
+    """`hold_merges` holds the embedded engine's merges of `messages` (a merge asked for is
+    cancelled) until it lets them go; the other tables merge as before."""
+    database = store.obj.database
+
+    def merge(table: str) -> None:
+        store.obj._client.command(f"OPTIMIZE TABLE {database}.{table}")
+
+    store.hold_merges(True)
+    try:
+        with pytest.raises(chx.DatabaseError, match="Cancelled merging parts"):
+            store._thread.submit(merge, "messages").result(timeout=60)
+        store._thread.submit(merge, "events").result(timeout=60)
+    finally:
+        store.hold_merges(False)
+    store._thread.submit(merge, "messages").result(timeout=60)

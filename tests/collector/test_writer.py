@@ -155,6 +155,9 @@ class _FailsFirst:
             raise StoreError("gone for a moment")
         return self._store.insert(*args, **kwargs)
 
+    def hold_merges(self, held: bool) -> None:
+        self._store.hold_merges(held)
+
 
 def test_a_failed_insert_keeps_the_batch_taken_to_follow_it_in_order(store: OnThread, store_thread: Any,
                                                                       tmp_path: Path) -> None:
@@ -182,16 +185,23 @@ def test_a_failed_insert_keeps_the_batch_taken_to_follow_it_in_order(store: OnTh
 
 
 class _Held:
-    """The real store, whose inserts wait until the test lets them go on."""
+    """The real store, whose inserts wait until the test lets them go on; what the writer
+    asked of it, in order, is in `calls`."""
 
     def __init__(self, store: Any) -> None:
         self._store = store
         self.target = store.target
         self.go = threading.Event()
+        self.calls: list[str] = []
 
     def insert(self, *args: Any, **kwargs: Any) -> int:
+        self.calls.append("insert")  # (on the store's thread: in the order the calls run)
         assert self.go.wait(30), "the test did not let the insert go on"
         return self._store.insert(*args, **kwargs)
+
+    def hold_merges(self, held: bool) -> None:
+        self.calls.append("hold" if held else "let go")
+        self._store.hold_merges(held)
 
 
 def test_a_batch_that_fills_behind_an_insert_is_encoded_before_that_insert_ends(
@@ -232,3 +242,52 @@ def test_a_batch_that_fills_behind_an_insert_is_encoded_before_that_insert_ends(
     asyncio.run(run())
     assert _numbers(store, host) == list(range(250))
     assert registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES}) == 250
+
+
+@pytest.mark.parametrize("cap", [60, 2])
+def test_merges_are_held_while_the_store_is_behind(
+    store: OnThread, store_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: int
+) -> None:
+    """A full batch waiting behind an insert: the store is behind, and its merges are held
+    until it has kept up for `MERGE_LINGER` seconds (at most `MERGE_HOLD_INSERTS` inserts; then
+    not again until it has kept up). A store that keeps up never has them held."""
+    monkeypatch.setattr(writer_module, "MERGE_HOLD_INSERTS", cap)
+    clock = [1_000.0]
+    held = _Held(store.obj)
+    writer = StoreWriter(COLUMNS, store_thread, held, _no_reopen,  # type: ignore[arg-type]
+                         Spool(str(tmp_path / "spool"), 2**20), ServiceMetrics(CollectorRegistry(), "test"),
+                         batch_rows=100, flush_interval=60.0, memory_rows=10_000, clock=lambda: clock[0])
+    host = f"merges-{uuid.uuid4().hex[:8]}"
+    rows = _acks(host, 600)
+
+    def calls() -> list[str]:
+        store_thread.submit(lambda: None).result(timeout=30)  # (what was asked of the store has run)
+        return held.calls
+
+    async def run() -> None:
+        writer.add_columns(MESSAGES, tuple(zip(*rows[:100], strict=True)))
+        await writer.flush_due(clock[0])  # an insert, waiting
+        for start in range(100, 500, 100):  # four more batches behind it
+            writer.add_columns(MESSAGES, tuple(zip(*rows[start:start + 100], strict=True)))
+            await writer.flush_due(clock[0])
+        held.go.set()
+        while writer._tables[MESSAGES].inflight is not None:
+            await asyncio.sleep(0.01)
+        assert calls().count("let go") == (cap < 5)  # kept up now, but not for long yet
+        writer.add_columns(MESSAGES, tuple(zip(*rows[500:], strict=True)))  # a batch alone: kept up
+        await writer.flush_due(clock[0] + writer_module.MERGE_LINGER / 2)
+        while writer._tables[MESSAGES].inflight is not None:
+            await asyncio.sleep(0.01)
+        assert calls().count("let go") == (cap < 5)
+        await writer.flush_due(clock[0] + writer_module.MERGE_LINGER)  # kept up long enough
+        assert calls().count("let go") == 1
+        await writer.close(time.monotonic() + 30)
+
+    asyncio.run(run())
+    assert _numbers(store, host) == list(range(600))
+    assert calls().count("hold") == 1 and held.calls.index("hold") <= 1  # (before the second insert)
+    rest = [call for call in held.calls if call != "hold"]
+    if cap == 60:  # let go once the store kept up
+        assert rest == ["insert"] * 6 + ["let go"]
+    else:  # let go after two inserts, and not held again while the store is still behind
+        assert rest == ["insert"] * 2 + ["let go"] + ["insert"] * 4
