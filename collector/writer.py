@@ -238,7 +238,7 @@ class StoreWriter:
             self._hold_spent = False
             self._let_merges_go()
         for name, t in self._tables.items():
-            if t.pending >= self._batch_rows or (t.pending and now - t.started >= self._flush_interval):
+            if self._due(t, now):
                 if self.degraded:
                     self._to_backlog(self._take(name, t))
                 elif t.inflight is None:
@@ -308,6 +308,10 @@ class StoreWriter:
 
     # -- internals --
 
+    def _due(self, t: _Table, now: float) -> bool:
+        """Whether `t` has a batch to send: a full one, or rows older than the flush interval."""
+        return t.pending >= self._batch_rows or (t.pending > 0 and now - t.started >= self._flush_interval)
+
     def _take(self, name: str, t: _Table) -> _Batch:
         """The oldest `batch_rows` pending rows (all, when fewer), as one batch."""
         taken: list[Segment] = []
@@ -355,7 +359,7 @@ class StoreWriter:
                 if t.next is not None:
                     batch, encoded, t.next, t.following = t.next, t.following, None, None
                     continue
-                due = t.pending >= self._batch_rows or (t.pending and self._clock() - t.started >= self._flush_interval)
+                due = self._due(t, self._clock())
                 if not due and name == MESSAGES and self._kept_up_since is None:
                     self._kept_up_since = self._clock()
                 if not due or self.degraded or self._closing:
