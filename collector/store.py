@@ -141,9 +141,9 @@ def _arrow_body(type_names: Sequence[str], column_names: Sequence[str], data: Se
     before. Only for messages, the table with nearly all the rows, whose values the row
     builders make as ints and strs (`collector.rows`; pyarrow would take a float for an int).
 
-    Why: for the embedded engine the body is encoded on the store's thread while holding the
-    GIL, which the event loop's thread needs. clickhouse-connect's Native encoder took 2.2-2.4
-    µs a row, pyarrow 1.4-1.5 (bench/README.md). pyarrow is loaded by chdb already."""
+    Why: the body is encoded holding the GIL, which the line path needs too, and
+    clickhouse-connect's Native encoder took 2.2-2.4 µs a row, pyarrow 1.4-1.5
+    (bench/README.md). pyarrow is loaded by chdb already."""
     import pyarrow as pa
 
     types = [_arrow_type(name) for name in type_names]
@@ -169,7 +169,7 @@ def arrow_messages(data: Sequence[Sequence[Any]], columns: Sequence[str] = MESSA
     """A messages batch by column as the Arrow body an embedded store inserts (`Store.insert`'s
     `arrow`), or None when a value does not convert (the store then encodes the batch as
     Native). It touches no store, so any thread may build it: the service's writer builds the
-    next batch's on a thread of its own while the store's thread inserts the one before."""
+    next batch's on the event loop's thread while the store's thread inserts the one before."""
     known = dict(schema.MESSAGE_COLUMNS)
     return _arrow_body([known[c] for c in columns], columns, data)
 

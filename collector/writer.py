@@ -33,10 +33,14 @@ that do not fit the table, e.g. spooled before a schema change) is set aside in 
 Spool I/O runs on its own thread (never the event loop, never the store's thread, which may
 be stuck on a store that does not answer).
 
-An embedded store's messages batch is encoded (its columns joined, its Arrow body built) on a
-thread of its own, and while the store's thread inserts a batch, a full batch waiting behind
-it is taken and encoded: the engine's part of an insert, which lets go of the GIL, then runs
-beside the next batch's encoding instead of before it (bench/README.md).
+An embedded store's messages batch is encoded (its columns joined, its Arrow body built) on
+the event loop's thread when it is taken, and while the store's thread inserts a batch, a full
+batch waiting behind it is taken and encoded: the engine's part of an insert, which lets go of
+the GIL, then runs beside the next batch's encoding instead of before it. Not on a thread of
+its own: the encoding holds the GIL, and a thread that wants it takes it at every system call
+of the event loop's thread (each read, each poll) and keeps it for up to a switch interval;
+the same work in line with the loop stored bursts a tenth faster, with less CPU, and kept the
+queue shorter under load (bench/README.md).
 
 That full batch behind an insert means the store is behind: an embedded engine's background
 merges of `messages` are then held (`Store.hold_merges`) until the store has kept up for
@@ -97,7 +101,7 @@ class _Table:
     inflight: asyncio.Task[None] | None = None
     sending: _Batch | None = None  # the batch `inflight` writes
     next: _Batch | None = None  # the batch `inflight` writes after it, being encoded meanwhile
-    following: asyncio.Future[Encoded] | None = None  # `next`'s encoding
+    following: Encoded | None = None  # `next`'s encoding (None: the store's thread encodes it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,7 @@ def _joined(batch: _Batch) -> list[list[Any]]:
 
 
 def _encode(batch: _Batch, columns: Sequence[str]) -> Encoded:
-    """On the encoding thread (see the module docstring)."""
+    """On the event loop's thread, when the batch is taken (see the module docstring)."""
     joined = _joined(batch)
     return joined, arrow_messages(joined, columns)
 
@@ -175,7 +179,6 @@ class StoreWriter:
         self._backlog: deque[_Batch] = deque()
         self._backlog_rows = 0
         self._spool_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairwatch-spool")
-        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairwatch-encode")
         self._recovery: asyncio.Task[None] | None = None
         self._room = asyncio.Event()  # set whenever the recovery made progress
         self._closing = False
@@ -303,7 +306,6 @@ class StoreWriter:
                 log.warning("store did not take every batch by the shutdown time: %d bytes wait in the spool %s "
                             "for the next start", spooled, self._spool.directory)
         self._spool_io.shutdown(wait=True)
-        self._encoder.shutdown(wait=False)
         return lost
 
     # -- internals --
@@ -341,7 +343,7 @@ class StoreWriter:
             while True:
                 t.sending = batch
                 insert = asyncio.ensure_future(self._try_insert(batch, encoded=encoded))
-                await asyncio.sleep(0)  # (the insert begins: its encoding is awaited, then the store's thread has it)
+                await asyncio.sleep(0)  # (the insert begins: the store's thread has it before a next batch is encoded)
                 self._take_next(name, t)
                 if not await insert:
                     self._degrade()
@@ -377,10 +379,10 @@ class StoreWriter:
 
     def _take_next(self, name: str, t: _Table) -> None:
         """While an insert of an encoded table runs, take a full batch waiting behind it and
-        start its encoding: as soon as the rows are there, not when that insert ends, so that
-        the encoding (which needs the GIL) runs beside the engine's part of the insert (which
-        does not) while the event loop's thread keeps adding rows. Such a batch means the store
-        is behind: the engine's merges are held (see the module docstring)."""
+        encode it: as soon as the rows are there, not when that insert ends, so that the
+        encoding (which needs the GIL) runs beside the engine's part of the insert (which does
+        not), and the next insert can begin as this one ends. Such a batch means the store is
+        behind: the engine's merges are held (see the module docstring)."""
         if (t.sending is None or t.next is not None or t.pending < self._batch_rows or self.degraded
                 or self._closing or not self._encodes(name)):
             return
@@ -409,20 +411,22 @@ class StoreWriter:
         done.add_done_callback(functools.partial(_hold_failed, "held" if held else "let go"))
 
     def _encodes(self, table: str) -> bool:
-        """Whether `table`'s batches are encoded on the encoding thread: an embedded store's messages."""
+        """Whether `table`'s batches are encoded before their insert: an embedded store's messages."""
         store = self._store
         return table == MESSAGES and store is not None and store.target.kind == "embedded"
 
-    def _encode(self, batch: _Batch) -> asyncio.Future[Encoded] | None:
-        """An embedded store's messages batch, encoded on the encoding thread (None: the
-        store's thread does all of an insert)."""
+    def _encode(self, batch: _Batch) -> Encoded | None:
+        """An embedded store's messages batch, encoded now (None: the store's thread does all
+        of an insert, as for rows that cannot be joined or a bug here, which it then reports)."""
         if not batch.by_column or not self._encodes(batch.table):
             return None
-        columns = self._tables[batch.table].columns
-        return asyncio.get_running_loop().run_in_executor(self._encoder, _encode, batch, columns)
+        try:
+            return _encode(batch, self._tables[batch.table].columns)
+        except Exception:
+            return None
 
     async def _try_insert(self, batch: _Batch, timeout: float | None = None,
-                          encoded: asyncio.Future[Encoded] | None = None) -> bool:
+                          encoded: Encoded | None = None) -> bool:
         """One insert on the store's thread (of the batch `encoded`, when it is given); False
         (counted, logged once a minute) on failure or after `timeout` seconds (the insert may
         still land: its token dedups a replay)."""
@@ -430,13 +434,7 @@ class StoreWriter:
         if store is None:
             return False
         started = time.perf_counter()
-        ready = None
-        if encoded is not None:
-            try:
-                ready = await encoded
-            except Exception:  # (rows that cannot be joined, or a bug: the store's thread tries, and says what it is)
-                ready = None
-        call = self._thread.call(_insert, store, batch, self._tables[batch.table].columns, ready)
+        call = self._thread.call(_insert, store, batch, self._tables[batch.table].columns, encoded)
         try:
             await asyncio.wait_for(call, timeout)
         except ValueError as exc:  # rows that can never be written (e.g. spooled before a schema change)

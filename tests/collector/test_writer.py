@@ -112,14 +112,17 @@ def _numbers(store: OnThread, host: str) -> list[int]:
 def test_a_burst_is_encoded_beside_the_inserts_and_stored_once_in_order(
     store: OnThread, store_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Five full batches at once: every messages batch is encoded on the writer's encoding
-    thread (the next one while the store's thread inserts the one before), and the store
-    gets every row once, in order."""
+    """Five full batches at once: every messages batch is encoded on the event loop's thread
+    (the GIL's other users would take it at every system call of that thread), each after the
+    first while the store's thread inserts the one before, and the store gets every row once,
+    in order."""
     threads: list[str] = []
+    beside: list[bool] = []  # whether an insert was in flight as each batch was encoded
     encode = writer_module.arrow_messages
 
     def recorded(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
+        beside.append(writer._tables[MESSAGES].sending is not None)
         return encode(*args)
 
     monkeypatch.setattr(writer_module, "arrow_messages", recorded)
@@ -138,7 +141,8 @@ def test_a_burst_is_encoded_beside_the_inserts_and_stored_once_in_order(
     asyncio.run(run())
     assert _numbers(store, host) == list(range(500))
     assert registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES}) == 500
-    assert len(threads) == 5 and all(name.startswith("pairwatch-encode") for name in threads)
+    assert threads == [threading.main_thread().name] * 5
+    assert beside == [False, True, True, True, True]
 
 
 class _FailsFirst:
