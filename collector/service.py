@@ -176,6 +176,7 @@ class Service:
         self.writer = writer = StoreWriter(
             COLUMNS, thread, store, self._open_store, spool, metrics,
             batch_rows=opts.batch_rows, flush_interval=opts.batch_interval, memory_rows=opts.memory_rows,
+            between=intake.poll,
         )
         writer.start()
         pipeline = Pipeline(intake, correlator, tally, metrics, writer, strip_domain=self.config.hosts.strip_domain)

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, TypeVar
@@ -134,7 +134,8 @@ def _arrow_type(type_name: str) -> tuple[Any, Any, bool]:
     return arrow, arrow, nullable
 
 
-def _arrow_body(type_names: Sequence[str], column_names: Sequence[str], data: Sequence[Sequence[Any]]) -> bytes | None:
+def _arrow_body(type_names: Sequence[str], column_names: Sequence[str], data: Sequence[Sequence[Any]],
+                between: Callable[[], object] | None) -> bytes | None:
     """A messages batch as an Arrow IPC stream, or None when a value does not convert (a
     datetime or an ISO string for a time, None in a column that is not Nullable): the caller
     then encodes the batch as Native, which converts what it can and raises for the rest, as
@@ -159,19 +160,23 @@ def _arrow_body(type_names: Sequence[str], column_names: Sequence[str], data: Se
                     if array.null_count and not nullable:
                         return None
                     arrays.append(array if source == target else array.view(target))
+                    if between is not None:
+                        between()
                 stream.write_batch(pa.record_batch(arrays, schema=arrow_schema))
     except _ARROW_ERRORS:
         return None
     return sink.getvalue().to_pybytes()
 
 
-def arrow_messages(data: Sequence[Sequence[Any]], columns: Sequence[str] = MESSAGE_COLUMNS) -> bytes | None:
+def arrow_messages(data: Sequence[Sequence[Any]], columns: Sequence[str] = MESSAGE_COLUMNS,
+                   between: Callable[[], object] | None = None) -> bytes | None:
     """A messages batch by column as the Arrow body an embedded store inserts (`Store.insert`'s
     `arrow`), or None when a value does not convert (the store then encodes the batch as
     Native). It touches no store, so any thread may build it: the service's writer builds the
-    next batch's on the event loop's thread while the store's thread inserts the one before."""
+    next batch's on the event loop's thread while the store's thread inserts the one before,
+    and has `between` called after each column."""
     known = dict(schema.MESSAGE_COLUMNS)
-    return _arrow_body([known[c] for c in columns], columns, data)
+    return _arrow_body([known[c] for c in columns], columns, data, between)
 
 
 # --- timeline cursor -----------------------------------------------------------------------
@@ -453,7 +458,7 @@ class Store:
             context.req_block_size = INSERT_BLOCK_ROWS
             try:
                 if self._target.kind == "embedded":
-                    body = None if table != MESSAGES else arrow or _arrow_body(type_names, columns, data)
+                    body = None if table != MESSAGES else arrow or _arrow_body(type_names, columns, data, None)
                     fmt = "ArrowStream"
                     if body is None:
                         context.data = data

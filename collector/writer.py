@@ -123,14 +123,20 @@ Encoded = tuple[list[list[Any]], bytes | None]
 """A messages batch made ready for an embedded store: its columns joined, and its Arrow body."""
 
 
-def _joined(batch: _Batch) -> list[list[Any]]:
-    return [list(chain.from_iterable(values)) for values in zip(*batch.data, strict=True)]
+def _joined(batch: _Batch, between: Callable[[], object] | None = None) -> list[list[Any]]:
+    """The batch's columns, each joined from its segments (`between` called after each)."""
+    joined = []
+    for values in zip(*batch.data, strict=True):
+        joined.append(list(chain.from_iterable(values)))
+        if between is not None:
+            between()
+    return joined
 
 
-def _encode(batch: _Batch, columns: Sequence[str]) -> Encoded:
+def _encode(batch: _Batch, columns: Sequence[str], between: Callable[[], object] | None) -> Encoded:
     """On the event loop's thread, when the batch is taken (see the module docstring)."""
-    joined = _joined(batch)
-    return joined, arrow_messages(joined, columns)
+    joined = _joined(batch, between)
+    return joined, arrow_messages(joined, columns, between)
 
 
 def _hold_failed(what: str, done: Future[None]) -> None:
@@ -162,10 +168,13 @@ class StoreWriter:
         flush_interval: float,
         memory_rows: int,
         clock: Callable[[], float] = time.time,
+        between: Callable[[], object] | None = None,
     ) -> None:
         """`tables`: each table's insert columns. `store` None: the store could not be
         opened yet; `open_store` (run on `thread`) opens and migrates it. A non-empty
-        `spool` starts the writer degraded."""
+        `spool` starts the writer degraded. `between`: called between the columns of an
+        encoding, which holds up the event loop for a few milliseconds a column (the service
+        reads its UDP sockets there, as the pipeline does between lines)."""
         self._tables = {name: _Table(columns) for name, columns in tables.items()}
         self._thread = thread
         self._store = store
@@ -176,6 +185,7 @@ class StoreWriter:
         self._flush_interval = flush_interval
         self._memory_rows = max(memory_rows, batch_rows)
         self._clock = clock
+        self._between = between
         self._backlog: deque[_Batch] = deque()
         self._backlog_rows = 0
         self._spool_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairwatch-spool")
@@ -421,7 +431,7 @@ class StoreWriter:
         if not batch.by_column or not self._encodes(batch.table):
             return None
         try:
-            return _encode(batch, self._tables[batch.table].columns)
+            return _encode(batch, self._tables[batch.table].columns, self._between)
         except Exception:
             return None
 

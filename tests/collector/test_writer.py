@@ -114,8 +114,9 @@ def test_a_burst_is_encoded_beside_the_inserts_and_stored_once_in_order(
 ) -> None:
     """Five full batches at once: every messages batch is encoded on the event loop's thread
     (the GIL's other users would take it at every system call of that thread), each after the
-    first while the store's thread inserts the one before, and the store gets every row once,
-    in order."""
+    first while the store's thread inserts the one before, with `between` (the service's UDP
+    reads) called after each column joined and each converted; and the store gets every row
+    once, in order."""
     threads: list[str] = []
     beside: list[bool] = []  # whether an insert was in flight as each batch was encoded
     encode = writer_module.arrow_messages
@@ -127,8 +128,10 @@ def test_a_burst_is_encoded_beside_the_inserts_and_stored_once_in_order(
 
     monkeypatch.setattr(writer_module, "arrow_messages", recorded)
     registry = CollectorRegistry()
+    between: list[str] = []
     writer = StoreWriter(COLUMNS, store_thread, store.obj, _no_reopen, Spool(str(tmp_path / "spool"), 2**20),
-                         ServiceMetrics(registry, "test"), batch_rows=100, flush_interval=60.0, memory_rows=10_000)
+                         ServiceMetrics(registry, "test"), batch_rows=100, flush_interval=60.0, memory_rows=10_000,
+                         between=lambda: between.append(threading.current_thread().name))
     host = f"burst-{uuid.uuid4().hex[:8]}"
     rows = _acks(host, 500)
 
@@ -143,6 +146,7 @@ def test_a_burst_is_encoded_beside_the_inserts_and_stored_once_in_order(
     assert registry.get_sample_value("pairwatch_store_rows_total", {"table": MESSAGES}) == 500
     assert threads == [threading.main_thread().name] * 5
     assert beside == [False, True, True, True, True]
+    assert between == [threading.main_thread().name] * (5 * 2 * len(COLUMNS[MESSAGES]))
 
 
 class _FailsFirst:
