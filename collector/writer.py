@@ -39,8 +39,8 @@ batch waiting behind it is taken and encoded: the engine's part of an insert, wh
 the GIL, then runs beside the next batch's encoding instead of before it. Not on a thread of
 its own: the encoding holds the GIL, and a thread that wants it takes it at every system call
 of the event loop's thread (each read, each poll) and keeps it for up to a switch interval. In
-line with the loop the GIL changes hands a third as often, and bursts were stored as fast or
-faster, with a shorter queue under load (bench/README.md). The encoding calls `between` after
+line with the loop, the loop's thread blocked a third as often in a burst, and bursts were
+stored as fast or faster, with a shorter queue under load (bench/README.md). The encoding calls `between` after
 each column: the service reads its UDP sockets there.
 
 That full batch behind an insert means the store is behind: an embedded engine's background
