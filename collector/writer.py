@@ -40,8 +40,8 @@ the GIL, then runs beside the next batch's encoding instead of before it. Not on
 its own: the encoding holds the GIL, and a thread that wants it takes it at every system call
 of the event loop's thread (each read, each poll) and keeps it for up to a switch interval. In
 line with the loop, the loop's thread blocked a third as often in a burst, and bursts were
-stored as fast or faster, with a shorter queue under load (bench/README.md). The encoding calls `between` after
-each column: the service reads its UDP sockets there.
+stored as fast or faster, with a shorter queue under load (bench/README.md). The encoding
+calls `between` after each column: the service reads its UDP sockets there.
 
 That full batch behind an insert means the store is behind: an embedded engine's background
 merges of `messages` are then held (`Store.hold_merges`) until the store has kept up for
@@ -372,9 +372,10 @@ class StoreWriter:
                 if t.next is not None:
                     batch, encoded, t.next, t.following = t.next, t.following, None, None
                     continue
-                due = self._due(t, self._clock())
+                now = self._clock()
+                due = self._due(t, now)
                 if not due and name == MESSAGES and self._kept_up_since is None:
-                    self._kept_up_since = self._clock()
+                    self._kept_up_since = now
                 if not due or self.degraded or self._closing:
                     return
                 batch = self._take(name, t)
