@@ -134,49 +134,62 @@ def _arrow_type(type_name: str) -> tuple[Any, Any, bool]:
     return arrow, arrow, nullable
 
 
-def _arrow_body(type_names: Sequence[str], column_names: Sequence[str], data: Sequence[Sequence[Any]],
-                between: Callable[[], object] | None) -> bytes | None:
-    """A messages batch as an Arrow IPC stream, or None when a value does not convert (a
-    datetime or an ISO string for a time, None in a column that is not Nullable): the caller
-    then encodes the batch as Native, which converts what it can and raises for the rest, as
+def _arrow_table(type_names: Sequence[str], column_names: Sequence[str], data: Sequence[Sequence[Any]],
+                 between: Callable[[], object] | None) -> Any | None:
+    """A messages batch as an Arrow table, or None when a value does not convert (a datetime
+    or an ISO string for a time, None in a column that is not Nullable): the caller then
+    encodes the batch as Native, which converts what it can and raises for the rest, as
     before. Only for messages, the table with nearly all the rows, whose values the row
     builders make as ints and strs (`collector.rows`; pyarrow would take a float for an int).
 
-    Why: the body is encoded holding the GIL, which the line path needs too, and
+    Why: converting Python values holds the GIL, which the line path needs too, and
     clickhouse-connect's Native encoder took 2.2-2.4 µs a row, pyarrow 1.4-1.5
-    (bench/README.md). pyarrow is loaded by chdb already."""
+    (bench/README.md). pyarrow is loaded by chdb already. Writing the table as a stream is
+    left to `_arrow_stream`, which lets go of the GIL."""
     import pyarrow as pa
 
     types = [_arrow_type(name) for name in type_names]
     arrow_schema = pa.schema([pa.field(name, target, nullable=nullable)
                               for name, (_, target, nullable) in zip(column_names, types, strict=True)])
-    sink = pa.BufferOutputStream()
+    batches = []
     try:
-        with pa.ipc.new_stream(sink, arrow_schema) as stream:
-            for start in range(0, len(data[0]), ARROW_BLOCK_ROWS):
-                arrays = []
-                for values, (source, target, nullable) in zip(data, types, strict=True):
-                    array = pa.array(values[start:start + ARROW_BLOCK_ROWS], type=source)
-                    if array.null_count and not nullable:
-                        return None
-                    arrays.append(array if source == target else array.view(target))
-                    if between is not None:
-                        between()
-                stream.write_batch(pa.record_batch(arrays, schema=arrow_schema))
+        for start in range(0, len(data[0]), ARROW_BLOCK_ROWS):
+            arrays = []
+            for values, (source, target, nullable) in zip(data, types, strict=True):
+                array = pa.array(values[start:start + ARROW_BLOCK_ROWS], type=source)
+                if array.null_count and not nullable:
+                    return None
+                arrays.append(array if source == target else array.view(target))
+                if between is not None:
+                    between()
+            batches.append(pa.record_batch(arrays, schema=arrow_schema))
     except _ARROW_ERRORS:
         return None
-    return sink.getvalue().to_pybytes()
+    return pa.Table.from_batches(batches, schema=arrow_schema)
+
+
+def _arrow_stream(table: Any) -> memoryview:
+    """An Arrow table as the ArrowStream body an embedded store inserts, without a copy:
+    pyarrow writes it without the GIL, so on the store's thread it costs the event loop nothing
+    (written on that thread, with the copy into bytes, it was 150-330 ns of the 2 µs a row
+    that a batch's encoding held the loop for)."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return memoryview(sink.getvalue())
 
 
 def arrow_messages(data: Sequence[Sequence[Any]], columns: Sequence[str] = MESSAGE_COLUMNS,
-                   between: Callable[[], object] | None = None) -> bytes | None:
-    """A messages batch by column as the Arrow body an embedded store inserts (`Store.insert`'s
+                   between: Callable[[], object] | None = None) -> Any | None:
+    """A messages batch by column as the Arrow table an embedded store inserts (`Store.insert`'s
     `arrow`), or None when a value does not convert (the store then encodes the batch as
     Native). It touches no store, so any thread may build it: the service's writer builds the
     next batch's on the event loop's thread while the store's thread inserts the one before,
     and has `between` called after each column."""
     known = dict(schema.MESSAGE_COLUMNS)
-    return _arrow_body([known[c] for c in columns], columns, data, between)
+    return _arrow_table([known[c] for c in columns], columns, data, between)
 
 
 # --- timeline cursor -----------------------------------------------------------------------
@@ -410,13 +423,13 @@ class Store:
     # -- writing --
 
     def insert(self, table: str, data: Sequence[Sequence[Any]], columns: Sequence[str], dedup_token: str, *,
-               column_oriented: bool = False, arrow: bytes | None = None) -> int:
+               column_oriented: bool = False, arrow: Any | None = None) -> int:
         """Insert one batch into a data table; returns the number of rows sent.
 
         `data` holds rows in the order of `columns`, or with `column_oriented` one sequence of
         values per column (what the service's writer keeps). A batch sent again with the same
         non-empty `dedup_token` (a retry, a spool replay) is not stored twice; use a new token
-        for new data. `arrow`: the body `arrow_messages(data, columns)` gave, built beforehand
+        for new data. `arrow`: the table `arrow_messages(data, columns)` gave, built beforehand
         (an embedded store's messages by column; otherwise it is not used).
         """
         self._check()
@@ -458,9 +471,12 @@ class Store:
             context.req_block_size = INSERT_BLOCK_ROWS
             try:
                 if self._target.kind == "embedded":
-                    body = None if table != MESSAGES else arrow or _arrow_body(type_names, columns, data, None)
-                    fmt = "ArrowStream"
-                    if body is None:
+                    if table == MESSAGES and arrow is None:
+                        arrow = _arrow_table(type_names, columns, data, None)
+                    body: bytes | memoryview
+                    if table == MESSAGES and arrow is not None:
+                        body, fmt = _arrow_stream(arrow), "ArrowStream"
+                    else:
                         context.data = data
                         body, fmt = _native_body(context), "Native"
                     self._client.raw_insert(context.table, context.column_names, insert_block=body,

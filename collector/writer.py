@@ -33,7 +33,7 @@ that do not fit the table, e.g. spooled before a schema change) is set aside in 
 Spool I/O runs on its own thread (never the event loop, never the store's thread, which may
 be stuck on a store that does not answer).
 
-An embedded store's messages batch is encoded (its columns joined, its Arrow body built) on
+An embedded store's messages batch is encoded (its columns joined and converted to Arrow) on
 the event loop's thread when it is taken, and while the store's thread inserts a batch, a full
 batch waiting behind it is taken and encoded: the engine's part of an insert, which lets go of
 the GIL, then runs beside the next batch's encoding instead of before it. Not on a thread of
@@ -41,7 +41,8 @@ its own: the encoding holds the GIL, and a thread that wants it takes it at ever
 of the event loop's thread (each read, each poll) and keeps it for up to a switch interval. In
 line with the loop, the loop's thread blocked a third as often in a burst, and bursts were
 stored as fast or faster, with a shorter queue under load (bench/README.md). The encoding
-calls `between` after each column: the service reads its UDP sockets there.
+calls `between` after each column: the service reads its UDP sockets there. The store's
+thread writes the Arrow stream the engine reads, which pyarrow does without the GIL.
 
 That full batch behind an insert means the store is behind: an embedded engine's background
 merges of `messages` are then held (`Store.hold_merges`) until the store has kept up for
@@ -120,8 +121,8 @@ class _Batch:
         return [row for segment in self.data for row in zip(*segment, strict=True)]
 
 
-Encoded = tuple[list[list[Any]], bytes | None]
-"""A messages batch made ready for an embedded store: its columns joined, and its Arrow body."""
+Encoded = tuple[list[list[Any]], Any | None]
+"""A messages batch made ready for an embedded store: its columns joined, and its Arrow table."""
 
 
 def _joined(batch: _Batch, between: Callable[[], object] | None = None) -> list[list[Any]]:
@@ -151,8 +152,8 @@ def _insert(store: Store, batch: _Batch, columns: Sequence[str], encoded: Encode
     (unless `encoded` did) keeps that work off the event loop."""
     if not batch.by_column:
         return store.insert(batch.table, batch.data, columns, batch.token)
-    joined, body = encoded or (_joined(batch), None)
-    return store.insert(batch.table, joined, columns, batch.token, column_oriented=True, arrow=body)
+    joined, table = encoded or (_joined(batch), None)
+    return store.insert(batch.table, joined, columns, batch.token, column_oriented=True, arrow=table)
 
 
 class StoreWriter:

@@ -796,7 +796,7 @@ def test_arrow_and_native_store_the_same_rows(store: Any, store_admin: Any, stor
     as_native = list(columns)
     as_native[1] = (2,) * len(texts)
     store.insert("messages", as_arrow, MESSAGE_COLUMNS, "arrow", column_oriented=True)
-    monkeypatch.setattr(store_module, "_arrow_body", lambda *args: None)
+    monkeypatch.setattr(store_module, "_arrow_table", lambda *args: None)
     store.insert("messages", as_native, MESSAGE_COLUMNS, "native", column_oriented=True)
 
     def read(ident: int) -> bytes:
