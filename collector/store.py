@@ -169,10 +169,10 @@ def _arrow_table(type_names: Sequence[str], column_names: Sequence[str], data: S
 
 
 def _arrow_stream(table: Any) -> memoryview:
-    """An Arrow table as the ArrowStream body an embedded store inserts, without a copy:
-    pyarrow writes it without the GIL, so on the store's thread it costs the event loop nothing
-    (written on that thread, with the copy into bytes, it was 150-330 ns of the 2 µs a row
-    that a batch's encoding held the loop for)."""
+    """An Arrow table as the ArrowStream body an embedded store inserts, without a copy into
+    bytes. pyarrow writes it without the GIL, so on the store's thread it costs the event loop
+    nothing; on the loop's thread, the write and the copy took 160-330 ns of the 2 µs a row for
+    which a batch's encoding held the loop (bench/README.md)."""
     import pyarrow as pa
 
     sink = pa.BufferOutputStream()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from collector import store as store_module
 from collector import writer as writer_module
 from collector.metrics import ServiceMetrics
 from collector.rows import line_rows
@@ -115,18 +116,26 @@ def test_a_burst_is_encoded_beside_the_inserts_and_stored_once_in_order(
     """Five full batches at once: every messages batch is encoded on the event loop's thread
     (the GIL's other users would take it at every system call of that thread), each after the
     first while the store's thread inserts the one before, with `between` (the service's UDP
-    reads) called after each column joined and each converted; and the store gets every row
+    reads) called after each column joined and each converted; the Arrow stream, which pyarrow
+    writes without the GIL, is written on the store's thread; and the store gets every row
     once, in order."""
     threads: list[str] = []
     beside: list[bool] = []  # whether an insert was in flight as each batch was encoded
     encode = writer_module.arrow_messages
+    stream = store_module._arrow_stream
+    streamed: list[str] = []
 
     def recorded(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
         beside.append(writer._tables[MESSAGES].sending is not None)
         return encode(*args)
 
+    def written(table: Any) -> memoryview:
+        streamed.append(threading.current_thread().name)
+        return stream(table)
+
     monkeypatch.setattr(writer_module, "arrow_messages", recorded)
+    monkeypatch.setattr(store_module, "_arrow_stream", written)
     registry = CollectorRegistry()
     between: list[str] = []
     writer = StoreWriter(COLUMNS, store_thread, store.obj, _no_reopen, Spool(str(tmp_path / "spool"), 2**20),
@@ -147,6 +156,7 @@ def test_a_burst_is_encoded_beside_the_inserts_and_stored_once_in_order(
     assert threads == [threading.main_thread().name] * 5
     assert beside == [False, True, True, True, True]
     assert between == [threading.main_thread().name] * (5 * 2 * len(COLUMNS[MESSAGES]))
+    assert streamed == [store_thread.submit(lambda: threading.current_thread().name).result()] * 5
 
 
 class _FailsFirst:
