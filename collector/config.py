@@ -119,8 +119,6 @@ _TOML_POSITION = re.compile(r"(?s)(.*) \(at (?:line (\d+), column (\d+)|end of d
 _DURATION_EXPECTED = 'expected a duration (seconds or "5m")'
 
 
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     """How long (in seconds) a pair may sit in a condition before pairwatch reports it."""

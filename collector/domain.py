@@ -19,7 +19,6 @@ TRANSPORTS = (*LISTENER_TRANSPORTS, "file")
 """A stored line's `transport`: a listener's kind, or `file` for what `ingest` read."""
 
 
-
 class PoolCounts(NamedTuple):
     """A failover pool's leases as its last balancing line gave them (`dhcp_pool_leases`'s
     `kind` label, in this order): all, free for the primary, free for the secondary."""
@@ -37,7 +36,6 @@ class PoolCounts(NamedTuple):
     def one_share_empty(self) -> bool:
         """Nothing left in one server's share."""
         return self.total > 0 and 0 in (self.free, self.backup)
-
 
 
 def host_key(name: str, strip_domain: bool) -> str:

@@ -60,7 +60,6 @@ _Held = tuple[float, int, Event, str, float]
 """A line held for the next replay: (event time, feed order, event, line, arrival)."""
 
 
-
 def line_event(host: str | None, program: str | None, pid: int | None, code: int, refused: str | None) -> Event:
     """The event of a line kept by its values (`LINE_KINDS[code]`): what the correlator reads of it."""
     cls = LINE_KINDS[code]

@@ -29,8 +29,6 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached or written now; retrying later may succeed."""
 
 
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

@@ -297,8 +297,6 @@ class FastPath:
         return _remember(self._kea_ids, msgid, rule)
 
 
-
-
 _LEASE_KINDS: Final[dict[str, type[Lease]]] = {cls.kind: cls for cls in _LINE_LEASES}  # type: ignore[misc]
 
 

@@ -464,7 +464,6 @@ def test_check_config_missing_file_exits_2_naming_it(tmp_path, capsys):
     assert capsys.readouterr().err == f"pairwatch check-config: {path}: cannot read: No such file or directory\n"
 
 
-
 @pytest.mark.parametrize("limit, queue_size, memory_rows", [
     ('"1GiB"', 100_000, 200_000), ('"512MiB"', 50_000, 100_000), ('"4GiB"', 400_000, 800_000),
 ])

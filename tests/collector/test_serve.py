@@ -519,7 +519,6 @@ def test_tcp_listener_on_ipv6_loopback() -> None:
     assert item.transport == "tcp" and item.sender.startswith("[::1]:")
 
 
-
 @pytest.mark.integration
 def test_serve_with_tls_and_an_allowlist_from_the_config(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A TLS listener (--tls) with the certificate from the config file, and serve.allow: a

@@ -277,7 +277,6 @@ def test_pair_link_survives_a_reload(fed: Fed, browser: Any) -> None:
     assert abs((until - since) - 7 * 86400) < 1
 
 
-
 @pytest.mark.integration
 @pytest.mark.parametrize("query", [
     "/api/v1/states",  # no pair

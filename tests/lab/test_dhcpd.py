@@ -325,7 +325,6 @@ def test_split_brain_during_partition(
     capture("dhcpd-split-brain", pw, pair.syslogs)
 
 
-
 def test_both_lease_files_wiped(
     pairwatch_service: Callable[..., Pairwatch], dhcpd_pair: Callable[..., DhcpdPair], clients: Clients
 ) -> None:
