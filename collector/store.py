@@ -152,11 +152,15 @@ def _arrow_table(type_names: Sequence[str], column_names: Sequence[str], data: S
     arrow_schema = pa.schema([pa.field(name, target, nullable=nullable)
                               for name, (_, target, nullable) in zip(column_names, types, strict=True)])
     batches = []
+    size = len(data[0])
     try:
-        for start in range(0, len(data[0]), ARROW_BLOCK_ROWS):
+        for start in range(0, size, ARROW_BLOCK_ROWS):
             arrays = []
             for values, (source, target, nullable) in zip(data, types, strict=True):
-                array = pa.array(values[start:start + ARROW_BLOCK_ROWS], type=source)
+                # (a batch of one block is converted from its columns as they are: a slice
+                # copies every reference, 6 ns a value, a tenth of the conversion)
+                block = values if size <= ARROW_BLOCK_ROWS else values[start:start + ARROW_BLOCK_ROWS]
+                array = pa.array(block, type=source)
                 if array.null_count and not nullable:
                     return None
                 arrays.append(array if source == target else array.view(target))

@@ -732,17 +732,20 @@ def test_a_batch_goes_as_arrow_in_blocks_and_a_retry_of_it_is_stored_once(
     store: Any, store_admin: Any, store_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The embedded store sends a batch as Arrow record batches: no column is converted in one
-    piece longer than a block (each conversion holds the GIL), and the whole batch retried with
-    its token is still stored once."""
+    piece longer than a block (each conversion holds the GIL), a batch of one block is converted
+    from its columns as they are (no copy), and the whole batch retried with its token is still
+    stored once."""
     import pyarrow as pa
 
     from collector import store as store_module
 
     lengths: list[int] = []
+    given: list[Any] = []
     array = pa.array
 
     def counted(values: Any, *args: Any, **kwargs: Any) -> Any:
         lengths.append(len(values))
+        given.append(values)
         return array(values, *args, **kwargs)
 
     monkeypatch.setattr(pa, "array", counted)
@@ -755,6 +758,11 @@ def test_a_batch_goes_as_arrow_in_blocks_and_a_retry_of_it_is_stored_once(
     assert count(store_admin, store_database, "messages") == n
     store.insert("messages", columns, MESSAGE_COLUMNS, "big-2", column_oriented=True)
     assert count(store_admin, store_database, "messages") == 2 * n
+    given.clear()
+    small = [list(column) for column in _message_columns(800)]  # (lists, as the writer joins them)
+    store.insert("messages", small, MESSAGE_COLUMNS, "small-1", column_oriented=True)
+    assert [id(values) for values in given] == [id(column) for column in small]
+    assert count(store_admin, store_database, "messages") == 2 * n + 800
 
 
 def test_a_batch_arrow_cannot_take_goes_as_native_in_blocks(
