@@ -475,10 +475,12 @@ class Store:
             context.req_block_size = INSERT_BLOCK_ROWS
             try:
                 if self._target.kind == "embedded":
-                    if table == MESSAGES and arrow is None:
+                    if table != MESSAGES:
+                        arrow = None  # (only messages go as Arrow)
+                    elif arrow is None:
                         arrow = _arrow_table(type_names, columns, data, None)
                     body: bytes | memoryview
-                    if table == MESSAGES and arrow is not None:
+                    if arrow is not None:
                         body, fmt = _arrow_stream(arrow), "ArrowStream"
                     else:
                         context.data = data

@@ -152,8 +152,8 @@ def _insert(store: Store, batch: _Batch, columns: Sequence[str], encoded: Encode
     (unless `encoded` did) keeps that work off the event loop."""
     if not batch.by_column:
         return store.insert(batch.table, batch.data, columns, batch.token)
-    joined, table = encoded or (_joined(batch), None)
-    return store.insert(batch.table, joined, columns, batch.token, column_oriented=True, arrow=table)
+    joined, arrow = encoded or (_joined(batch), None)
+    return store.insert(batch.table, joined, columns, batch.token, column_oriented=True, arrow=arrow)
 
 
 class StoreWriter:
