@@ -149,7 +149,8 @@ class _Activity:
     pools_empty_since: float | None = None  # a pool with nothing left for anyone
     share_empty_since: float | None = None  # a pool with one side's share at zero
     ha_name: str | None = None
-    process: tuple[str | None, int] | None = None  # (program, PID) of its last server line that carried one
+    program: str | None = None  # the program and PID of its last server line that carried a PID
+    pid: int | None = None
     pairs: list[_Pair] = field(default_factory=list)  # every pair the host is in
 
 
@@ -289,7 +290,7 @@ class Correlator:
         if activity.last_seen is None or now > activity.last_seen:
             activity.last_seen = now
             activity.last_line = line
-        if pid is not None and code not in _PID_BLIND and activity.process != (program, pid):
+        if pid is not None and code not in _PID_BLIND and (pid != activity.pid or program != activity.program):
             self._process(activity.host, activity, program, pid, now, line, out)
         answered = False
         if code < 0:
@@ -335,11 +336,10 @@ class Correlator:
     def _process(self, host: str, activity: _Activity, program: str | None, pid: int, now: float, line: str,
                  out: list[Change]) -> None:
         """A server line's (program, PID): another PID of the same program is a restart."""
-        process = (program, pid)
-        if activity.process != process:
-            if activity.process is not None and activity.process[0] == program:
+        if pid != activity.pid or program != activity.program:
+            if activity.pid is not None and activity.program == program:
                 self._started(host, activity, now, line, out)  # a new process: the server restarted
-            activity.process = process
+            activity.program, activity.pid = program, pid
 
     def lateness(self, host_name: str | None, now: float) -> float | None:
         """How far (seconds) a line of `host_name` at `now` lies behind the newest line of the
