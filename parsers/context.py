@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from parsers.dhcpd import is_parse_error
 from parsers.dispatch import classify, is_bare_repeat
-from parsers.events import DhcpdOther, Event, SyslogOther
+from parsers.events import DhcpdOther, Event, Record, SyslogOther
 from parsers.fast import FastLine, FastPath
 from parsers.syslog import DEFAULT_OPTIONS, HeaderDecoder, ParseOptions
 
@@ -48,8 +48,8 @@ class LineParser:
         """The fast path's values (`parsers.fast.FIELDS`) when it takes the line, else the
         event `parse` makes of it; the same meaning either way."""
         values = self._fast(text)
-        if values is None:
-            return self.parse(text)
+        if not isinstance(values, tuple):  # None, or a dhcpd line's header for the full parser
+            return self.parse(text, values)
         sender = (values[1], values[2])
         due = self._source_line_due
         if due:
@@ -66,8 +66,10 @@ class LineParser:
     def _previous(self, kept: Event | str) -> Event:
         return kept if isinstance(kept, Event) else classify(self._decode(kept))
 
-    def parse(self, text: str) -> Event:
-        event = classify(self._decode(text))
+    def parse(self, text: str, record: Record | None = None) -> Event:
+        """The event of a line; `record`: its header as `HeaderDecoder.decode` gives it, when
+        the fast path read it already."""
+        event = classify(self._decode(text) if record is None else record)
         record = event.record
         sender = (record.host, record.program)
         if event.repeated is not None and is_bare_repeat(record.message):

@@ -16,8 +16,9 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from parsers import Event, LineParser, ParseOptions, parse_line
-from parsers.events import Lease
+from parsers.events import Lease, Record
 from parsers.fast import FIELDS, FastLine, FastPath, event_of
+from parsers.syslog import HeaderDecoder
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -53,6 +54,13 @@ def differences(fast: FastLine, event: Event) -> dict[str, tuple[object, object]
     return out
 
 
+def assert_header_handed_over(line: str, options: ParseOptions) -> None:
+    """A line the fast path leaves to the full parser: when it hands over the header it
+    read (a dhcpd line of another shape), the header is the full parser's exactly."""
+    got = FastPath(options).match(line)
+    assert got is None or got == HeaderDecoder(options).decode(line), line
+
+
 def check_stream(lines: list[str], options: ParseOptions = OPTIONS) -> int:
     """Compare `LineParser.read` (fast path first) with `LineParser.parse` over a stream, each
     with its own stream context; the number of lines the fast path took."""
@@ -63,6 +71,7 @@ def check_stream(lines: list[str], options: ParseOptions = OPTIONS) -> int:
         got = reader.read(line)
         if isinstance(got, Event):
             assert got == event, line
+            assert_header_handed_over(line, options)
             continue
         taken += 1
         assert not differences(got, event), (line, differences(got, event))
@@ -249,8 +258,10 @@ _ZONES = st.sampled_from([ParseOptions(reference=REFERENCE), ParseOptions(refere
 @example("<30>Mar  3 08:00:00 dhcp1 dhcpd[9999999999]: DHCPDISCOVER from 00:00:5e:00:53:2c via ens3", OPTIONS)
 def test_generated_lines_agree(line: str, options: ParseOptions) -> None:
     values = FastPath(options).match(line)
-    event("fast: " + (values[9] if values is not None else "none"))
-    if values is not None:
+    event("fast: " + ("none" if values is None else "header" if isinstance(values, Record) else values[9]))
+    if isinstance(values, Record):
+        assert values == HeaderDecoder(options).decode(line)
+    elif values is not None:
         full = parse_line(line, options)
         assert not differences(values, full), differences(values, full)
 
@@ -260,4 +271,31 @@ def test_generated_lines_agree(line: str, options: ParseOptions) -> None:
 def test_an_inform_its_ack_and_a_nak_take_the_fast_path(body: str) -> None:
     line = f"<30>Mar  3 08:00:00 dhcp1 dhcpd[12]: {body}"
     values = FastPath(OPTIONS).match(line)
-    assert values is not None and not differences(values, parse_line(line, OPTIONS))
+    assert isinstance(values, tuple) and not differences(values, parse_line(line, OPTIONS))
+
+
+_HEADERS = ["<30>Mar  3 08:00:00 dhcp1 dhcpd[12]: ", "<30>2025-03-03T08:00:00.25+01:00 dhcp1 dhcpd: ",
+            "<30>1 2025-03-03T08:00:00.5Z dhcp1 dhcpd 12 - -  "]
+
+
+@pytest.mark.parametrize("header", _HEADERS)
+@pytest.mark.parametrize("body", [
+    "balancing pool 55d2b2fa1b60 198.18.7.0/24  total 200  free 94  backup 106  lts 6  max-own (+/-)20",
+    "failover peer failover-1: I move from communications-interrupted to normal",
+    "DHCPDISCOVER from 00:00:5e:00:53:2c via ens3: network 198.18.7.0/24: no free leases",
+    "DHCPINFORM from 198.18.0.7 via eth0 last message repeated",
+    "last message repeated 3 times",
+])
+def test_a_dhcpd_line_of_another_shape_hands_its_header_to_the_full_parser(header: str, body: str) -> None:
+    """The full parser does not read the header of a dhcpd line again when the fast path read
+    it: it gets the header as a `Record`, the one it would have decoded itself."""
+    line = header + body
+    got = FastPath(OPTIONS).match(line)
+    assert isinstance(got, Record) and got == HeaderDecoder(OPTIONS).decode(line)
+    assert check_stream([line]) == 0
+
+
+def test_a_solaris_id_is_left_to_the_full_parser() -> None:
+    line = "<30>Mar  3 08:00:00 dhcp1 dhcpd: [ID 702911 daemon.info] balancing pool 55d2b2fa1b60 198.18.7.0/24"
+    assert FastPath(OPTIONS).match(line) is None
+    assert check_stream([line]) == 0
