@@ -170,7 +170,7 @@ class FastPath:
             return None
         start = m.end()
         facility, severity = _PRIORITIES.get(pri) or _priority(pri)
-        # the body first: the time is converted only for a line the fast path takes
+        # the body first: the time is converted only for a line the fast path takes or hands over
         msgid = ip = mac = name = via = server_id = refused = detail = None
         if family == _DHCPD_SENDER:
             shape = _DHCPD.get(text[start + 6:start + 7])
@@ -178,7 +178,7 @@ class FastPath:
             if shape is not None:
                 pattern, kind = shape
                 body = pattern.match(text, start)
-            if body is None:  # an INFORM, its ACK, a NAK: their own rules, so the fields are the full parser's
+            if body is None:  # an INFORM, its ACK, a NAK by `parse_dhcpd`'s rules; any other body is the full parser's
                 message = text[start:]
                 lease = None
                 if text[start:start + 7] in _DHCPD_RARER and "repeated" not in text:
