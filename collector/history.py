@@ -77,8 +77,9 @@ class _Journal:
     and its young collections, walking them, stopped the service while a state change waited
     on its way to /metrics. One list rather than a list per field: the lean line path appends
     a line with one `extend` (`History.feed_line`); ten appends took 2.4 % more of a line's
-    instructions (52,718 against 51,466 under cachegrind). Of a lease or unrecognised line (nearly all of them) only what the correlator
-    reads is kept: host, program, PID, kind, refusal; other events are kept whole (else None)."""
+    instructions (52,718 against 51,466 under cachegrind). Of a lease or unrecognised line
+    (nearly all of them) only what the correlator reads is kept: host, program, PID, kind,
+    refusal; other events are kept whole (else None)."""
 
     __slots__ = ("base", "rows")
 
