@@ -66,10 +66,10 @@ class LineParser:
     def _previous(self, kept: Event | str) -> Event:
         return kept if isinstance(kept, Event) else classify(self._decode(kept))
 
-    def parse(self, text: str, record: Record | None = None) -> Event:
-        """The event of a line; `record`: its header as `HeaderDecoder.decode` gives it, when
+    def parse(self, text: str, header: Record | None = None) -> Event:
+        """The event of a line; `header`: its header as `HeaderDecoder.decode` gives it, when
         the fast path read it already."""
-        event = classify(self._decode(text) if record is None else record)
+        event = classify(self._decode(text) if header is None else header)
         record = event.record
         sender = (record.host, record.program)
         if event.repeated is not None and is_bare_repeat(record.message):
