@@ -335,11 +335,11 @@ class Correlator:
 
     def _process(self, host: str, activity: _Activity, program: str | None, pid: int, now: float, line: str,
                  out: list[Change]) -> None:
-        """A server line's (program, PID): another PID of the same program is a restart."""
-        if pid != activity.pid or program != activity.program:
-            if activity.pid is not None and activity.program == program:
-                self._started(host, activity, now, line, out)  # a new process: the server restarted
-            activity.program, activity.pid = program, pid
+        """A server line's (program, PID) other than the host's last (`feed_line` compares them):
+        another PID of the same program is a restart."""
+        if activity.pid is not None and activity.program == program:
+            self._started(host, activity, now, line, out)  # a new process: the server restarted
+        activity.program, activity.pid = program, pid
 
     def lateness(self, host_name: str | None, now: float) -> float | None:
         """How far (seconds) a line of `host_name` at `now` lies behind the newest line of the
