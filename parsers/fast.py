@@ -243,8 +243,7 @@ class FastPath:
             if fraction and ts_us is not None:
                 ts_us += int(fraction) * _SCALE[len(fraction)]
         if not kind:
-            return Record(None if ts_us is None else _EPOCH + timedelta(microseconds=ts_us), host, program, pid,
-                          facility, severity, None, None, message)
+            return Record(_instant(ts_us), host, program, pid, facility, severity, None, None, message)
         return (ts_us, host, program, pid, facility, severity, msgid, None, message,
                 kind, ip, mac, name, via, server_id, refused, detail)
 
@@ -307,6 +306,11 @@ class FastPath:
         return _remember(self._kea_ids, msgid, rule)
 
 
+def _instant(ts_us: int | None) -> datetime | None:
+    """A time in microseconds as the full parser's header gives it (aware, UTC)."""
+    return None if ts_us is None else _EPOCH + timedelta(microseconds=ts_us)
+
+
 _LEASE_KINDS: Final[dict[str, type[Lease]]] = {cls.kind: cls for cls in _LINE_LEASES}  # type: ignore[misc]
 
 
@@ -315,8 +319,7 @@ def event_of(values: FastLine) -> Event:
     correlator and the tally)."""
     (ts_us, host, program, pid, facility, severity, msgid, structured_data, message, kind,
      ip, mac, client_name, via, server_id, refused, detail) = values
-    ts = None if ts_us is None else _EPOCH + timedelta(microseconds=ts_us)
-    record = Record(ts, host, program, pid, facility, severity, msgid, structured_data, message)
+    record = Record(_instant(ts_us), host, program, pid, facility, severity, msgid, structured_data, message)
     cls = _LEASE_KINDS.get(kind)
     if cls is not None:
         return Event(record, cls(ip=ip, mac=mac, client_name=client_name, via=via, server_id=server_id,
